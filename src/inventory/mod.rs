@@ -1,0 +1,12 @@
+//! The inventory: model, loading from YAML, validation, and secret resolution.
+
+mod diagnostic;
+pub mod load;
+pub mod model;
+pub mod secrets;
+pub mod validate;
+
+pub use diagnostic::{Diagnostic, Severity};
+pub use load::{Loaded, load};
+pub use model::*;
+pub use secrets::Secrets;

@@ -1,0 +1,269 @@
+//! The inventory: the user's description of a cluster. Plain serde types; every rule that
+//! spans fields lives in `validate.rs`, YAML handling in `load.rs`.
+
+use crate::secret::SecretSource;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    pub cluster: Cluster,
+    #[serde(default)]
+    pub ssh: SshSettings,
+    pub cookie: SecretSource,
+    /// Directory whose `*.tera` files override the built-in templates by name.
+    #[serde(default)]
+    pub templates: Option<PathBuf>,
+    pub rabbitmq: RabbitMq,
+    #[serde(default)]
+    pub loadbalancer: Option<LoadBalancer>,
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub name: String,
+}
+
+/// SSH settings; `ssh:` at the top gives defaults, `nodes[].ssh` overrides per host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshSettings {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    /// Seconds.
+    pub connect_timeout: Option<u64>,
+    /// Seconds.
+    pub command_timeout: Option<u64>,
+    /// Seconds between keepalive probes.
+    pub keepalive: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RabbitMq {
+    #[serde(default = "default_rabbitmq_packages")]
+    pub packages: Vec<String>,
+    pub seed: String,
+    #[serde(default = "default_amqp_port")]
+    pub amqp_port: u16,
+    #[serde(default = "default_management_port")]
+    pub management_port: u16,
+    /// `pause_minority`, `autoheal` or `ignore`; unset means pause_minority for 3+ nodes.
+    #[serde(default)]
+    pub partition_handling: Option<PartitionHandling>,
+    #[serde(default = "default_plugins")]
+    pub plugins: Vec<String>,
+    #[serde(default = "default_vhosts")]
+    pub vhosts: Vec<String>,
+    #[serde(default)]
+    pub users: Vec<User>,
+    /// Keep the built-in `guest` user (removed by default).
+    #[serde(default)]
+    pub keep_guest: bool,
+    #[serde(default)]
+    pub policies: Vec<Policy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionHandling {
+    PauseMinority,
+    Autoheal,
+    Ignore,
+}
+
+impl PartitionHandling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionHandling::PauseMinority => "pause_minority",
+            PartitionHandling::Autoheal => "autoheal",
+            PartitionHandling::Ignore => "ignore",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    pub password: SecretSource,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permission {
+    #[serde(default = "default_vhost")]
+    pub vhost: String,
+    #[serde(default = "match_all")]
+    pub configure: String,
+    #[serde(default = "match_all")]
+    pub write: String,
+    #[serde(default = "match_all")]
+    pub read: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub name: String,
+    pub pattern: String,
+    #[serde(default = "default_vhost")]
+    pub vhost: String,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub apply_to: ApplyTo,
+    /// Policy definition, e.g. `{ha-mode: all, ha-sync-mode: automatic}`.
+    pub definition: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyTo {
+    #[default]
+    All,
+    Queues,
+    ClassicQueues,
+    QuorumQueues,
+    Streams,
+    Exchanges,
+}
+
+impl ApplyTo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyTo::All => "all",
+            ApplyTo::Queues => "queues",
+            ApplyTo::ClassicQueues => "classic_queues",
+            ApplyTo::QuorumQueues => "quorum_queues",
+            ApplyTo::Streams => "streams",
+            ApplyTo::Exchanges => "exchanges",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancer {
+    /// Virtual IP with prefix length, e.g. `10.0.0.100/24`.
+    pub vip: String,
+    /// Interface the VIP lives on, e.g. `eth0`.
+    pub interface: String,
+    pub virtual_router_id: u16,
+    pub auth_password: SecretSource,
+    #[serde(default = "default_amqp_port")]
+    pub amqp_port: u16,
+    #[serde(default = "default_management_port")]
+    pub management_port: u16,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stats {
+    #[serde(default = "default_stats_port")]
+    pub port: u16,
+    pub user: String,
+    pub password: SecretSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Rabbitmq,
+    Loadbalancer,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeType {
+    #[default]
+    Disc,
+    Ram,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Short host name; also the RabbitMQ node name `rabbit@<name>`.
+    pub name: String,
+    pub address: String,
+    pub roles: Vec<Role>,
+    /// RabbitMQ node type (RabbitMQ hosts only).
+    #[serde(default)]
+    pub node_type: NodeType,
+    /// Keepalived priority (load balancer hosts only); the highest is MASTER.
+    #[serde(default)]
+    pub priority: Option<u8>,
+    /// Set the host name to `name` when it differs, instead of failing.
+    #[serde(default)]
+    pub set_hostname: bool,
+    #[serde(default)]
+    pub ssh: SshSettings,
+}
+
+impl Node {
+    pub fn is_rabbitmq(&self) -> bool {
+        self.roles.contains(&Role::Rabbitmq)
+    }
+    pub fn is_loadbalancer(&self) -> bool {
+        self.roles.contains(&Role::Loadbalancer)
+    }
+}
+
+impl Inventory {
+    pub fn rabbitmq_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.is_rabbitmq())
+    }
+    pub fn loadbalancer_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.is_loadbalancer())
+    }
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+    /// Partition handling in force: explicit, else pause_minority from 3 nodes up.
+    pub fn partition_handling(&self) -> PartitionHandling {
+        self.rabbitmq.partition_handling.unwrap_or_else(|| {
+            if self.rabbitmq_nodes().count() >= 3 {
+                PartitionHandling::PauseMinority
+            } else {
+                PartitionHandling::Ignore
+            }
+        })
+    }
+}
+
+fn default_rabbitmq_packages() -> Vec<String> {
+    vec!["rabbitmq-server".into()]
+}
+fn default_amqp_port() -> u16 {
+    5672
+}
+fn default_management_port() -> u16 {
+    15672
+}
+fn default_stats_port() -> u16 {
+    8404
+}
+fn default_plugins() -> Vec<String> {
+    vec!["rabbitmq_management".into()]
+}
+fn default_vhosts() -> Vec<String> {
+    vec!["/".into()]
+}
+fn default_vhost() -> String {
+    "/".into()
+}
+fn match_all() -> String {
+    ".*".into()
+}

@@ -1,0 +1,17 @@
+use clap::Parser;
+use hactl::cli::{Cli, Command};
+use hactl::{commands, exit};
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Validate(a) => commands::validate::run(a),
+        Command::Render(a) => commands::render::run(a),
+        Command::Completions(a) => commands::completions::run(a),
+    };
+    if let Err(err) = result {
+        eprintln!("hactl: {err:#}");
+        std::process::exit(exit::code_for(&err));
+    }
+    std::process::exit(exit::OK);
+}
