@@ -23,6 +23,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Write, per host, exactly the config files `up` would install, without touching any host.
     Render(RenderArgs),
+    /// Converge every host to the inventory: packages, cookie, config, cluster, users,
+    /// policies, HAProxy and Keepalived. Safe to re-run: what is already right is left alone.
+    Up(UpArgs),
     /// Print a shell completion script to standard output.
     Completions(CompletionsArgs),
 }
@@ -76,4 +79,54 @@ pub struct RenderArgs {
 pub struct CompletionsArgs {
     /// The shell to generate for.
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Flags of every command that touches hosts.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Only read: print, per host and step, exactly what would change (file diffs, commands).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a machine-readable report of the run on standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// Show every remote command (secrets are never on command lines).
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// How many hosts to work on at once.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+    /// Learn the keys of hosts not yet in known_hosts (never accepts a changed key).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Reset a node that belongs to another cluster before joining it (its data is lost).
+    #[arg(long)]
+    pub force_reset: bool,
+    /// Directory of `*.tera` files overriding built-in templates by name.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+impl RunArgs {
+    pub fn options(&self) -> crate::runner::Options {
+        crate::runner::Options {
+            dry_run: self.dry_run,
+            verbose: self.verbose,
+            parallel: usize::from(self.parallel),
+            host_keys: if self.accept_new_host_keys {
+                crate::ssh::HostKeyPolicy::AcceptNew
+            } else {
+                crate::ssh::HostKeyPolicy::Strict
+            },
+            force_reset: self.force_reset,
+        }
+    }
 }

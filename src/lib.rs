@@ -3,5 +3,11 @@
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod host;
 pub mod inventory;
+pub mod render;
+pub mod report;
+pub mod runner;
 pub mod secret;
+pub mod ssh;
+pub mod steps;

@@ -7,6 +7,7 @@ fn main() {
     let result = match &cli.command {
         Command::Validate(a) => commands::validate::run(a),
         Command::Render(a) => commands::render::run(a),
+        Command::Up(a) => commands::up::run(a),
         Command::Completions(a) => commands::completions::run(a),
     };
     if let Err(err) = result {

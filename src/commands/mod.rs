@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod render;
+pub mod up;
 pub mod validate;
 
 use crate::exit::InvalidInput;
@@ -34,4 +35,30 @@ pub fn print_diagnostics(diags: &[Diagnostic]) {
     for d in diags {
         eprintln!("{d}");
     }
+}
+
+/// Prints the run's summary (and JSON when asked) and turns the outcome into the result.
+pub fn finish(
+    reporter: &crate::report::Reporter,
+    command: &str,
+    json: bool,
+    result: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    reporter.print_summary();
+    if json {
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(e) if crate::exit::code_for(e) == crate::exit::INVALID_INPUT => "invalid_input",
+            Err(_) => "failed",
+        };
+        println!("{}", reporter.json(command, outcome));
+    }
+    result.map_err(|e| {
+        let msg = reporter.redact(&format!("{e:#}"));
+        if crate::exit::code_for(&e) == crate::exit::INVALID_INPUT {
+            InvalidInput(msg).into()
+        } else {
+            anyhow::anyhow!(msg)
+        }
+    })
 }

@@ -2,7 +2,11 @@
 
 mod diagnostic;
 pub mod load;
+pub mod located;
 pub mod model;
+pub mod names;
+pub mod policy;
+pub mod schema;
 pub mod secrets;
 pub mod validate;
 

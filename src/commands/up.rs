@@ -1,0 +1,159 @@
+//! `hactl up`: converge every host to the inventory. Per-host work runs in parallel; joins
+//! run one node at a time; cluster-wide definitions go through the seed; finally exactly one
+//! load balancer must hold the VIP.
+
+use crate::cli::UpArgs;
+use crate::exit::InvalidInput;
+use crate::host::Host;
+use crate::inventory::Secrets;
+use crate::report::Reporter;
+use crate::runner::{self, Options};
+use crate::steps::{self, Ctx, cookie, definitions, facts, hosts_file, join, loadbalancer};
+use crate::steps::{packages, rabbitmq, vip};
+use anyhow::anyhow;
+use std::sync::Arc;
+
+pub fn run(args: &UpArgs) -> anyhow::Result<()> {
+    let loaded = super::load_inventory(&args.inventory.path())?;
+    let secrets = Secrets::resolve(&loaded).map_err(|diags| {
+        super::print_diagnostics(&diags);
+        InvalidInput(format!("{} secret(s) not available", diags.len()))
+    })?;
+    let opts = args.run.options();
+    let reporter = Arc::new(Reporter::new(
+        opts.verbose,
+        opts.dry_run,
+        runner::secret_values(&secrets),
+    ));
+    let ctx = runner::build_ctx(loaded, secrets, args.run.templates.as_deref(), &opts)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let result = rt.block_on(converge(Arc::new(ctx), reporter.clone(), &opts));
+    super::finish(&reporter, "up", args.run.json, result)
+}
+
+/// Brings every host of the inventory to its desired state.
+pub async fn converge(
+    ctx: Arc<Ctx>,
+    reporter: Arc<Reporter>,
+    opts: &Options,
+) -> anyhow::Result<()> {
+    let inv = &ctx.loaded.inventory;
+    let names: Vec<String> = inv.nodes.iter().map(|n| n.name.clone()).collect();
+    let hosts = runner::connect(inv, &names, &reporter, opts).await?;
+    let hosts = converge_hosts(&ctx, hosts, opts).await?;
+    cluster(&ctx, &hosts).await?;
+    load_balancers(&ctx, &hosts).await
+}
+
+/// Per-host steps on all `hosts` in parallel; fails after all finished if any failed.
+pub async fn converge_hosts(
+    ctx: &Arc<Ctx>,
+    hosts: Vec<Host>,
+    opts: &Options,
+) -> anyhow::Result<Vec<Host>> {
+    let results = runner::parallel(hosts, opts.parallel, |host| {
+        let ctx = ctx.clone();
+        async move { converge_host(&ctx, host).await }
+    })
+    .await;
+    let mut ok = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(h) => ok.push(h),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(ok)
+    } else {
+        Err(anyhow!("{}", errors.join("\n")))
+    }
+}
+
+async fn converge_host(ctx: &Ctx, mut host: Host) -> anyhow::Result<Host> {
+    let f = steps::step(&host, "facts", facts::gather(&host, ctx.dry_run)).await?;
+    host.facts = Some(f);
+    let h = &host;
+    steps::step(h, "hosts_file", hosts_file::ensure(ctx, h)).await?;
+    steps::step(h, "packages", packages::ensure(ctx, h)).await?;
+    if h.node.is_rabbitmq() {
+        let stopped = steps::step(h, "cookie", cookie::ensure(ctx, h)).await?;
+        let changed = steps::step(h, "rabbitmq_config", rabbitmq::config(ctx, h)).await?;
+        steps::step(
+            h,
+            "rabbitmq_service",
+            rabbitmq::service(ctx, h, changed, stopped),
+        )
+        .await?;
+    }
+    if h.node.is_loadbalancer() {
+        steps::step(h, "sysctl", loadbalancer::sysctl(ctx, h)).await?;
+        steps::step(h, "haproxy", loadbalancer::haproxy(ctx, h)).await?;
+        steps::step(h, "keepalived", loadbalancer::keepalived(ctx, h)).await?;
+    }
+    Ok(host)
+}
+
+/// Joins, one node at a time, then users, vhosts, permissions and policies on the seed.
+pub async fn cluster(ctx: &Ctx, hosts: &[Host]) -> anyhow::Result<()> {
+    let inv = &ctx.loaded.inventory;
+    let seed = hosts
+        .iter()
+        .find(|h| h.name() == inv.rabbitmq.seed)
+        .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
+    // Both reads cost an Erlang VM start on the seed: run them together.
+    let (seed_status, current_defs) = steps::step(seed, "cluster_status", async {
+        let (status, defs) = tokio::join!(join::status(seed), definitions::read(seed));
+        Ok(((status?, defs?), steps::Changes::none()))
+    })
+    .await?;
+    let mut joined = false;
+    for host in hosts
+        .iter()
+        .filter(|h| h.node.is_rabbitmq() && h.name() != seed.name())
+    {
+        joined |= steps::step(
+            host,
+            "join",
+            join::join(ctx, seed, seed_status.as_ref(), host),
+        )
+        .await?;
+    }
+    let status_before = if joined { None } else { seed_status.as_ref() };
+    steps::step(
+        seed,
+        "await_online",
+        join::await_online(ctx, seed, status_before),
+    )
+    .await?;
+    steps::step(
+        seed,
+        "definitions",
+        definitions::ensure(ctx, seed, current_defs),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Waits until exactly one load balancer holds the VIP.
+pub async fn load_balancers(ctx: &Ctx, hosts: &[Host]) -> anyhow::Result<()> {
+    let lbs: Vec<Host> = hosts
+        .iter()
+        .filter(|h| h.node.is_loadbalancer())
+        .cloned()
+        .collect();
+    if let Some(first) = lbs.first() {
+        steps::step(first, "vip", async {
+            let (holder, changes) = vip::wait_single_holder(ctx, &lbs).await?;
+            if !holder.is_empty() {
+                first
+                    .reporter
+                    .note(first.name(), &format!("vip: held by {holder}"));
+            }
+            Ok(((), changes))
+        })
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! A connected host: its node, its SSH connection, its facts, and the few remote operations
+//! every step uses.
+
+use crate::inventory::Node;
+use crate::report::Reporter;
+use crate::ssh::{Cmd, Connection, Output};
+use anyhow::{Context, anyhow};
+use std::sync::Arc;
+
+/// How services are managed on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitSystem {
+    Systemd,
+    /// `/usr/sbin/service` and /etc/init.d scripts (containers, hosts without systemd).
+    SysV,
+}
+
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub os_id: String,
+    pub os_version: String,
+    pub init: InitSystem,
+    pub hostname: String,
+}
+
+#[derive(Clone)]
+pub struct Host {
+    pub node: Node,
+    pub conn: Connection,
+    pub reporter: Arc<Reporter>,
+    pub facts: Option<Facts>,
+}
+
+/// Exit status `read_file` uses for "no such file".
+const MISSING: u32 = 3;
+
+impl Host {
+    pub fn name(&self) -> &str {
+        &self.node.name
+    }
+
+    pub fn facts(&self) -> &Facts {
+        self.facts.as_ref().expect("facts are gathered first")
+    }
+
+    /// Runs `cmd`; any exit status is returned, not an error.
+    pub async fn probe(&self, cmd: &Cmd) -> anyhow::Result<Output> {
+        self.reporter.command(self.name(), &cmd.to_string());
+        Ok(self.conn.run(cmd).await?)
+    }
+
+    /// Runs `cmd`; a non-zero exit is an error naming the host, the command, the status and
+    /// the tail of stderr.
+    pub async fn run(&self, cmd: &Cmd) -> anyhow::Result<Output> {
+        let out = self.probe(cmd).await?;
+        check(self.name(), cmd, out)
+    }
+
+    /// Runs `cmd` with `stdin` (for secrets: never on the command line).
+    pub async fn run_with_stdin(&self, cmd: &Cmd, stdin: &[u8]) -> anyhow::Result<Output> {
+        self.reporter.command(self.name(), &cmd.to_string());
+        let out = self.conn.run_with_stdin(cmd, stdin).await?;
+        check(self.name(), cmd, out)
+    }
+
+    /// The file's content, or None when it does not exist.
+    pub async fn read_file(&self, path: &str) -> anyhow::Result<Option<String>> {
+        let cmd = Cmd::sh(
+            "if [ -e \"$1\" ]; then cat -- \"$1\"; else exit 3; fi",
+            [path],
+        );
+        let out = self.probe(&cmd).await?;
+        match out.status {
+            0 => Ok(Some(out.stdout)),
+            MISSING => Ok(None),
+            _ => Err(anyhow!(
+                "{}: cannot read {path}: `{cmd}` exited {}: {}",
+                self.name(),
+                out.status,
+                tail(&out.stderr)
+            )),
+        }
+    }
+
+    /// Owner, group and mode (octal string) of a file, or None when it does not exist.
+    pub async fn stat(&self, path: &str) -> anyhow::Result<Option<(String, String, String)>> {
+        let cmd = Cmd::sh(
+            "if [ -e \"$1\" ]; then stat -c '%U %G %a' -- \"$1\"; else exit 3; fi",
+            [path],
+        );
+        let out = self.probe(&cmd).await?;
+        match out.status {
+            0 => {
+                let mut it = out.stdout.split_whitespace().map(str::to_string);
+                match (it.next(), it.next(), it.next()) {
+                    (Some(u), Some(g), Some(m)) => Ok(Some((u, g, m))),
+                    _ => Err(anyhow!(
+                        "{}: unexpected stat output for {path}",
+                        self.name()
+                    )),
+                }
+            }
+            MISSING => Ok(None),
+            _ => Err(anyhow!(
+                "{}: cannot stat {path}: {}",
+                self.name(),
+                tail(&out.stderr)
+            )),
+        }
+    }
+
+    /// Writes a file atomically with owner, group and mode.
+    pub async fn upload(
+        &self,
+        path: &str,
+        content: &[u8],
+        mode: u32,
+        owner: &str,
+        group: &str,
+    ) -> anyhow::Result<()> {
+        self.reporter.command(
+            self.name(),
+            &format!("upload {path} (mode {mode:o}, {owner}:{group})"),
+        );
+        self.conn
+            .upload(path, content, mode, owner, group)
+            .await
+            .with_context(|| format!("{}: cannot write {path}", self.name()))
+    }
+
+    /// Whether a process with exactly this name runs on the host.
+    pub async fn process_running(&self, name: &str) -> anyhow::Result<bool> {
+        let out = self.probe(&Cmd::new("pidof").arg(name)).await?;
+        Ok(out.status == 0)
+    }
+
+    /// Starts, stops, restarts or reloads a service through the host's init system.
+    pub async fn service(&self, name: &str, action: &str) -> anyhow::Result<Output> {
+        let cmd = match self.facts().init {
+            InitSystem::Systemd => Cmd::new("systemctl").arg(action).arg(name),
+            InitSystem::SysV => Cmd::new("service").arg(name).arg(action),
+        };
+        self.run(&cmd).await
+    }
+}
+
+fn check(host: &str, cmd: &Cmd, out: Output) -> anyhow::Result<Output> {
+    if out.status == 0 {
+        Ok(out)
+    } else {
+        Err(anyhow!(
+            "{host}: `{cmd}` exited {}: {}",
+            out.status,
+            tail(if out.stderr.trim().is_empty() {
+                &out.stdout
+            } else {
+                &out.stderr
+            })
+        ))
+    }
+}
+
+/// The last lines of a command's output, for error messages.
+pub fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    let start = lines.len().saturating_sub(12);
+    let t = lines[start..].join("\n");
+    if t.is_empty() {
+        "(no output)".into()
+    } else {
+        t
+    }
+}

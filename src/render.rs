@@ -1,0 +1,813 @@
+//! Config files from templates: the exact files `hactl up` installs and `hactl render` writes.
+//!
+//! Templates are tera 2 files embedded in the binary (`templates/*.tera`), registered under
+//! their file names. A user directory (`--templates DIR`, else the inventory's `templates:`)
+//! overrides them by file name. Autoescaping is off (these are config files, not HTML), and
+//! printing an undefined variable is an error that names the template, line and column.
+//!
+//! # The template contract
+//!
+//! Every template sees:
+//!
+//! | variable | what |
+//! |---|---|
+//! | `template` | the template's file name, e.g. `haproxy.cfg.tera` |
+//! | `cluster.name` | the inventory's `cluster.name` |
+//! | `host` | the host being rendered (a *node*, below) |
+//! | `nodes`, `rabbitmq_nodes`, `loadbalancer_nodes` | lists of nodes, in inventory order |
+//! | `rabbitmq` | `amqp_port`, `management_port`, `partition_handling` (e.g. `pause_minority`), `plugins` (list), `management_enabled` (a `*_management` plugin is enabled) |
+//! | `loadbalancer` | none without a `loadbalancer:` section; else `vip` (address only), `vip_prefix`, `vip_cidr` (`ADDR/PREFIX`), `vip_family` (`ipv4`/`ipv6`), `interface`, `virtual_router_id`, `amqp_port`, `management_port`, `stats_port`, `stats_user`, `master` (name of the MASTER node) |
+//! | `paths` | `haproxy_admin_socket`, `keepalived_state_file`, `keepalived_notify_log`, `check_haproxy_script`, `notify_script` |
+//! | `hosts_begin`, `hosts_end` | the marker lines of the `/etc/hosts` block |
+//!
+//! A node is `name`, `address`, `roles` (list of `rabbitmq`/`loadbalancer`), `is_rabbitmq`,
+//! `is_loadbalancer`, `node_type` (`disc`/`ram`), `priority` (none unless set),
+//! `rabbit_node` (`rabbit@NAME`).
+//!
+//! Secrets are given only to the template that needs them: `stats_password` to
+//! `haproxy.cfg.tera`; `vrrp_password` (its first 8 characters, all keepalived uses) and
+//! `vrrp` (`state` MASTER/BACKUP, `priority`, `instance`) to `keepalived.conf.tera`. The cookie
+//! is never rendered.
+//!
+//! Strictness is tera's: printing an undefined variable or field, or reading a field of an
+//! undefined value, is an error; `{% if x %}` on an undefined top-level `x` is simply false, and
+//! `x is defined` / `default(value=…)` are the deliberate escape hatches.
+//!
+//! Filters: `haproxy_escape` (backslash-escapes a word for haproxy.cfg), `erlang_atom` (an Erlang
+//! atom, quoted when needed).
+//!
+//! Files in the override directory must be `*.tera`; a name that is not a built-in template must
+//! start with `_` (a partial for `{% include %}`), so that a misspelt override is an error rather
+//! than silently ignored. Other files there are ignored.
+
+use crate::inventory::{Loaded, Node, NodeType, Role, Secrets};
+use anyhow::{Context as _, anyhow, bail};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use tera::{Context, Kwargs, State, Tera};
+
+/// Start of the marker line opening hactl's block in `/etc/hosts`. The rendered line is
+/// `HOSTS_BEGIN (cluster NAME)`: find a block by lines *starting* with these constants.
+pub const HOSTS_BEGIN: &str = "# BEGIN hactl managed block";
+/// Start of the marker line closing hactl's block in `/etc/hosts`.
+pub const HOSTS_END: &str = "# END hactl managed block";
+
+/// HAProxy's admin socket (status and tests read backend state from it).
+pub const HAPROXY_ADMIN_SOCKET: &str = "/run/haproxy/admin.sock";
+/// Written by the keepalived notify script: the current VRRP state, one word.
+pub const KEEPALIVED_STATE_FILE: &str = "/run/keepalived.state";
+/// Appended to by the keepalived notify script: one line per state change.
+pub const KEEPALIVED_NOTIFY_LOG: &str = "/var/log/keepalived-notify.log";
+pub const CHECK_HAPROXY_SCRIPT: &str = "/etc/keepalived/check_haproxy.sh";
+pub const NOTIFY_SCRIPT: &str = "/etc/keepalived/notify.sh";
+
+/// The first line of the `/etc/hosts` block for `cluster`.
+pub fn hosts_begin_line(cluster: &str) -> String {
+    format!("{HOSTS_BEGIN} (cluster {cluster})")
+}
+
+/// The last line of the `/etc/hosts` block for `cluster`.
+pub fn hosts_end_line(cluster: &str) -> String {
+    format!("{HOSTS_END} (cluster {cluster})")
+}
+
+/// How a rendered file goes onto a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// The file is replaced whole.
+    Whole,
+    /// `content` is a block, marker lines included, that replaces the block between lines
+    /// starting with [`HOSTS_BEGIN`] and [`HOSTS_END`] in an existing file, or is appended to
+    /// it (see [`splice_block`]).
+    ManagedBlock,
+}
+
+/// One file for one host. `content` may hold secrets: Debug prints only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    /// Absolute target path on the host, e.g. `/etc/haproxy/haproxy.cfg`.
+    pub path: String,
+    pub content: String,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    pub kind: FileKind,
+}
+
+impl fmt::Debug for RenderedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedFile")
+            .field("path", &self.path)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .field("mode", &format_args!("{:04o}", self.mode))
+            .field("owner", &self.owner)
+            .field("group", &self.group)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+/// Which secret a template is given.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SecretUse {
+    None,
+    StatsPassword,
+    VrrpPassword,
+}
+
+/// Which hosts get a file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hosts {
+    All,
+    RabbitMq,
+    LoadBalancer,
+}
+
+/// A built-in template and the file it becomes.
+struct FileSpec {
+    template: &'static str,
+    source: &'static str,
+    path: &'static str,
+    mode: u32,
+    owner: &'static str,
+    group: &'static str,
+    kind: FileKind,
+    hosts: Hosts,
+    secret: SecretUse,
+}
+
+/// Every built-in template, in the order files are produced for a host.
+const FILES: &[FileSpec] = &[
+    FileSpec {
+        template: "hosts.tera",
+        source: include_str!("../templates/hosts.tera"),
+        path: "/etc/hosts",
+        mode: 0o644,
+        owner: "root",
+        group: "root",
+        kind: FileKind::ManagedBlock,
+        hosts: Hosts::All,
+        secret: SecretUse::None,
+    },
+    FileSpec {
+        template: "rabbitmq.conf.tera",
+        source: include_str!("../templates/rabbitmq.conf.tera"),
+        path: "/etc/rabbitmq/rabbitmq.conf",
+        mode: 0o640,
+        owner: "root",
+        group: "rabbitmq",
+        kind: FileKind::Whole,
+        hosts: Hosts::RabbitMq,
+        secret: SecretUse::None,
+    },
+    FileSpec {
+        template: "enabled_plugins.tera",
+        source: include_str!("../templates/enabled_plugins.tera"),
+        path: "/etc/rabbitmq/enabled_plugins",
+        mode: 0o640,
+        owner: "root",
+        group: "rabbitmq",
+        kind: FileKind::Whole,
+        hosts: Hosts::RabbitMq,
+        secret: SecretUse::None,
+    },
+    FileSpec {
+        template: "haproxy.cfg.tera",
+        source: include_str!("../templates/haproxy.cfg.tera"),
+        path: "/etc/haproxy/haproxy.cfg",
+        mode: 0o640,
+        owner: "root",
+        group: "haproxy",
+        kind: FileKind::Whole,
+        hosts: Hosts::LoadBalancer,
+        secret: SecretUse::StatsPassword,
+    },
+    FileSpec {
+        template: "keepalived.conf.tera",
+        source: include_str!("../templates/keepalived.conf.tera"),
+        path: "/etc/keepalived/keepalived.conf",
+        mode: 0o600,
+        owner: "root",
+        group: "root",
+        kind: FileKind::Whole,
+        hosts: Hosts::LoadBalancer,
+        secret: SecretUse::VrrpPassword,
+    },
+    FileSpec {
+        template: "check_haproxy.sh.tera",
+        source: include_str!("../templates/check_haproxy.sh.tera"),
+        path: CHECK_HAPROXY_SCRIPT,
+        mode: 0o755,
+        owner: "root",
+        group: "root",
+        kind: FileKind::Whole,
+        hosts: Hosts::LoadBalancer,
+        secret: SecretUse::None,
+    },
+    FileSpec {
+        template: "notify.sh.tera",
+        source: include_str!("../templates/notify.sh.tera"),
+        path: NOTIFY_SCRIPT,
+        mode: 0o755,
+        owner: "root",
+        group: "root",
+        kind: FileKind::Whole,
+        hosts: Hosts::LoadBalancer,
+        secret: SecretUse::None,
+    },
+    FileSpec {
+        template: "sysctl.conf.tera",
+        source: include_str!("../templates/sysctl.conf.tera"),
+        path: "/etc/sysctl.d/90-hactl.conf",
+        mode: 0o644,
+        owner: "root",
+        group: "root",
+        kind: FileKind::Whole,
+        hosts: Hosts::LoadBalancer,
+        secret: SecretUse::None,
+    },
+];
+
+/// The built-in templates' file names, and the target path of each.
+pub fn builtin_templates() -> impl Iterator<Item = (&'static str, &'static str)> {
+    FILES.iter().map(|f| (f.template, f.path))
+}
+
+/// Where a registered template came from, for messages.
+#[derive(Debug, Clone)]
+enum Origin {
+    BuiltIn,
+    File(PathBuf),
+}
+
+/// The templates, built-in and overridden, ready to render.
+pub struct Renderer {
+    tera: Tera,
+    origins: BTreeMap<String, Origin>,
+}
+
+impl fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Renderer")
+            .field("templates", &self.origins)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Renderer {
+    /// Loads the built-in templates, then the override directory: `override_dir` when given
+    /// (`--templates`), else the inventory's `templates:` resolved against its directory.
+    /// Errors name the file and the problem (syntax errors with line and column).
+    pub fn new(loaded: &Loaded, override_dir: Option<&Path>) -> anyhow::Result<Renderer> {
+        let mut tera = Tera::new();
+        tera.autoescape_on(Vec::<&'static str>::new());
+        tera.register_filter("haproxy_escape", |v: &str, _: Kwargs, _: &State| {
+            haproxy_escape(v)
+        });
+        tera.register_filter("erlang_atom", |v: &str, _: Kwargs, _: &State| {
+            erlang_atom(v)
+        });
+        tera.add_raw_templates(FILES.iter().map(|f| (f.template, f.source)))
+            .map_err(|e| anyhow!("built-in templates: {e}"))?;
+        let mut origins: BTreeMap<String, Origin> = FILES
+            .iter()
+            .map(|f| (f.template.to_string(), Origin::BuiltIn))
+            .collect();
+
+        let dir = match override_dir {
+            Some(d) => Some(d.to_path_buf()),
+            None => loaded.inventory.templates.as_ref().map(|t| {
+                if t.is_relative() {
+                    loaded.base_dir.join(t)
+                } else {
+                    t.clone()
+                }
+            }),
+        };
+        if let Some(dir) = dir {
+            let user = read_override_dir(&dir)?;
+            for (name, path, _) in &user {
+                origins.insert(name.clone(), Origin::File(path.clone()));
+            }
+            tera.add_raw_templates(user.iter().map(|(n, _, c)| (n.as_str(), c.as_str())))
+                .map_err(|e| {
+                    let culprit = match e.kind() {
+                        tera::ErrorKind::SyntaxError(r) | tera::ErrorKind::RenderingError(r) => {
+                            user.iter().find(|(n, _, _)| n == r.filename())
+                        }
+                        _ => None,
+                    };
+                    match culprit {
+                        Some((n, p, _)) => anyhow!("template {n} ({}): {e}", p.display()),
+                        None => anyhow!("templates in {}: {e}", dir.display()),
+                    }
+                })?;
+        }
+        Ok(Renderer { tera, origins })
+    }
+
+    /// The template's name and where it came from, for messages.
+    fn describe(&self, template: &str) -> String {
+        match self.origins.get(template) {
+            Some(Origin::File(p)) => format!("template {template} ({})", p.display()),
+            _ => format!("template {template} (built-in)"),
+        }
+    }
+
+    /// Every file `node` gets, in a fixed order: the `/etc/hosts` block, then the RabbitMQ
+    /// files, then the load balancer files. Errors name the template and the problem and never
+    /// contain a secret value.
+    pub fn host_files(
+        &self,
+        loaded: &Loaded,
+        secrets: &Secrets,
+        node: &Node,
+    ) -> anyhow::Result<Vec<RenderedFile>> {
+        let base = base_context(loaded, node)?;
+        let mut out = Vec::new();
+        for spec in FILES {
+            let wanted = match spec.hosts {
+                Hosts::All => true,
+                Hosts::RabbitMq => node.is_rabbitmq(),
+                Hosts::LoadBalancer => node.is_loadbalancer(),
+            };
+            if !wanted {
+                continue;
+            }
+            let mut ctx = base.clone();
+            ctx.insert("template", spec.template);
+            match spec.secret {
+                SecretUse::None => {}
+                SecretUse::StatsPassword => {
+                    let pw = secrets
+                        .stats_password
+                        .as_ref()
+                        .ok_or_else(|| anyhow!("the stats password is not available"))?;
+                    ctx.insert("stats_password", pw.expose());
+                }
+                SecretUse::VrrpPassword => {
+                    let pw = secrets
+                        .vrrp_password
+                        .as_ref()
+                        .ok_or_else(|| anyhow!("the VRRP password is not available"))?;
+                    ctx.insert("vrrp_password", &vrrp_password(pw.expose())?);
+                    ctx.insert("vrrp", &vrrp_view(loaded, node)?);
+                }
+            }
+            let content = self.tera.render(spec.template, &ctx).map_err(|e| {
+                let msg = redact(&e.to_string(), &secrets.values());
+                anyhow!(
+                    "{} for host {}: {msg}",
+                    self.describe(spec.template),
+                    node.name
+                )
+            })?;
+            if spec.kind == FileKind::ManagedBlock {
+                check_block(&content, &loaded.inventory.cluster.name).with_context(|| {
+                    format!("{} for host {}", self.describe(spec.template), node.name)
+                })?;
+            }
+            out.push(RenderedFile {
+                path: spec.path.to_string(),
+                content,
+                mode: spec.mode,
+                owner: spec.owner.to_string(),
+                group: spec.group.to_string(),
+                kind: spec.kind,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Reads `*.tera` files from `dir`: (name, path, content), sorted by name.
+fn read_override_dir(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf, String)>> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("templates directory {}", dir.display()))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("templates directory {}", dir.display()))?;
+        let path = entry.path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        if !name.ends_with(".tera") || !path.is_file() {
+            continue;
+        }
+        if !name.starts_with('_') && !FILES.iter().any(|f| f.template == name) {
+            let known: Vec<&str> = FILES.iter().map(|f| f.template).collect();
+            bail!(
+                "{}: `{name}` is not a built-in template, so it would override nothing \
+                 (built-in: {}); a partial for {{% include %}} must start with `_`",
+                path.display(),
+                known.join(", ")
+            );
+        }
+        let content = std::fs::read_to_string(&path)
+            .with_context(|| format!("template {}", path.display()))?;
+        out.push((name, path, content));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+#[derive(Serialize)]
+struct NodeView<'a> {
+    name: &'a str,
+    address: &'a str,
+    roles: Vec<&'static str>,
+    is_rabbitmq: bool,
+    is_loadbalancer: bool,
+    node_type: &'static str,
+    priority: Option<u8>,
+    rabbit_node: String,
+}
+
+impl<'a> NodeView<'a> {
+    fn new(n: &'a Node) -> Self {
+        NodeView {
+            name: &n.name,
+            address: &n.address,
+            roles: n
+                .roles
+                .iter()
+                .map(|r| match r {
+                    Role::Rabbitmq => "rabbitmq",
+                    Role::Loadbalancer => "loadbalancer",
+                })
+                .collect(),
+            is_rabbitmq: n.is_rabbitmq(),
+            is_loadbalancer: n.is_loadbalancer(),
+            node_type: match n.node_type {
+                NodeType::Disc => "disc",
+                NodeType::Ram => "ram",
+            },
+            priority: n.priority,
+            rabbit_node: format!("rabbit@{}", n.name),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RabbitMqView<'a> {
+    amqp_port: u16,
+    management_port: u16,
+    partition_handling: &'static str,
+    plugins: &'a [String],
+    management_enabled: bool,
+}
+
+#[derive(Serialize)]
+struct LoadBalancerView<'a> {
+    vip: String,
+    vip_prefix: u8,
+    vip_cidr: String,
+    vip_family: &'static str,
+    interface: &'a str,
+    virtual_router_id: u16,
+    amqp_port: u16,
+    management_port: u16,
+    stats_port: u16,
+    stats_user: &'a str,
+    master: &'a str,
+}
+
+#[derive(Serialize)]
+struct Paths {
+    haproxy_admin_socket: &'static str,
+    keepalived_state_file: &'static str,
+    keepalived_notify_log: &'static str,
+    check_haproxy_script: &'static str,
+    notify_script: &'static str,
+}
+
+#[derive(Serialize)]
+struct VrrpView {
+    state: &'static str,
+    priority: u8,
+    instance: String,
+}
+
+/// The variables every template sees (no secrets).
+fn base_context(loaded: &Loaded, node: &Node) -> anyhow::Result<Context> {
+    let inv = &loaded.inventory;
+    if !node.name.is_empty()
+        && !node
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+    {
+        bail!(
+            "node `{}`: a host name may contain only letters, digits, `-`, `.` and `_`",
+            node.name
+        );
+    }
+    if node.is_loadbalancer() && inv.loadbalancer.is_none() {
+        bail!(
+            "node `{}` has the loadbalancer role but the inventory has no `loadbalancer` section",
+            node.name
+        );
+    }
+    let mut ctx = Context::new();
+    ctx.insert("cluster", &BTreeMap::from([("name", &inv.cluster.name)]));
+    ctx.insert("host", &NodeView::new(node));
+    let nodes: Vec<NodeView> = inv.nodes.iter().map(NodeView::new).collect();
+    ctx.insert("nodes", &nodes);
+    let rabbitmq_nodes: Vec<NodeView> = inv.rabbitmq_nodes().map(NodeView::new).collect();
+    ctx.insert("rabbitmq_nodes", &rabbitmq_nodes);
+    let lb_nodes: Vec<NodeView> = inv.loadbalancer_nodes().map(NodeView::new).collect();
+    ctx.insert("loadbalancer_nodes", &lb_nodes);
+    let rmq = &inv.rabbitmq;
+    ctx.insert(
+        "rabbitmq",
+        &RabbitMqView {
+            amqp_port: rmq.amqp_port,
+            management_port: rmq.management_port,
+            partition_handling: inv.partition_handling().as_str(),
+            plugins: &rmq.plugins,
+            management_enabled: rmq
+                .plugins
+                .iter()
+                .any(|p| p == "rabbitmq_management" || p.ends_with("_management")),
+        },
+    );
+    match &inv.loadbalancer {
+        None => ctx.insert("loadbalancer", &None::<()>),
+        Some(lb) => {
+            let (vip, prefix) = parse_vip(&lb.vip)?;
+            if lb.stats.user.contains(':') {
+                bail!("loadbalancer.stats.user: HAProxy cannot take a user name containing `:`");
+            }
+            let master = master_node(loaded)?;
+            ctx.insert(
+                "loadbalancer",
+                &LoadBalancerView {
+                    vip: vip.to_string(),
+                    vip_prefix: prefix,
+                    vip_cidr: format!("{vip}/{prefix}"),
+                    vip_family: if vip.is_ipv4() { "ipv4" } else { "ipv6" },
+                    interface: &lb.interface,
+                    virtual_router_id: lb.virtual_router_id,
+                    amqp_port: lb.amqp_port,
+                    management_port: lb.management_port,
+                    stats_port: lb.stats.port,
+                    stats_user: &lb.stats.user,
+                    master: &master.name,
+                },
+            );
+        }
+    }
+    ctx.insert(
+        "paths",
+        &Paths {
+            haproxy_admin_socket: HAPROXY_ADMIN_SOCKET,
+            keepalived_state_file: KEEPALIVED_STATE_FILE,
+            keepalived_notify_log: KEEPALIVED_NOTIFY_LOG,
+            check_haproxy_script: CHECK_HAPROXY_SCRIPT,
+            notify_script: NOTIFY_SCRIPT,
+        },
+    );
+    ctx.insert("hosts_begin", &hosts_begin_line(&inv.cluster.name));
+    ctx.insert("hosts_end", &hosts_end_line(&inv.cluster.name));
+    Ok(ctx)
+}
+
+/// `ADDR/PREFIX` → (address, prefix).
+fn parse_vip(vip: &str) -> anyhow::Result<(IpAddr, u8)> {
+    let bad = || anyhow!("loadbalancer.vip `{vip}`: expected ADDRESS/PREFIX, e.g. 10.0.0.100/24");
+    let (addr, prefix) = vip.split_once('/').ok_or_else(bad)?;
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if prefix > max {
+        return Err(bad());
+    }
+    Ok((addr, prefix))
+}
+
+/// The load balancer with the highest priority (the first of equals, in inventory order).
+fn master_node(loaded: &Loaded) -> anyhow::Result<&Node> {
+    let mut best: Option<(&Node, u8)> = None;
+    for n in loaded.inventory.loadbalancer_nodes() {
+        let p = n.priority.ok_or_else(|| {
+            anyhow!(
+                "node `{}` has the loadbalancer role but no `priority` (keepalived needs one)",
+                n.name
+            )
+        })?;
+        if best.is_none_or(|(_, b)| p > b) {
+            best = Some((n, p));
+        }
+    }
+    best.map(|(n, _)| n).ok_or_else(|| {
+        anyhow!("the inventory has a `loadbalancer` section but no loadbalancer node")
+    })
+}
+
+fn vrrp_view(loaded: &Loaded, node: &Node) -> anyhow::Result<VrrpView> {
+    let master = master_node(loaded)?;
+    let lb = loaded
+        .inventory
+        .loadbalancer
+        .as_ref()
+        .ok_or_else(|| anyhow!("no `loadbalancer` section"))?;
+    Ok(VrrpView {
+        state: if master.name == node.name {
+            "MASTER"
+        } else {
+            "BACKUP"
+        },
+        priority: node.priority.unwrap_or_default(),
+        instance: format!("hactl_{}", lb.virtual_router_id),
+    })
+}
+
+/// The part of the VRRP password keepalived uses (8 characters), checked to be writable inside
+/// keepalived's double quotes, which cannot hold `"` or `\` (measured with keepalived 2.2.7).
+fn vrrp_password(pw: &str) -> anyhow::Result<String> {
+    let first: String = pw.chars().take(8).collect();
+    if let Some(bad) = first
+        .chars()
+        .find(|c| !(c.is_ascii_graphic() || *c == ' ') || *c == '"' || *c == '\\')
+    {
+        let what = if bad.is_ascii_graphic() {
+            format!("`{bad}`")
+        } else {
+            format!("U+{:04X}", bad as u32)
+        };
+        bail!(
+            "loadbalancer.auth_password: its first 8 characters (all that VRRP uses) must be \
+             printable ASCII without `\"` or `\\`; found {what}"
+        );
+    }
+    Ok(first)
+}
+
+/// Escapes a word for haproxy.cfg outside quotes: space, `#`, `\`, `'` and `"` get a
+/// backslash, control characters become `\xNN`. (`$` is literal outside quotes.)
+pub fn haproxy_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            ' ' | '#' | '\\' | '\'' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An Erlang atom: bare when it is a plain lower-case name, else single-quoted.
+pub fn erlang_atom(s: &str) -> String {
+    let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@');
+    if plain {
+        return s.to_string();
+    }
+    let mut out = String::from("'");
+    for c in s.chars() {
+        match c {
+            '\'' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Replaces every secret value in `text` with `<redacted>`.
+fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(s, "<redacted>");
+    }
+    out
+}
+
+/// A hosts block must start and end with the marker lines, or `up` could not find it again.
+fn check_block(content: &str, cluster: &str) -> anyhow::Result<()> {
+    let begin = hosts_begin_line(cluster);
+    let end = hosts_end_line(cluster);
+    let lines: Vec<&str> = content.lines().collect();
+    if lines.first() != Some(&begin.as_str()) || lines.last() != Some(&end.as_str()) {
+        bail!(
+            "the block must start with the line `{begin}` and end with the line `{end}` \
+             (use {{{{ hosts_begin }}}} and {{{{ hosts_end }}}})"
+        );
+    }
+    let inner = &lines[1..lines.len() - 1];
+    if inner
+        .iter()
+        .any(|l| l.starts_with(HOSTS_BEGIN) || l.starts_with(HOSTS_END))
+    {
+        bail!("the block must not contain marker lines inside it");
+    }
+    Ok(())
+}
+
+/// Puts `block` (marker lines included) into `existing`: replaces the lines from one starting
+/// with [`HOSTS_BEGIN`] to the next starting with [`HOSTS_END`], or appends the block (after a
+/// newline if `existing` lacks a final one). Text outside the block is kept byte for byte.
+pub fn splice_block(existing: &str, block: &str) -> String {
+    let mut block = block.to_string();
+    if !block.ends_with('\n') {
+        block.push('\n');
+    }
+    let mut offset = 0;
+    let mut begin = None;
+    for line in existing.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        match begin {
+            None if line.starts_with(HOSTS_BEGIN) => begin = Some(start),
+            Some(b) if line.starts_with(HOSTS_END) => {
+                return format!("{}{}{}", &existing[..b], block, &existing[offset..]);
+            }
+            _ => {}
+        }
+    }
+    let mut out = existing.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&block);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haproxy_escape_handles_specials() {
+        assert_eq!(
+            haproxy_escape("a b#c\\d'e\"f$g"),
+            "a\\ b\\#c\\\\d\\'e\\\"f$g"
+        );
+        assert_eq!(haproxy_escape("tab\there"), "tab\\x09here");
+    }
+
+    #[test]
+    fn erlang_atoms() {
+        assert_eq!(erlang_atom("rabbitmq_management"), "rabbitmq_management");
+        assert_eq!(erlang_atom("Odd-name"), "'Odd-name'");
+        assert_eq!(erlang_atom("it's"), "'it\\'s'");
+    }
+
+    #[test]
+    fn vrrp_password_is_cut_and_checked() {
+        assert_eq!(vrrp_password("abcdefghij").unwrap(), "abcdefgh");
+        assert_eq!(vrrp_password("a#b!c d").unwrap(), "a#b!c d");
+        let err = vrrp_password("ab\"cdef").unwrap_err().to_string();
+        assert!(err.contains("`\"`"), "{err}");
+        // Only the first 8 characters matter.
+        assert!(vrrp_password("abcdefgh\"").is_ok());
+    }
+
+    #[test]
+    fn vip_parsing() {
+        assert_eq!(parse_vip("10.0.0.1/24").unwrap().1, 24);
+        assert!(parse_vip("10.0.0.1").is_err());
+        assert!(parse_vip("10.0.0.1/33").is_err());
+        assert!(parse_vip("fd00::1/64").is_ok());
+    }
+
+    #[test]
+    fn splice_replaces_or_appends() {
+        let block = format!(
+            "{}\n1.2.3.4 a\n{}\n",
+            hosts_begin_line("c"),
+            hosts_end_line("c")
+        );
+        let plain = "127.0.0.1 localhost\n";
+        let once = splice_block(plain, &block);
+        assert_eq!(once, format!("{plain}{block}"));
+        let new_block = format!(
+            "{}\n5.6.7.8 b\n{}\n",
+            hosts_begin_line("c"),
+            hosts_end_line("c")
+        );
+        let twice = splice_block(&format!("{once}::1 localhost\n"), &new_block);
+        assert_eq!(twice, format!("{plain}{new_block}::1 localhost\n"));
+        assert_eq!(splice_block("x", &block), format!("x\n{block}"));
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact("a hunter2 b", &["hunter2", ""]), "a <redacted> b");
+    }
+}

@@ -1,0 +1,336 @@
+//! Running commands and uploading files over an open [`Connection`].
+
+use super::quote::KILL_AFTER_SECS;
+use super::session::{Connection, secs};
+use super::{Cmd, CommandFailed, Output, SshError, TAIL_LINES, tail};
+use russh::{ChannelMsg, ChannelReadHalf, Sig};
+use std::time::Duration;
+use tokio::time::{Instant, timeout_at};
+
+/// How long a timed-out channel may keep its slot while the server winds the command down.
+const DRAIN_AFTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much longer than the command timeout we wait for the host's `timeout` to report.
+const CLIENT_GRACE: Duration = Duration::from_secs(KILL_AFTER_SECS + 1);
+
+/// `timeout`'s exit status when it stopped the command.
+const TIMEOUT_STATUS: u32 = 124;
+
+/// The upload script: content arrives on stdin into a fresh temp file next to the target
+/// (private from the start: umask 077), is checked for length (a dropped connection would look
+/// like a short EOF), gets owner and mode, and only then replaces the target with `mv -f`
+/// (a rename: readers see the old file or the new one, never a partial one).
+/// `$1` path, `$2` mode (octal), `$3` owner, `$4` group, `$5` expected size in bytes.
+const UPLOAD_SCRIPT: &str = r#"set -eu
+umask 077
+dir=$(dirname -- "$1")
+base=$(basename -- "$1")
+tmp=$(mktemp "$dir/.$base.hactl-XXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+cat > "$tmp"
+size=$(wc -c < "$tmp")
+if [ "$size" -ne "$5" ]; then
+  echo "upload incomplete: received $size of $5 bytes" >&2
+  exit 1
+fi
+chown -- "$3:$4" "$tmp"
+chmod -- "$2" "$tmp"
+mv -f -- "$tmp" "$1"
+trap - EXIT
+"#;
+
+impl Connection {
+    /// Runs `cmd` with standard input closed (EOF is sent at once: `rabbitmqctl` reads stdin),
+    /// bounded by the target's command timeout. A non-zero exit is not an error here: look at
+    /// `status`, or use [`Output::check`] / [`Connection::run_checked`].
+    pub async fn run(&self, cmd: &Cmd) -> Result<Output, SshError> {
+        self.exec(cmd, None).await
+    }
+
+    /// Like [`Connection::run`], with `stdin` fed to the command, then EOF. The way to hand a
+    /// secret to a remote command.
+    pub async fn run_with_stdin(&self, cmd: &Cmd, stdin: &[u8]) -> Result<Output, SshError> {
+        self.exec(cmd, Some(stdin)).await
+    }
+
+    /// [`Connection::run`], and a non-zero exit becomes [`SshError::Command`].
+    pub async fn run_checked(&self, cmd: &Cmd) -> Result<Output, SshError> {
+        let out = self.run(cmd).await?;
+        out.check(&self.target().host, cmd)?;
+        Ok(out)
+    }
+
+    /// Writes `content` to the absolute `path` atomically with the given mode, owner and group:
+    /// the bytes travel on stdin (never on a command line) into a temp file in the same
+    /// directory (umask 077), which is chowned, chmodded and then renamed over `path`. The
+    /// directory must exist.
+    pub async fn upload(
+        &self,
+        path: &str,
+        content: &[u8],
+        mode: u32,
+        owner: &str,
+        group: &str,
+    ) -> Result<(), SshError> {
+        let host = &self.target().host;
+        let invalid = |reason: String| SshError::InvalidRequest {
+            host: host.clone(),
+            reason,
+        };
+        if !path.starts_with('/') || path.ends_with('/') || path.contains('\0') {
+            return Err(invalid(format!(
+                "upload path {path:?} must be an absolute file path"
+            )));
+        }
+        for (what, name) in [("owner", owner), ("group", group)] {
+            let ok = !name.is_empty()
+                && name.len() <= 64
+                && !name.starts_with('-')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !ok {
+                return Err(invalid(format!(
+                    "upload {what} {name:?} is not a valid user or group name"
+                )));
+            }
+        }
+        if mode > 0o7777 {
+            return Err(invalid(format!("upload mode {mode:o} is not a file mode")));
+        }
+        let mode_s = format!("{mode:04o}");
+        let cmd = Cmd::sh(
+            UPLOAD_SCRIPT,
+            [
+                path.to_string(),
+                mode_s.clone(),
+                owner.to_string(),
+                group.to_string(),
+                content.len().to_string(),
+            ],
+        );
+        let out = self.exec(&cmd, Some(content)).await?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(SshError::Command(CommandFailed {
+            host: host.clone(),
+            command: format!(
+                "upload of {} bytes to {path} (owner {owner}:{group}, mode {mode_s})",
+                content.len()
+            ),
+            status: out.status,
+            stderr_tail: tail(&out.stderr, TAIL_LINES),
+            stdout_tail: tail(&out.stdout, TAIL_LINES),
+        }))
+    }
+
+    async fn exec(&self, cmd: &Cmd, stdin: Option<&[u8]>) -> Result<Output, SshError> {
+        let target = self.target();
+        let channel_err = |reason: String| SshError::Channel {
+            host: target.host.clone(),
+            reason,
+        };
+        let timed_out = || SshError::Timeout {
+            host: target.host.clone(),
+            what: format!(
+                "command did not finish within {} s: {cmd}",
+                secs(target.command_timeout)
+            ),
+        };
+
+        // Waiting for a free channel slot doesn't count against the command's own time.
+        let permit = self
+            .inner
+            .channels
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| channel_err("connection is shutting down".into()))?;
+        let started = Instant::now();
+        // The host's `timeout` stops the command at `command_timeout`; our own deadline comes a
+        // little later so its exit (124) normally arrives first, and covers a host that hangs.
+        let deadline = started + target.command_timeout + CLIENT_GRACE;
+
+        let channel = match timeout_at(deadline, self.inner.handle.channel_open_session()).await {
+            Err(_) => return Err(timed_out()),
+            Ok(Err(e)) => {
+                return Err(channel_err(format!(
+                    "cannot open a session channel{}: {e}",
+                    if self.is_closed() {
+                        " (connection lost)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            Ok(Ok(c)) => c,
+        };
+        let (mut reader, writer) = channel.split();
+        let line = cmd.remote_line(&target.user, Some(target.command_timeout));
+
+        let work = async {
+            writer
+                .exec(true, line.as_bytes())
+                .await
+                .map_err(|e| format!("cannot start the command: {e}"))?;
+            let feed = async {
+                if let Some(data) = stdin {
+                    writer.data_bytes(data.to_vec()).await?;
+                }
+                writer.eof().await
+            };
+            let collect = collect(&mut reader);
+            tokio::pin!(feed, collect);
+            let mut fed = false;
+            loop {
+                tokio::select! {
+                    // A command may exit without reading its input; then the feed just stops.
+                    _ = &mut feed, if !fed => fed = true,
+                    result = &mut collect => break result,
+                }
+            }
+        };
+
+        match timeout_at(deadline, work).await {
+            Ok(Ok(raw)) => {
+                let out = raw.into_output();
+                if out.status == TIMEOUT_STATUS && started.elapsed() >= target.command_timeout {
+                    return Err(timed_out());
+                }
+                Ok(out)
+            }
+            Ok(Err(reason)) => {
+                let _ = writer.close().await;
+                Err(channel_err(format!(
+                    "{reason}{} (command: {cmd})",
+                    if self.is_closed() {
+                        " (connection lost)"
+                    } else {
+                        ""
+                    }
+                )))
+            }
+            Err(_) => {
+                // Ask the remote side to stop the command, close our end, and keep the channel
+                // slot until the server has let go of the session (sshd counts it until then).
+                let _ = writer.signal(Sig::TERM).await;
+                let _ = writer.eof().await;
+                let _ = writer.close().await;
+                tokio::spawn(drain(reader, permit));
+                Err(timed_out())
+            }
+        }
+    }
+}
+
+async fn drain(mut reader: ChannelReadHalf, permit: tokio::sync::OwnedSemaphorePermit) {
+    let _ = tokio::time::timeout(DRAIN_AFTER_TIMEOUT, async {
+        while reader.wait().await.is_some() {}
+    })
+    .await;
+    drop(permit);
+}
+
+/// What came back on a channel.
+struct Raw {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    status: Option<u32>,
+    signal: Option<(String, bool, String)>,
+}
+
+impl Raw {
+    fn into_output(self) -> Output {
+        let mut stderr = String::from_utf8_lossy(&self.stderr).into_owned();
+        let status = match (self.status, self.signal) {
+            (Some(s), _) => s,
+            (None, Some((name, core, message))) => {
+                if !stderr.is_empty() && !stderr.ends_with('\n') {
+                    stderr.push('\n');
+                }
+                stderr.push_str(&format!(
+                    "killed by signal {name}{}{}{}\n",
+                    if core { " (core dumped)" } else { "" },
+                    if message.is_empty() { "" } else { ": " },
+                    message
+                ));
+                signal_number(&name).map_or(255, |n| 128 + n)
+            }
+            (None, None) => unreachable!("collect() returns Raw only with a status or a signal"),
+        };
+        Output {
+            status,
+            stdout: String::from_utf8_lossy(&self.stdout).into_owned(),
+            stderr,
+        }
+    }
+}
+
+/// Reads a channel to its end. ExitStatus may come before the last data, so this drains
+/// `wait()` until it returns `None`.
+async fn collect(reader: &mut ChannelReadHalf) -> Result<Raw, String> {
+    let mut raw = Raw {
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        status: None,
+        signal: None,
+    };
+    while let Some(msg) = reader.wait().await {
+        match msg {
+            ChannelMsg::Data { data } => raw.stdout.extend_from_slice(&data),
+            ChannelMsg::ExtendedData { data, ext: 1 } => raw.stderr.extend_from_slice(&data),
+            ChannelMsg::ExitStatus { exit_status } => raw.status = Some(exit_status),
+            ChannelMsg::ExitSignal {
+                signal_name,
+                core_dumped,
+                error_message,
+                ..
+            } => raw.signal = Some((signal_name_of(&signal_name), core_dumped, error_message)),
+            ChannelMsg::Failure => return Err("the server refused to run the command".into()),
+            _ => {}
+        }
+    }
+    if raw.status.is_none() && raw.signal.is_none() {
+        return Err("the channel closed without an exit status".into());
+    }
+    Ok(raw)
+}
+
+fn signal_name_of(sig: &Sig) -> String {
+    match sig {
+        Sig::ABRT => "ABRT",
+        Sig::ALRM => "ALRM",
+        Sig::FPE => "FPE",
+        Sig::HUP => "HUP",
+        Sig::ILL => "ILL",
+        Sig::INT => "INT",
+        Sig::KILL => "KILL",
+        Sig::PIPE => "PIPE",
+        Sig::QUIT => "QUIT",
+        Sig::SEGV => "SEGV",
+        Sig::TERM => "TERM",
+        Sig::USR1 => "USR1",
+        Sig::Custom(s) => s.as_str(),
+    }
+    .to_string()
+}
+
+fn signal_number(name: &str) -> Option<u32> {
+    Some(match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ILL" => 4,
+        "ABRT" => 6,
+        "FPE" => 8,
+        "KILL" => 9,
+        "USR1" => 10,
+        "SEGV" => 11,
+        "USR2" => 12,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        _ => return None,
+    })
+}

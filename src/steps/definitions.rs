@@ -1,0 +1,387 @@
+//! Cluster-wide definitions on the seed: vhosts, users (passwords on stdin), tags,
+//! permissions and policies. One `export_definitions` read gives the current state, so an
+//! unchanged cluster costs one rabbitmqctl call; passwords are checked against the exported
+//! salted hashes, locally, so a changed password is applied and an unchanged one is not.
+
+use super::rabbitmq::ctl;
+use super::{Changes, Ctx};
+use crate::host::Host;
+use crate::inventory::{Inventory, Policy, Secrets};
+use anyhow::{Context, bail};
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256, Sha512};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One change to the cluster's definitions.
+#[derive(Debug, Clone)]
+pub enum Action {
+    AddVhost(String),
+    AddUser(String),
+    ChangePassword(String),
+    SetTags(String, Vec<String>),
+    DeleteUser(String),
+    SetPermissions {
+        user: String,
+        vhost: String,
+        configure: String,
+        write: String,
+        read: String,
+    },
+    SetPolicy(Policy),
+}
+
+impl Action {
+    pub fn describe(&self) -> String {
+        match self {
+            Action::AddVhost(v) => format!("add vhost {v}"),
+            Action::AddUser(u) => format!("add user {u}"),
+            Action::ChangePassword(u) => format!("change password of user {u}"),
+            Action::SetTags(u, t) => format!("set tags of user {u} to [{}]", t.join(", ")),
+            Action::DeleteUser(u) => format!("delete user {u}"),
+            Action::SetPermissions {
+                user,
+                vhost,
+                configure,
+                write,
+                read,
+            } => format!(
+                "set permissions of {user} on vhost {vhost} to configure={configure} write={write} read={read}"
+            ),
+            Action::SetPolicy(p) => format!(
+                "set policy {} on vhost {}: pattern {} apply-to {} priority {} definition {}",
+                p.name,
+                p.vhost,
+                p.pattern,
+                p.apply_to.as_str(),
+                p.priority,
+                definition_json(p)
+            ),
+        }
+    }
+}
+
+pub fn definition_json(p: &Policy) -> String {
+    serde_json::to_string(&p.definition).unwrap_or_default()
+}
+
+/// `major.minor` of a RabbitMQ version string such as `3.10.8`.
+pub fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut it = version.split('.');
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// Classic mirroring (`ha-*` keys) was removed in RabbitMQ 4.0: refuse it there.
+pub fn check_version(version: &str, policies: &[Policy]) -> anyhow::Result<()> {
+    let Some((major, _)) = major_minor(version) else {
+        return Ok(());
+    };
+    if major < 4 {
+        return Ok(());
+    }
+    for p in policies {
+        if let Some(key) = p.definition.keys().find(|k| k.starts_with("ha-")) {
+            bail!(
+                "policy {}: `{key}` is classic queue mirroring, which RabbitMQ {version} no longer \
+                 supports (removed in 4.0). Use quorum queues instead: declare queues with \
+                 x-queue-type=quorum or set `default_queue_type = quorum` on the vhost, and drop \
+                 the ha-* keys",
+                p.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether `password` matches a RabbitMQ password hash as exported.
+pub fn password_matches(hash_b64: &str, algorithm: &str, password: &str) -> bool {
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(hash_b64) else {
+        return false;
+    };
+    if raw.len() < 4 {
+        return false;
+    }
+    let (salt, hash) = raw.split_at(4);
+    let mut input = salt.to_vec();
+    input.extend_from_slice(password.as_bytes());
+    match algorithm {
+        "rabbit_password_hashing_sha256" | "" => Sha256::digest(&input).as_slice() == hash,
+        "rabbit_password_hashing_sha512" => Sha512::digest(&input).as_slice() == hash,
+        _ => false,
+    }
+}
+
+fn str_of(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+fn tags_of(v: &Value) -> BTreeSet<String> {
+    match v.get("tags") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// The actions that bring `current` (an `export_definitions` document) to the inventory.
+pub fn plan(inv: &Inventory, secrets: &Secrets, current: &Value) -> Vec<Action> {
+    let arr = |key: &str| {
+        current
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (vhosts, users, perms, policies) = (
+        arr("vhosts"),
+        arr("users"),
+        arr("permissions"),
+        arr("policies"),
+    );
+    let mut actions = Vec::new();
+    let have_vhosts: BTreeSet<String> = vhosts.iter().map(|v| str_of(v, "name")).collect();
+    for v in &inv.rabbitmq.vhosts {
+        if !have_vhosts.contains(v) {
+            actions.push(Action::AddVhost(v.clone()));
+        }
+    }
+    let users_by_name: BTreeMap<String, &Value> =
+        users.iter().map(|u| (str_of(u, "name"), u)).collect();
+    for u in &inv.rabbitmq.users {
+        let want_tags: BTreeSet<String> = u.tags.iter().cloned().collect();
+        let password = secrets
+            .user_passwords
+            .get(&u.name)
+            .map(|s| s.expose())
+            .unwrap_or("");
+        match users_by_name.get(&u.name) {
+            None => {
+                actions.push(Action::AddUser(u.name.clone()));
+                if !want_tags.is_empty() {
+                    actions.push(Action::SetTags(u.name.clone(), u.tags.clone()));
+                }
+            }
+            Some(cur) => {
+                let hash = str_of(cur, "password_hash");
+                let algo = str_of(cur, "hashing_algorithm");
+                if !password_matches(&hash, &algo, password) {
+                    actions.push(Action::ChangePassword(u.name.clone()));
+                }
+                if tags_of(cur) != want_tags {
+                    actions.push(Action::SetTags(u.name.clone(), u.tags.clone()));
+                }
+            }
+        }
+        for p in &u.permissions {
+            let cur = perms
+                .iter()
+                .find(|c| str_of(c, "user") == u.name && str_of(c, "vhost") == p.vhost);
+            let same = cur.is_some_and(|c| {
+                str_of(c, "configure") == p.configure
+                    && str_of(c, "write") == p.write
+                    && str_of(c, "read") == p.read
+            });
+            if !same {
+                actions.push(Action::SetPermissions {
+                    user: u.name.clone(),
+                    vhost: p.vhost.clone(),
+                    configure: p.configure.clone(),
+                    write: p.write.clone(),
+                    read: p.read.clone(),
+                });
+            }
+        }
+    }
+    let guest_wanted =
+        inv.rabbitmq.keep_guest || inv.rabbitmq.users.iter().any(|u| u.name == "guest");
+    if !guest_wanted && users_by_name.contains_key("guest") {
+        actions.push(Action::DeleteUser("guest".into()));
+    }
+    for p in &inv.rabbitmq.policies {
+        let cur = policies
+            .iter()
+            .find(|c| str_of(c, "name") == p.name && str_of(c, "vhost") == p.vhost);
+        let same = cur.is_some_and(|c| {
+            let def: BTreeMap<String, Value> = c
+                .get("definition")
+                .and_then(|d| serde_json::from_value(d.clone()).ok())
+                .unwrap_or_default();
+            str_of(c, "pattern") == p.pattern
+                && str_of(c, "apply-to") == p.apply_to.as_str()
+                && c.get("priority").and_then(Value::as_i64) == Some(i64::from(p.priority))
+                && def == p.definition
+        });
+        if !same {
+            actions.push(Action::SetPolicy(p.clone()));
+        }
+    }
+    actions
+}
+
+/// The seed's definitions (`export_definitions`), or None when RabbitMQ does not run there.
+pub async fn read(seed: &Host) -> anyhow::Result<Option<Value>> {
+    if !seed.process_running("beam.smp").await? {
+        return Ok(None);
+    }
+    let out = seed.run(&ctl(["export_definitions", "-"])).await?;
+    let v = serde_json::from_str(out.stdout.trim()).context("export_definitions is not JSON")?;
+    Ok(Some(v))
+}
+
+/// What a freshly installed node holds: vhost `/` and user `guest`.
+fn fresh_node() -> Value {
+    serde_json::json!({
+        "vhosts": [{"name": "/"}],
+        "users": [{"name": "guest", "tags": ["administrator"]}],
+        "permissions": [{"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}],
+    })
+}
+
+/// Applies what differs between `current` (read earlier by `read`) and the inventory.
+pub async fn ensure(
+    ctx: &Ctx,
+    seed: &Host,
+    current: Option<Value>,
+) -> anyhow::Result<((), Changes)> {
+    let inv = &ctx.loaded.inventory;
+    let current = match current {
+        Some(v) => v,
+        None if ctx.dry_run => fresh_node(),
+        None => bail!("RabbitMQ does not run on the seed {}", seed.name()),
+    };
+    let version = current
+        .get("rabbitmq_version")
+        .or_else(|| current.get("rabbit_version"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    check_version(version, &inv.rabbitmq.policies)?;
+    let actions = plan(inv, &ctx.secrets, &current);
+    let mut changes = Changes::none();
+    for a in &actions {
+        changes.push(a.describe());
+    }
+    if ctx.dry_run {
+        return Ok(((), changes));
+    }
+    for a in actions {
+        apply(ctx, seed, &a).await?;
+    }
+    Ok(((), changes))
+}
+
+async fn apply(ctx: &Ctx, seed: &Host, action: &Action) -> anyhow::Result<()> {
+    let password = |user: &str| -> Vec<u8> {
+        ctx.secrets
+            .user_passwords
+            .get(user)
+            .map(|s| s.expose().as_bytes().to_vec())
+            .unwrap_or_default()
+    };
+    match action {
+        Action::AddVhost(v) => {
+            seed.run(&ctl(["add_vhost", v])).await?;
+        }
+        Action::AddUser(u) => {
+            seed.run_with_stdin(&ctl(["add_user", u]), &password(u))
+                .await?;
+        }
+        Action::ChangePassword(u) => {
+            seed.run_with_stdin(&ctl(["change_password", u]), &password(u))
+                .await?;
+        }
+        Action::SetTags(u, tags) => {
+            seed.run(&ctl(["set_user_tags", u]).args(tags)).await?;
+        }
+        Action::DeleteUser(u) => {
+            seed.run(&ctl(["delete_user", u])).await?;
+        }
+        Action::SetPermissions {
+            user,
+            vhost,
+            configure,
+            write,
+            read,
+        } => {
+            seed.run(&ctl([
+                "set_permissions",
+                "-p",
+                vhost,
+                user,
+                configure,
+                write,
+                read,
+            ]))
+            .await?;
+        }
+        Action::SetPolicy(p) => {
+            seed.run(&ctl([
+                "set_policy",
+                "-p",
+                &p.vhost,
+                "--priority",
+                &p.priority.to_string(),
+                "--apply-to",
+                p.apply_to.as_str(),
+                &p.name,
+                &p.pattern,
+                &definition_json(p),
+            ]))
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_hash_roundtrip() {
+        let salt = [1u8, 2, 3, 4];
+        let mut input = salt.to_vec();
+        input.extend_from_slice(b"pw");
+        let mut raw = salt.to_vec();
+        raw.extend_from_slice(&Sha256::digest(&input));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+        assert!(password_matches(
+            &b64,
+            "rabbit_password_hashing_sha256",
+            "pw"
+        ));
+        assert!(!password_matches(
+            &b64,
+            "rabbit_password_hashing_sha256",
+            "other"
+        ));
+        assert!(!password_matches(
+            "!!",
+            "rabbit_password_hashing_sha256",
+            "pw"
+        ));
+    }
+
+    #[test]
+    fn version_logic_refuses_mirroring_on_4() {
+        let p: Policy = serde_json::from_value(serde_json::json!({
+            "name": "ha-all", "pattern": "^ha\\.",
+            "definition": {"ha-mode": "all"}
+        }))
+        .unwrap();
+        assert!(check_version("3.10.8", std::slice::from_ref(&p)).is_ok());
+        assert!(check_version("3.13.7", std::slice::from_ref(&p)).is_ok());
+        let err = check_version("4.0.2", std::slice::from_ref(&p)).unwrap_err();
+        assert!(format!("{err}").contains("quorum"));
+        assert!(check_version("4.1.0", &[]).is_ok());
+        assert_eq!(major_minor("3.10.8"), Some((3, 10)));
+    }
+}

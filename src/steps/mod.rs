@@ -1,0 +1,115 @@
+//! Remote steps. Each reads the host's current state, works out what differs from the
+//! inventory, and (unless this is a dry run) changes exactly that. What a step returns is
+//! what it changed, or would change: the dry run is the plan the real run executes.
+
+pub mod cookie;
+pub mod definitions;
+pub mod facts;
+pub mod files;
+pub mod hosts_file;
+pub mod join;
+pub mod loadbalancer;
+pub mod packages;
+pub mod rabbitmq;
+pub mod vip;
+
+use crate::host::Host;
+use crate::inventory::{Loaded, Secrets};
+use crate::render::RenderedFile;
+use crate::report::{Status, StepRecord};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Instant;
+
+/// Everything a step may consult. Shared read-only by all hosts of a run.
+pub struct Ctx {
+    pub loaded: Loaded,
+    pub secrets: Secrets,
+    /// Rendered files by node name.
+    pub files: BTreeMap<String, Vec<RenderedFile>>,
+    pub dry_run: bool,
+    /// Allow resetting a node that belongs to another cluster before joining it.
+    pub force_reset: bool,
+}
+
+impl Ctx {
+    /// The rendered file for `node` at `path`.
+    pub fn file(&self, node: &str, path: &str) -> Option<&RenderedFile> {
+        self.files.get(node)?.iter().find(|f| f.path == path)
+    }
+}
+
+/// What a step changed (or would change).
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub items: Vec<String>,
+    pub diffs: Vec<String>,
+}
+
+impl Changes {
+    pub fn none() -> Changes {
+        Changes::default()
+    }
+    pub fn one(what: impl Into<String>) -> Changes {
+        Changes {
+            items: vec![what.into()],
+            diffs: Vec::new(),
+        }
+    }
+    pub fn push(&mut self, what: impl Into<String>) {
+        self.items.push(what.into());
+    }
+    pub fn extend(&mut self, other: Changes) {
+        self.items.extend(other.items);
+        self.diffs.extend(other.diffs);
+    }
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// Runs one step on one host, reporting start, outcome and duration.
+pub async fn step<T, F>(host: &Host, name: &str, fut: F) -> anyhow::Result<T>
+where
+    F: Future<Output = anyhow::Result<(T, Changes)>>,
+{
+    let reporter = &host.reporter;
+    reporter.step_started(host.name(), name);
+    let started = Instant::now();
+    let result = fut.await;
+    let duration_ms = started.elapsed().as_millis();
+    match result {
+        Ok((value, changes)) => {
+            reporter.step_finished(StepRecord {
+                host: host.name().to_string(),
+                step: name.to_string(),
+                status: if changes.is_empty() {
+                    Status::Ok
+                } else {
+                    Status::Changed
+                },
+                changes: changes.items,
+                diffs: changes.diffs,
+                duration_ms,
+                error: None,
+            });
+            Ok(value)
+        }
+        Err(err) => {
+            let message = format!("{err:#}");
+            reporter.step_finished(StepRecord {
+                host: host.name().to_string(),
+                step: name.to_string(),
+                status: Status::Failed,
+                changes: Vec::new(),
+                diffs: Vec::new(),
+                duration_ms,
+                error: Some(message.clone()),
+            });
+            Err(anyhow::anyhow!(
+                "{}: step {name} failed: {message}",
+                host.name()
+            ))
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The virtual IP: after the load balancers converge, exactly one of them must hold it.
+
+use super::{Changes, Ctx};
+use crate::host::Host;
+use crate::ssh::Cmd;
+use anyhow::bail;
+use std::time::{Duration, Instant};
+
+/// Which of `lbs` hold `vip` on `interface` right now.
+pub async fn holders(lbs: &[Host], vip: &str, interface: &str) -> anyhow::Result<Vec<String>> {
+    let addr = vip.split('/').next().unwrap_or(vip).to_string();
+    let mut holders = Vec::new();
+    for h in lbs {
+        let out = h
+            .run(&Cmd::new("ip").args(["-o", "addr", "show", "dev", interface]))
+            .await?;
+        if out
+            .stdout
+            .split_whitespace()
+            .any(|w| w.split('/').next() == Some(addr.as_str()))
+        {
+            holders.push(h.name().to_string());
+        }
+    }
+    Ok(holders)
+}
+
+/// Waits (bounded) until exactly one load balancer holds the VIP; returns its name.
+pub async fn wait_single_holder(ctx: &Ctx, lbs: &[Host]) -> anyhow::Result<(String, Changes)> {
+    let Some(lb) = &ctx.loaded.inventory.loadbalancer else {
+        return Ok((String::new(), Changes::none()));
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = holders(lbs, &lb.vip, &lb.interface).await?;
+        if now.len() == 1 {
+            return Ok((now[0].clone(), Changes::none()));
+        }
+        if ctx.dry_run {
+            return Ok((
+                String::new(),
+                Changes::one(format!(
+                    "VIP {} is held by {} host(s) now; the run would wait for exactly one",
+                    lb.vip,
+                    now.len()
+                )),
+            ));
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "VIP {} is held by {} after 30 s; exactly one load balancer must hold it{}",
+                lb.vip,
+                if now.is_empty() {
+                    "no host".to_string()
+                } else {
+                    now.join(" and ")
+                },
+                if now.len() > 1 {
+                    " (a keepalived killed with SIGKILL leaves its VIP behind: restart keepalived there)"
+                } else {
+                    ""
+                }
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

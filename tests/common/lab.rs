@@ -1,0 +1,418 @@
+//! Test support for the lab (`tests/lab/lab`): fake bare-metal hosts on this machine.
+//!
+//! `Lab::up(n)` takes an exclusive lock (one lab at a time, across test binaries), clears any lab
+//! left behind, brings up `node1..nodeN` and returns a guard that tears the lab down when dropped,
+//! also when the test panics. Without root (or without the lab's programs) it returns `None` after
+//! a loud message on stderr; with `HACTL_LAB_REQUIRED=1` it panics instead.
+//!
+//! The lab's settings come from the same environment variables as the driver:
+//! `HACTL_LAB_PREFIX`, `HACTL_LAB_SUBNET`, `HACTL_LAB_STATE`. `HACTL_LAB_KEEP=1` leaves the lab
+//! up after the test (for debugging; tear it down with `tests/lab/lab down`).
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The lab driver script.
+pub const DRIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab");
+/// The repository's inventories directory.
+pub const INVENTORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/inventories");
+
+const DEFAULT_PREFIX: &str = "hactl";
+const DEFAULT_SUBNET: &str = "10.213.0";
+const DEFAULT_STATE: &str = "/var/lib/hactl-lab";
+/// Seconds `ssh` may take to connect (`lab.ssh`).
+const SSH_CONNECT_TIMEOUT: u64 = 5;
+
+/// A running lab; dropping it runs `lab down` and releases the lock.
+pub struct Lab {
+    prefix: String,
+    subnet: String,
+    state: PathBuf,
+    nodes: usize,
+    // Declared last: dropped (unlocked) after `Drop::drop` has torn the lab down.
+    _lock: File,
+}
+
+impl Lab {
+    /// Brings up a fresh lab with hosts `node1..node{n}`; `None` (after a loud message) if this
+    /// machine cannot run the lab and `HACTL_LAB_REQUIRED` is not `1`.
+    pub fn up(n: usize) -> Option<Lab> {
+        if let Err(why) = can_run() {
+            skip(&why);
+            return None;
+        }
+        let prefix = env_or("HACTL_LAB_PREFIX", DEFAULT_PREFIX);
+        let subnet = env_or("HACTL_LAB_SUBNET", DEFAULT_SUBNET);
+        let state = PathBuf::from(env_or("HACTL_LAB_STATE", DEFAULT_STATE));
+        let lock = take_lock(&state);
+        let lab = Lab {
+            prefix,
+            subnet,
+            state,
+            nodes: n,
+            _lock: lock,
+        };
+        let started = Instant::now();
+        // A lab left by a test that was killed (no Drop) is ours to clear: we hold the lock.
+        lab.driver_ok(["down"]);
+        lab.driver_ok(["up", &n.to_string()]);
+        eprintln!(
+            "lab: up {n} (after clearing) took {:.2}s",
+            started.elapsed().as_secs_f64()
+        );
+        Some(lab)
+    }
+
+    /// Runs the driver with `args`; its output, whatever the exit status. (Call the driver only
+    /// through this while a `Lab` is alive: a bare `lab` command waits for the lab's lock.)
+    pub fn driver<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Command::new(DRIVER)
+            .args(args)
+            .env("HACTL_LAB_PREFIX", &self.prefix)
+            .env("HACTL_LAB_SUBNET", &self.subnet)
+            .env("HACTL_LAB_STATE", &self.state)
+            // We hold STATE.lock; the driver must not wait for it.
+            .env("HACTL_LAB_LOCK_HELD", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {DRIVER}: {e}"))
+    }
+
+    /// Runs the driver; panics (with its output) unless it succeeds. Returns its stdout.
+    pub fn driver_ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<_> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_os_string())
+            .collect();
+        let out = self.driver(&args);
+        assert!(
+            out.status.success(),
+            "lab {args:?} failed ({}):\n{}",
+            out.status,
+            describe(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The lab's state directory (keys, known_hosts, secrets, hosts' disks).
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
+    /// Prefix of the lab's namespace and link names.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// First three octets of the lab's /24.
+    pub fn subnet(&self) -> &str {
+        &self.subnet
+    }
+
+    /// `node1..node{n}` as brought up by `Lab::up(n)`.
+    pub fn nodes(&self) -> Vec<String> {
+        (1..=self.nodes).map(|i| format!("node{i}")).collect()
+    }
+
+    /// IPv4 address of `node` (`nodeN` is `SUBNET.(10+N)`).
+    pub fn address(&self, node: &str) -> String {
+        format!("{}.{}", self.subnet, 10 + node_index(node))
+    }
+
+    /// Name of the network namespace of `node` (`PREFIX-nodeN`).
+    pub fn netns(&self, node: &str) -> String {
+        format!("{}-{node}", self.prefix)
+    }
+
+    /// The lab's private key and known_hosts file.
+    pub fn identity_file(&self) -> PathBuf {
+        self.state.join("id_ed25519")
+    }
+    pub fn known_hosts(&self) -> PathBuf {
+        self.state.join("known_hosts")
+    }
+
+    /// Root-namespace PID of `node`'s tini (its PID 1) as recorded by the driver, if running.
+    pub fn host_pid(&self, node: &str) -> Option<u32> {
+        let text = fs::read_to_string(self.state.join("hosts").join(node).join("pid")).ok()?;
+        let mut fields = text.split_whitespace();
+        let pid: u32 = fields.next()?.parse().ok()?;
+        let start = fields.next()?;
+        (process_start_time(pid).as_deref() == Some(start)).then_some(pid)
+    }
+
+    /// An `ssh` command to `root@node` with the lab's key and strict host-key checking against the
+    /// lab's known_hosts; append the remote command. Stdin is closed.
+    pub fn ssh_command(&self, node: &str, connect_timeout: u64) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-F")
+            .arg("/dev/null")
+            .arg("-i")
+            .arg(self.identity_file())
+            .args(["-o", "IdentitiesOnly=yes", "-o"])
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.known_hosts().display()
+            ))
+            .args([
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+            ])
+            .arg(format!("ConnectTimeout={connect_timeout}"))
+            .arg(format!("root@{}", self.address(node)))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `cmd` (a shell command line) on `node` over SSH.
+    pub fn ssh(&self, node: &str, cmd: &str) -> Output {
+        self.ssh_timeout(node, cmd, SSH_CONNECT_TIMEOUT)
+    }
+
+    /// As `ssh`, with a connect timeout in seconds (for checks that expect a failure).
+    pub fn ssh_timeout(&self, node: &str, cmd: &str, connect_timeout: u64) -> Output {
+        self.ssh_command(node, connect_timeout)
+            .arg(cmd)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run ssh: {e}"))
+    }
+
+    /// Runs `cmd` on `node`; panics (with the output) unless it succeeds. Returns its stdout.
+    pub fn ssh_ok(&self, node: &str, cmd: &str) -> String {
+        let out = self.ssh(node, cmd);
+        assert!(
+            out.status.success(),
+            "ssh {node} {cmd:?} failed ({}):\n{}",
+            out.status,
+            describe(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `cmd` on each of `nodes` at the same time; the stdout of each, in order. Panics if
+    /// any fails.
+    pub fn ssh_each_ok<S: AsRef<str> + Sync>(&self, nodes: &[S], cmd: &str) -> Vec<String> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = nodes
+                .iter()
+                .map(|n| s.spawn(move || self.ssh_ok(n.as_ref(), cmd)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    }
+
+    /// Writes a copy of `inventories/{name}.yaml` (`lab` or `lab-colocated`) adapted to this lab's
+    /// state directory and subnet, into `STATE/inventories/`; returns its path.
+    pub fn write_inventory(&self, name: &str) -> PathBuf {
+        let src = Path::new(INVENTORIES).join(format!("{name}.yaml"));
+        let text = fs::read_to_string(&src)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", src.display()));
+        let text = text
+            .replace(
+                &format!("{DEFAULT_STATE}/"),
+                &format!("{}/", self.state.display()),
+            )
+            .replace(&format!("{DEFAULT_SUBNET}."), &format!("{}.", self.subnet));
+        let dir = self.state.join("inventories");
+        fs::create_dir_all(&dir).expect("create inventories dir");
+        let dest = dir.join(format!("{name}.yaml"));
+        fs::write(&dest, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", dest.display()));
+        dest
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::env::var("HACTL_LAB_KEEP").as_deref() == Ok("1") {
+            eprintln!(
+                "lab: HACTL_LAB_KEEP=1: leaving the lab up; tear it down with: {DRIVER} down"
+            );
+            return;
+        }
+        let started = Instant::now();
+        let out = self.driver(["down"]);
+        if out.status.success() {
+            eprintln!("lab: down took {:.2}s", started.elapsed().as_secs_f64());
+        } else if std::thread::panicking() {
+            eprintln!("lab: down FAILED ({}):\n{}", out.status, describe(&out));
+        } else {
+            panic!("lab: down failed ({}):\n{}", out.status, describe(&out));
+        }
+    }
+}
+
+/// Polls `cond` until it holds, for at most `timeout`; panics naming `what` when it never does.
+/// Returns how long it took.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        if cond() {
+            return started.elapsed();
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= timeout {
+            panic!("timed out after {timeout:?} waiting until {what}");
+        }
+        std::thread::sleep(pause.min(timeout - elapsed));
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Stdout and stderr of a finished command, for failure messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "--- stdout:\n{}--- stderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Start time (field 22 of /proc/PID/stat) of a live or zombie process.
+pub fn process_start_time(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    // Fields from 3 (state) on; start time is field 22.
+    after_comm.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// State letter (R, S, Z, ...) of a process, if it exists.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+fn node_index(node: &str) -> u32 {
+    node.strip_prefix("node")
+        .and_then(|i| i.parse().ok())
+        .filter(|i| (1..=89).contains(i))
+        .unwrap_or_else(|| panic!("not a lab node name: {node:?}"))
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// Why this machine cannot run the lab, if it cannot.
+fn can_run() -> Result<(), String> {
+    let status = fs::read_to_string("/proc/self/status").map_err(|e| format!("no /proc: {e}"))?;
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?");
+    if euid != "0" {
+        return Err(format!(
+            "not root (effective uid {euid}); the lab needs root"
+        ));
+    }
+    let missing: Vec<&str> = [
+        "ip",
+        "unshare",
+        "nsenter",
+        "setsid",
+        "flock",
+        "tini",
+        "ssh",
+        "ssh-keygen",
+        "sshd",
+    ]
+    .into_iter()
+    .filter(|p| !in_path(p))
+    .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "missing program(s): {} (install them with .ci/install-lab-deps)",
+            missing.join(", ")
+        ));
+    }
+    let filesystems = fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if !filesystems.split_whitespace().any(|f| f == "overlay") {
+        return Err("the kernel has no overlayfs".into());
+    }
+    Ok(())
+}
+
+fn in_path(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .any(|dir| dir.join(program).is_file())
+}
+
+fn skip(why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed>")
+        .to_string();
+    if std::env::var("HACTL_LAB_REQUIRED").as_deref() == Ok("1") {
+        panic!("lab test {test}: HACTL_LAB_REQUIRED=1 but the lab cannot run here: {why}");
+    }
+    eprintln!(
+        "\n\
+         ************************************************************************\n\
+         *** LAB TEST SKIPPED: {test}\n\
+         *** {why}\n\
+         *** Run as root after .ci/install-lab-deps; HACTL_LAB_REQUIRED=1 turns\n\
+         *** this skip into a failure.\n\
+         ************************************************************************\n"
+    );
+}
+
+/// Exclusive lock for the lab's lifetime: `STATE.lock` (flock), shared by every test binary.
+fn take_lock(state: &Path) -> File {
+    let path = PathBuf::from(format!("{}.lock", state.display()));
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open lab lock {}: {e}", path.display()));
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            eprintln!(
+                "lab: waiting for {} (another lab test is running)",
+                path.display()
+            );
+            let started = Instant::now();
+            file.lock()
+                .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+            eprintln!(
+                "lab: got the lock after {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Err(TryLockError::Error(e)) => panic!("cannot lock {}: {e}", path.display()),
+    }
+    file
+}

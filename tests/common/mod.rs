@@ -1,0 +1,3 @@
+//! Support code shared by the integration tests (`mod common;` in a test file).
+
+pub mod lab;
