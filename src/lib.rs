@@ -5,6 +5,7 @@ pub mod commands;
 pub mod exit;
 pub mod host;
 pub mod inventory;
+pub mod lock;
 pub mod render;
 pub mod report;
 pub mod runner;

@@ -130,7 +130,7 @@ pub async fn connect(
             Err(e) => {
                 host_key_refused |= e.is_host_key();
                 reporter.note(&node.name, &format!("connect: FAILED: {e}"));
-                errors.push(format!("{}: {e}", node.name));
+                errors.push(e.to_string());
             }
         }
     }
@@ -145,4 +145,58 @@ pub async fn connect(
             errors.join("\n")
         ))
     }
+}
+
+/// Connects to each named node independently, all at once (at most `opts.parallel`), each
+/// bounded by its own connect timeout; returns every node with its own result, in the order of
+/// `names`, so one unreachable host does not stop the others (for read-only commands such as
+/// `status`). `command_timeout`, when given, caps the inventory's command timeout for these
+/// connections. Failures are noted on the reporter.
+pub async fn connect_each(
+    inv: &Inventory,
+    names: &[String],
+    reporter: &Arc<Reporter>,
+    opts: &Options,
+    command_timeout: Option<std::time::Duration>,
+) -> Vec<(crate::inventory::Node, Result<Host, crate::ssh::SshError>)> {
+    let targets: Vec<(crate::inventory::Node, SshTarget)> = names
+        .iter()
+        .filter_map(|n| inv.node(n))
+        .map(|n| {
+            let mut target = SshTarget::for_node(inv, n);
+            if let Some(cap) = command_timeout {
+                target.command_timeout = target.command_timeout.min(cap);
+            }
+            (n.clone(), target)
+        })
+        .collect();
+    let nodes: Vec<crate::inventory::Node> = targets.iter().map(|(n, _)| n.clone()).collect();
+    let policy = opts.host_keys;
+    let results = parallel(targets, opts.parallel, |(node, target)| async move {
+        Ok((node, Connection::connect(&target, policy).await))
+    })
+    .await;
+    nodes
+        .into_iter()
+        .zip(results)
+        .map(|(node, r)| {
+            let conn = match r {
+                Ok((_, conn)) => conn,
+                // A connect task that panicked: report it as a channel failure of that host.
+                Err(e) => Err(crate::ssh::SshError::Channel {
+                    host: node.name.clone(),
+                    reason: format!("connect task failed: {e:#}"),
+                }),
+            };
+            let host = conn
+                .map(|conn| Host {
+                    node: node.clone(),
+                    conn,
+                    reporter: reporter.clone(),
+                    facts: None,
+                })
+                .inspect_err(|e| reporter.note(&node.name, &format!("connect: FAILED: {e}")));
+            (node, host)
+        })
+        .collect()
 }

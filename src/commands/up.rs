@@ -6,6 +6,7 @@ use crate::cli::UpArgs;
 use crate::exit::InvalidInput;
 use crate::host::Host;
 use crate::inventory::Secrets;
+use crate::lock;
 use crate::report::Reporter;
 use crate::runner::{self, Options};
 use crate::steps::{self, Ctx, cookie, definitions, facts, hosts_file, join, loadbalancer};
@@ -40,6 +41,11 @@ pub async fn converge(
     let inv = &ctx.loaded.inventory;
     let names: Vec<String> = inv.nodes.iter().map(|n| n.name.clone()).collect();
     let hosts = runner::connect(inv, &names, &reporter, opts).await?;
+    let seed = hosts
+        .iter()
+        .find(|h| h.name() == inv.rabbitmq.seed)
+        .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
+    let _lock = lock::acquire(seed, "up").await?;
     let hosts = converge_hosts(&ctx, hosts, opts).await?;
     cluster(&ctx, &hosts).await?;
     load_balancers(&ctx, &hosts).await
@@ -95,45 +101,58 @@ async fn converge_host(ctx: &Ctx, mut host: Host) -> anyhow::Result<Host> {
     Ok(host)
 }
 
-/// Joins, one node at a time, then users, vhosts, permissions and policies on the seed.
+/// Joins, one node at a time, while users, vhosts, permissions and policies are set through
+/// the seed: definitions live cluster-wide, so a joining node takes them over.
 pub async fn cluster(ctx: &Ctx, hosts: &[Host]) -> anyhow::Result<()> {
     let inv = &ctx.loaded.inventory;
     let seed = hosts
         .iter()
         .find(|h| h.name() == inv.rabbitmq.seed)
         .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
-    // Both reads cost an Erlang VM start on the seed: run them together.
-    let (seed_status, current_defs) = steps::step(seed, "cluster_status", async {
-        let (status, defs) = tokio::join!(join::status(seed), definitions::read(seed));
-        Ok(((status?, defs?), steps::Changes::none()))
+    let rabbits: Vec<Host> = hosts
+        .iter()
+        .filter(|h| h.node.is_rabbitmq())
+        .cloned()
+        .collect();
+    // Every read starts an Erlang VM: do them all at once.
+    let (statuses, current_defs) = steps::step(seed, "cluster_status", async {
+        let n = rabbits.len();
+        let (statuses, defs) = tokio::join!(
+            runner::parallel(
+                rabbits.clone(),
+                n,
+                |h| async move { join::status(&h).await }
+            ),
+            definitions::read(seed)
+        );
+        let statuses = statuses.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(((statuses, defs?), steps::Changes::none()))
     })
     .await?;
-    let mut joined = false;
-    for host in hosts
-        .iter()
-        .filter(|h| h.node.is_rabbitmq() && h.name() != seed.name())
-    {
-        joined |= steps::step(
-            host,
-            "join",
-            join::join(ctx, seed, seed_status.as_ref(), host),
-        )
-        .await?;
-    }
-    let status_before = if joined { None } else { seed_status.as_ref() };
-    steps::step(
-        seed,
-        "await_online",
-        join::await_online(ctx, seed, status_before),
-    )
-    .await?;
-    steps::step(
+    let status_of = |name: &str| {
+        rabbits
+            .iter()
+            .position(|h| h.name() == name)
+            .and_then(|i| statuses[i].as_ref())
+    };
+    let seed_status = status_of(seed.name());
+    let joins = async {
+        let mut joined = false;
+        for host in rabbits.iter().filter(|h| h.name() != seed.name()) {
+            let mine = status_of(host.name());
+            joined |=
+                steps::step(host, "join", join::join(ctx, seed, seed_status, host, mine)).await?;
+        }
+        let before = if joined { None } else { seed_status };
+        steps::step(seed, "await_online", join::await_online(ctx, seed, before)).await
+    };
+    let defs = steps::step(
         seed,
         "definitions",
         definitions::ensure(ctx, seed, current_defs),
-    )
-    .await?;
-    Ok(())
+    );
+    let (joins, defs) = tokio::join!(joins, defs);
+    joins.and(defs)
 }
 
 /// Waits until exactly one load balancer holds the VIP.

@@ -334,3 +334,101 @@ fn signal_number(name: &str) -> Option<u32> {
         _ => return None,
     })
 }
+
+/// A remote command kept running for as long as this value lives (its stdin stays open).
+/// Dropping it closes the channel: the command sees EOF, and sshd ends the session.
+pub struct Held {
+    _writer: russh::ChannelWriteHalf<russh::client::Msg>,
+    _reader: ChannelReadHalf,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// What became of a command started with [`Connection::hold`].
+pub enum Hold {
+    /// It printed its first line (given here) and keeps running.
+    Running(String, Held),
+    /// It ended before printing a whole line.
+    Exited(Output),
+}
+
+impl Connection {
+    /// Starts `cmd` with stdin left open and no time limit, and waits (bounded by the command
+    /// timeout) for its first line of output. For a remote lock that must live exactly as long
+    /// as this run: if hactl dies, the connection drops and the remote command ends with it.
+    pub async fn hold(&self, cmd: &Cmd) -> Result<Hold, SshError> {
+        let target = self.target();
+        let channel_err = |reason: String| SshError::Channel {
+            host: target.host.clone(),
+            reason,
+        };
+        let permit = self
+            .inner
+            .channels
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| channel_err("connection is shutting down".into()))?;
+        let deadline = Instant::now() + target.command_timeout;
+        let work = async {
+            let channel = self
+                .inner
+                .handle
+                .channel_open_session()
+                .await
+                .map_err(|e| format!("cannot open a session channel: {e}"))?;
+            let (mut reader, writer) = channel.split();
+            writer
+                .exec(true, cmd.remote_line(&target.user, None).as_bytes())
+                .await
+                .map_err(|e| format!("cannot start the command: {e}"))?;
+            let mut raw = Raw {
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                status: None,
+                signal: None,
+            };
+            loop {
+                match reader.wait().await {
+                    Some(ChannelMsg::Data { data }) => {
+                        raw.stdout.extend_from_slice(&data);
+                        if let Some(end) = raw.stdout.iter().position(|b| *b == b'\n') {
+                            let line = String::from_utf8_lossy(&raw.stdout[..end]).into_owned();
+                            return Ok((Some((line, writer, reader)), raw));
+                        }
+                    }
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                        raw.stderr.extend_from_slice(&data)
+                    }
+                    Some(ChannelMsg::ExitStatus { exit_status }) => raw.status = Some(exit_status),
+                    Some(ChannelMsg::Failure) => {
+                        return Err("the server refused to run the command".to_string());
+                    }
+                    Some(_) => {}
+                    None => {
+                        raw.status.get_or_insert(255);
+                        return Ok((None, raw));
+                    }
+                }
+            }
+        };
+        match timeout_at(deadline, work).await {
+            Err(_) => Err(SshError::Timeout {
+                host: target.host.clone(),
+                what: format!(
+                    "no answer within {} s from: {cmd}",
+                    secs(target.command_timeout)
+                ),
+            }),
+            Ok(Err(reason)) => Err(channel_err(format!("{reason} (command: {cmd})"))),
+            Ok(Ok((Some((line, writer, reader)), _))) => Ok(Hold::Running(
+                line,
+                Held {
+                    _writer: writer,
+                    _reader: reader,
+                    _permit: permit,
+                },
+            )),
+            Ok(Ok((None, raw))) => Ok(Hold::Exited(raw.into_output())),
+        }
+    }
+}

@@ -15,6 +15,7 @@ mod known_hosts;
 mod quote;
 mod session;
 
+pub use exec::{Held, Hold};
 pub use quote::{Cmd, quote};
 pub use session::Connection;
 

@@ -63,12 +63,14 @@ pub async fn status(host: &Host) -> anyhow::Result<Option<ClusterStatus>> {
     Ok(Some(parse_status(&out.stdout)?))
 }
 
-/// Joins `host` to the seed's cluster unless it is a member already.
+/// Joins `host` to the seed's cluster unless it is a member already. `mine` is the node's
+/// own view, read before any join.
 pub async fn join(
     ctx: &Ctx,
     seed: &Host,
     seed_status: Option<&ClusterStatus>,
     host: &Host,
+    mine: Option<&ClusterStatus>,
 ) -> anyhow::Result<(bool, Changes)> {
     let me = node_name(host.name());
     let seed_node = node_name(seed.name());
@@ -80,7 +82,7 @@ pub async fn join(
     if seed_status.is_some_and(|s| s.is_member(&me)) {
         return Ok((false, Changes::none()));
     }
-    let (Some(seed_status), Some(mine)) = (seed_status, status(host).await?) else {
+    let (Some(seed_status), Some(mine)) = (seed_status, mine) else {
         // Only a dry run on hosts where RabbitMQ is not running yet gets here.
         if ctx.dry_run {
             return Ok((

@@ -22,7 +22,7 @@ pub async fn config(ctx: &Ctx, host: &Host) -> anyhow::Result<(bool, Changes)> {
 }
 
 /// Starts RabbitMQ when it is not running (or was stopped for the cookie), restarts it when
-/// its config changed, and waits until the app has booted.
+/// its config changed.
 pub async fn service(
     ctx: &Ctx,
     host: &Host,
@@ -37,18 +37,10 @@ pub async fn service(
     };
     let changes = Changes::one(format!("{action} rabbitmq-server"));
     if !ctx.dry_run {
+        // Debian's init script and systemd unit both return once the node has booted.
         host.service("rabbitmq-server", action).await?;
-        await_startup(host).await?;
     }
     Ok(((), changes))
-}
-
-/// Waits, bounded by the command timeout, until the RabbitMQ app on `host` has booted.
-pub async fn await_startup(host: &Host) -> anyhow::Result<()> {
-    let secs = host.conn.target().command_timeout.as_secs().max(1);
-    host.run(&ctl(["await_startup", "--timeout", &secs.to_string()]))
-        .await?;
-    Ok(())
 }
 
 /// `/usr/sbin/rabbitmqctl ARGS` — Debian's wrapper, which runs as user rabbitmq and so uses

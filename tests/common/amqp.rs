@@ -1,0 +1,489 @@
+//! A small AMQP 0-9-1 test client (lapin) for end-to-end checks through the VIP.
+//!
+//! Messages are numbered: the body of message `n` is `"{tag} {n}"`, so a [`Consumer`] can tell
+//! which numbers came back, which twice, and what did not belong to this run. A [`Publisher`]
+//! publishes persistent messages with publisher confirms and remembers which numbers the broker
+//! confirmed; after a failure it can reconnect (with backoff) and re-publish the unconfirmed ones
+//! (at-least-once), which is what a failover test needs. Every network operation is bounded by
+//! [`OP_TIMEOUT`] (or the caller's deadline): a test never hangs on a dead broker.
+//!
+//! ```ignore
+//! let target = Target::new("10.213.0.100", 5672, "app", &password);
+//! rt.block_on(async {
+//!     let mut publisher = Publisher::connect(&target, "ha.smoke").await?;
+//!     let confirmed = publisher.publish_range(1..=100).await?;
+//!     let mut consumer = Consumer::connect(&target, "ha.smoke").await?;
+//!     consumer.drain(100, Duration::from_secs(20)).await?;
+//! });
+//! ```
+#![allow(dead_code)]
+
+use anyhow::{Context, anyhow, bail};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::future::Future;
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
+
+/// Bound on any single AMQP operation (connect, declare, publish + confirm, get, ack).
+pub const OP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Delivery mode 2: persistent.
+const PERSISTENT: u8 = 2;
+
+/// Where to connect, and as whom. `Debug`/`Display` never show the password.
+#[derive(Clone)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    password: String,
+    /// Virtual host (`/` by default).
+    pub vhost: String,
+}
+
+impl Target {
+    pub fn new(host: &str, port: u16, user: &str, password: &str) -> Target {
+        Target {
+            host: host.to_string(),
+            port,
+            user: user.to_string(),
+            password: password.to_string(),
+            vhost: "/".to_string(),
+        }
+    }
+
+    /// `amqp://USER:PASS@HOST:PORT/VHOST`, percent-encoded.
+    fn uri(&self) -> String {
+        format!(
+            "amqp://{}:{}@{}:{}/{}",
+            encode(&self.user),
+            encode(&self.password),
+            self.host,
+            self.port,
+            encode(&self.vhost)
+        )
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "amqp://{}:***@{}:{}/{}",
+            self.user,
+            self.host,
+            self.port,
+            encode(&self.vhost)
+        )
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Percent-encodes everything but unreserved URI characters.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs `fut` for at most `limit`; an error names `what` either way.
+pub async fn bounded<T, E, F>(what: &str, limit: Duration, fut: F) -> anyhow::Result<T>
+where
+    F: Future<Output = Result<T, E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r.with_context(|| what.to_string()),
+        Err(_) => bail!("{what}: timed out after {limit:?}"),
+    }
+}
+
+/// An open connection with one channel.
+struct Session {
+    conn: Connection,
+    channel: Channel,
+}
+
+impl Session {
+    /// Connects, opens a channel and declares `queue` durable.
+    async fn open(target: &Target, queue: &str, name: &str) -> anyhow::Result<Session> {
+        let props = ConnectionProperties::default().with_connection_name(name.into());
+        let conn = bounded(
+            &format!("connect to {target}"),
+            OP_TIMEOUT,
+            Connection::connect(&target.uri(), props),
+        )
+        .await?;
+        let channel = bounded("open a channel", OP_TIMEOUT, conn.create_channel()).await?;
+        bounded(
+            &format!("declare durable queue {queue}"),
+            OP_TIMEOUT,
+            channel.queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            ),
+        )
+        .await?;
+        Ok(Session { conn, channel })
+    }
+
+    /// Closes politely, bounded; errors are ignored (the peer may be gone).
+    async fn close(self) {
+        let _ = tokio::time::timeout(OP_TIMEOUT, self.conn.close(200, "bye".into())).await;
+    }
+}
+
+/// The body of message `n` of run `tag`.
+pub fn body(tag: &str, n: u64) -> String {
+    format!("{tag} {n}")
+}
+
+/// Publishes numbered persistent messages with confirms and tracks which were confirmed.
+pub struct Publisher {
+    target: Target,
+    queue: String,
+    tag: String,
+    session: Option<Session>,
+    /// Numbers the broker confirmed (acked).
+    pub confirmed: BTreeSet<u64>,
+    /// Numbers the broker refused (nacked).
+    pub nacked: BTreeSet<u64>,
+    /// Connections opened after the first.
+    pub reconnects: u32,
+}
+
+impl Publisher {
+    /// Connects to `target`, declares `queue` durable and turns on publisher confirms. The
+    /// message tag (body prefix) is `tag`.
+    pub async fn connect(target: &Target, queue: &str, tag: &str) -> anyhow::Result<Publisher> {
+        let mut p = Publisher {
+            target: target.clone(),
+            queue: queue.to_string(),
+            tag: tag.to_string(),
+            session: None,
+            confirmed: BTreeSet::new(),
+            nacked: BTreeSet::new(),
+            reconnects: 0,
+        };
+        p.open().await?;
+        Ok(p)
+    }
+
+    async fn open(&mut self) -> anyhow::Result<()> {
+        if let Some(old) = self.session.take() {
+            old.close().await;
+        }
+        let s = Session::open(&self.target, &self.queue, "hactl-test-publisher").await?;
+        bounded(
+            "confirm.select",
+            OP_TIMEOUT,
+            s.channel.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await?;
+        self.session = Some(s);
+        Ok(())
+    }
+
+    /// Publishes every number of `range` (in order; all in flight, then every confirm awaited,
+    /// each bounded). Returns how many of them are now confirmed. An error (connection lost,
+    /// timeout) leaves the publisher disconnected: call [`Publisher::reconnect`].
+    pub async fn publish_range(&mut self, range: RangeInclusive<u64>) -> anyhow::Result<usize> {
+        let session = self
+            .session
+            .as_ref()
+            .ok_or_else(|| anyhow!("publisher is not connected"))?;
+        let mut pending = Vec::new();
+        let mut failure = None;
+        for n in range.clone() {
+            let props = BasicProperties::default().with_delivery_mode(PERSISTENT);
+            let payload = body(&self.tag, n);
+            let publish = session.channel.basic_publish(
+                "".into(),
+                self.queue.as_str().into(),
+                BasicPublishOptions::default(),
+                payload.as_bytes(),
+                props,
+            );
+            match bounded(&format!("publish #{n}"), OP_TIMEOUT, publish).await {
+                Ok(confirm) => pending.push((n, confirm)),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        for (n, confirm) in pending {
+            match bounded(&format!("confirm of #{n}"), OP_TIMEOUT, confirm).await {
+                Ok(c) if c.is_ack() => {
+                    self.confirmed.insert(n);
+                }
+                Ok(_) => {
+                    self.nacked.insert(n);
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failure {
+            if let Some(s) = self.session.take() {
+                s.close().await;
+            }
+            return Err(e);
+        }
+        Ok(range.filter(|n| self.confirmed.contains(n)).count())
+    }
+
+    /// Reconnects, retrying with exponential backoff (100 ms doubling up to 2 s) until
+    /// `give_up_after` has passed. Returns the number of attempts it took.
+    pub async fn reconnect(&mut self, give_up_after: Duration) -> anyhow::Result<u32> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.open().await {
+                Ok(()) => {
+                    self.reconnects += 1;
+                    return Ok(attempts);
+                }
+                Err(e) if started.elapsed() + pause >= give_up_after => {
+                    return Err(e.context(format!(
+                        "reconnect to {}: gave up after {attempts} attempt(s) in {:.1}s",
+                        self.target,
+                        started.elapsed().as_secs_f64()
+                    )));
+                }
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// Publishes every number of `range` not yet confirmed, one at a time, reconnecting (with
+    /// backoff) after a failure, until all are confirmed or `deadline` passes. Numbers that were
+    /// in flight when a connection broke are published again (at-least-once).
+    pub async fn publish_until_confirmed(
+        &mut self,
+        range: RangeInclusive<u64>,
+        deadline: Duration,
+    ) -> anyhow::Result<PublishReport> {
+        let started = Instant::now();
+        let mut failures = Vec::new();
+        for n in range.clone() {
+            while !self.confirmed.contains(&n) {
+                let left = deadline.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    bail!(
+                        "#{n} not confirmed after {deadline:?}; {} failure(s): {}",
+                        failures.len(),
+                        failures.join("; ")
+                    );
+                }
+                let attempt = if self.session.is_none() {
+                    self.reconnect(left).await.map(|_| 0)
+                } else {
+                    self.publish_range(n..=n).await
+                };
+                if let Err(e) = attempt {
+                    failures.push(format!("{:.1}s: {e:#}", started.elapsed().as_secs_f64()));
+                }
+            }
+        }
+        Ok(PublishReport {
+            confirmed: range.clone().filter(|n| self.confirmed.contains(n)).count(),
+            nacked: range.filter(|n| self.nacked.contains(n)).count(),
+            reconnects: self.reconnects,
+            failures,
+        })
+    }
+
+    /// Closes the connection (bounded).
+    pub async fn close(mut self) {
+        if let Some(s) = self.session.take() {
+            s.close().await;
+        }
+    }
+}
+
+/// What [`Publisher::publish_until_confirmed`] did.
+#[derive(Debug, Clone, Default)]
+pub struct PublishReport {
+    pub confirmed: usize,
+    pub nacked: usize,
+    pub reconnects: u32,
+    /// Each failure, with the time since the start.
+    pub failures: Vec<String>,
+}
+
+/// Gets messages of one run back (`basic.get` + ack) and records their numbers.
+pub struct Consumer {
+    target: Target,
+    queue: String,
+    tag: String,
+    session: Option<Session>,
+    /// Numbers received (and acked).
+    pub seen: BTreeSet<u64>,
+    /// Numbers received more than once (redeliveries after a failover, re-publishes).
+    pub duplicates: Vec<u64>,
+    /// Messages that are not of this run (other tag, not a number); acked and counted.
+    pub foreign: usize,
+}
+
+impl Consumer {
+    pub async fn connect(target: &Target, queue: &str, tag: &str) -> anyhow::Result<Consumer> {
+        let session = Session::open(target, queue, "hactl-test-consumer").await?;
+        Ok(Consumer {
+            target: target.clone(),
+            queue: queue.to_string(),
+            tag: tag.to_string(),
+            session: Some(session),
+            seen: BTreeSet::new(),
+            duplicates: Vec::new(),
+            foreign: 0,
+        })
+    }
+
+    /// Reconnects after a failure (same backoff as the publisher's, simpler: fixed 200 ms).
+    pub async fn reconnect(&mut self, give_up_after: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Some(s) = self.session.take() {
+                s.close().await;
+            }
+            match Session::open(&self.target, &self.queue, "hactl-test-consumer").await {
+                Ok(s) => {
+                    self.session = Some(s);
+                    return Ok(());
+                }
+                Err(e) if started.elapsed() >= give_up_after => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Gets one message and acks it; `Ok(None)` when the queue is empty.
+    pub async fn get_one(&mut self) -> anyhow::Result<Option<u64>> {
+        let session = self
+            .session
+            .as_ref()
+            .ok_or_else(|| anyhow!("consumer is not connected"))?;
+        let got = bounded(
+            &format!("basic.get from {}", self.queue),
+            OP_TIMEOUT,
+            session
+                .channel
+                .basic_get(self.queue.as_str().into(), BasicGetOptions::default()),
+        )
+        .await?;
+        let Some(msg) = got else { return Ok(None) };
+        bounded(
+            "basic.ack",
+            OP_TIMEOUT,
+            msg.delivery.acker.ack(BasicAckOptions::default()),
+        )
+        .await?;
+        let text = String::from_utf8_lossy(&msg.delivery.data).into_owned();
+        let n = text
+            .strip_prefix(&self.tag)
+            .and_then(|r| r.strip_prefix(' '))
+            .and_then(|r| r.parse::<u64>().ok());
+        match n {
+            Some(n) => {
+                if !self.seen.insert(n) {
+                    self.duplicates.push(n);
+                }
+            }
+            None => self.foreign += 1,
+        }
+        Ok(Some(n.unwrap_or(0)))
+    }
+
+    /// Gets messages until `expected` distinct numbers of this run were seen, polling an empty
+    /// queue, for at most `deadline`. Returns the number of distinct numbers seen.
+    pub async fn drain(&mut self, expected: usize, deadline: Duration) -> anyhow::Result<usize> {
+        let started = Instant::now();
+        while self.seen.len() < expected {
+            if started.elapsed() >= deadline {
+                bail!(
+                    "got {} of {expected} messages from {} in {deadline:?} (missing e.g. {:?})",
+                    self.seen.len(),
+                    self.queue,
+                    (1..=expected as u64)
+                        .filter(|n| !self.seen.contains(n))
+                        .take(10)
+                        .collect::<Vec<_>>()
+                );
+            }
+            if self.get_one().await?.is_none() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(self.seen.len())
+    }
+
+    /// Numbers of `1..=n` not seen.
+    pub fn missing(&self, n: u64) -> Vec<u64> {
+        (1..=n).filter(|i| !self.seen.contains(i)).collect()
+    }
+
+    /// Deletes the queue (for tests that want to leave no trace), then closes.
+    pub async fn delete_queue(self) -> anyhow::Result<()> {
+        if let Some(s) = &self.session {
+            bounded(
+                &format!("delete queue {}", self.queue),
+                OP_TIMEOUT,
+                s.channel
+                    .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default()),
+            )
+            .await?;
+        }
+        self.close().await;
+        Ok(())
+    }
+
+    pub async fn close(mut self) {
+        if let Some(s) = self.session.take() {
+            s.close().await;
+        }
+    }
+}
+
+/// One round trip: publish `1..=n` with confirms on one connection, then get all `n` back on
+/// another. Returns (confirmed, received); errors name the failing operation.
+pub async fn round_trip(
+    target: &Target,
+    queue: &str,
+    tag: &str,
+    n: u64,
+) -> anyhow::Result<(usize, usize)> {
+    let mut publisher = Publisher::connect(target, queue, tag).await?;
+    let confirmed = publisher.publish_range(1..=n).await?;
+    publisher.close().await;
+    let mut consumer = Consumer::connect(target, queue, tag).await?;
+    let received = consumer.drain(n as usize, OP_TIMEOUT * 2).await?;
+    consumer.close().await;
+    Ok((confirmed, received))
+}
