@@ -26,6 +26,20 @@ pub enum Command {
     /// Converge every host to the inventory: packages, cookie, config, cluster, users,
     /// policies, HAProxy and Keepalived. Safe to re-run: what is already right is left alone.
     Up(UpArgs),
+    /// Add RabbitMQ nodes (already added to the inventory) to the running cluster, without
+    /// restarting the existing nodes; other hosts learn about them (/etc/hosts, HAProxy).
+    AddNode(AddNodeArgs),
+    /// Take RabbitMQ nodes out of the cluster cleanly (also when they are dead), then drop them
+    /// from /etc/hosts and the HAProxy backends. Remove them from the inventory afterwards.
+    RemoveNode(RemoveNodeArgs),
+    /// Show every host's health: SSH, RabbitMQ nodes and their view of the cluster, partitions,
+    /// alarms, unsynchronised mirrors, HAProxy backends, Keepalived and the VIP. Changes
+    /// nothing. Exit 0 healthy, 1 degraded, 2 invalid input.
+    Status(StatusArgs),
+    /// Set (or remove) one policy on the running cluster, by preset or in full. Exit 2 on an
+    /// invalid policy, before any host is contacted.
+    #[command(after_long_help = SET_POLICY_HELP)]
+    SetPolicy(SetPolicyArgs),
     /// Print a shell completion script to standard output.
     Completions(CompletionsArgs),
 }
@@ -129,4 +143,137 @@ impl RunArgs {
             force_reset: self.force_reset,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct AddNodeArgs {
+    /// Inventory file.
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "FILE",
+        env = "HACTL_INVENTORY",
+        default_value = "inventory.yaml"
+    )]
+    pub inventory_file: PathBuf,
+    /// Node names, as in the inventory.
+    #[arg(value_name = "NODE", required = true)]
+    pub nodes: Vec<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveNodeArgs {
+    /// Inventory file.
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "FILE",
+        env = "HACTL_INVENTORY",
+        default_value = "inventory.yaml"
+    )]
+    pub inventory_file: PathBuf,
+    /// Node names, as in the inventory.
+    #[arg(value_name = "NODE", required = true)]
+    pub nodes: Vec<String>,
+    /// Remove even the last disc node, or below what a mirroring policy needs.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Print the status as JSON on standard output (schema: README.md, "hactl status").
+    #[arg(long)]
+    pub json: bool,
+    /// Show every remote command.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Longest any one remote read may take, in seconds (connecting uses the inventory's
+    /// connect timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// How many hosts to read at once.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+}
+
+const SET_POLICY_HELP: &str = "\
+Presets (pattern, apply-to; override with --pattern, --vhost, --priority, --apply-to):
+  ha-all     ^ha\\.  queues  {\"ha-mode\":\"all\",\"ha-sync-mode\":\"automatic\"}
+  ha-two     ^ha\\.  queues  {\"ha-mode\":\"exactly\",\"ha-params\":2,\"ha-sync-mode\":\"automatic\"}
+  ha-nodes   ^ha\\.  queues  {\"ha-mode\":\"nodes\",\"ha-params\":[\"rabbit@A\",...],\"ha-sync-mode\":\"automatic\"}
+             with --nodes A,B (RabbitMQ nodes of the inventory)
+  quorum     ^qq\\.  quorum_queues  {\"queue-leader-locator\":\"balanced\",\"delivery-limit\":20}
+The ha-* presets are classic queue mirroring, removed in RabbitMQ 4.0: they are refused there.
+A policy cannot change a queue's type: the quorum preset only tunes queues that clients
+declare as quorum queues (x-queue-type=quorum); it needs RabbitMQ 3.12 or newer (apply-to
+quorum_queues).
+
+Any other policy: NAME --pattern P --definition JSON [--vhost V] [--priority N] [--apply-to X].
+A policy that is not in the inventory is not managed by `hactl up` (which neither sets nor
+removes it): hactl prints the rabbitmq.policies entry to add. When the inventory has a policy
+of that name with another definition, the next `hactl up` sets it back.
+
+Examples:
+  hactl set-policy -i lab.yaml ha-all
+  hactl set-policy -i lab.yaml ha-nodes --nodes node1,node2
+  hactl set-policy -i lab.yaml ttl --pattern '^tmp\\.' --definition '{\"message-ttl\":60000}' --apply-to queues
+  hactl set-policy -i lab.yaml --remove ha-all --dry-run";
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["name", "remove"]))]
+pub struct SetPolicyArgs {
+    /// Inventory file.
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "FILE",
+        env = "HACTL_INVENTORY",
+        default_value = "inventory.yaml"
+    )]
+    pub inventory_file: PathBuf,
+    /// A preset (ha-all, ha-two, ha-nodes, quorum) or, with --pattern and --definition, the
+    /// name of any policy.
+    #[arg(value_name = "PRESET|NAME")]
+    pub name: Option<String>,
+    /// Remove the policy NAME (from --vhost) instead of setting one.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["pattern", "definition", "priority", "apply_to", "nodes"])]
+    pub remove: Option<String>,
+    /// Regular expression of the queue/exchange names the policy applies to.
+    #[arg(long, value_name = "REGEX", allow_hyphen_values = true)]
+    pub pattern: Option<String>,
+    /// The policy definition, a JSON object, e.g. '{"max-length":1000}'.
+    #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
+    pub definition: Option<String>,
+    /// Virtual host.
+    #[arg(long, short = 'p', value_name = "VHOST", default_value = "/")]
+    pub vhost: String,
+    /// Priority (the highest-priority matching policy wins). Default 0.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    /// What it applies to: queues, classic_queues, quorum_queues, streams, exchanges or all
+    /// (default: the preset's, else all).
+    #[arg(long, value_name = "WHAT")]
+    pub apply_to: Option<String>,
+    /// For ha-nodes: the RabbitMQ nodes to mirror to (inventory names, comma-separated).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Only read: say what would change, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the outcome as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// Show every remote command.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Learn the keys of hosts not yet in known_hosts (never accepts a changed key).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
 }

@@ -8,6 +8,10 @@ fn main() {
         Command::Validate(a) => commands::validate::run(a),
         Command::Render(a) => commands::render::run(a),
         Command::Up(a) => commands::up::run(a),
+        Command::AddNode(a) => commands::add_node::run(a),
+        Command::RemoveNode(a) => commands::remove_node::run(a),
+        Command::Status(a) => commands::status::run(a),
+        Command::SetPolicy(a) => commands::set_policy::run(a),
         Command::Completions(a) => commands::completions::run(a),
     };
     if let Err(err) = result {

@@ -1,7 +1,11 @@
 //! One module per subcommand; each composes the lower layers.
 
+pub mod add_node;
 pub mod completions;
+pub mod remove_node;
 pub mod render;
+pub mod set_policy;
+pub mod status;
 pub mod up;
 pub mod validate;
 
@@ -35,6 +39,31 @@ pub fn print_diagnostics(diags: &[Diagnostic]) {
     for d in diags {
         eprintln!("{d}");
     }
+}
+
+/// What every host-touching command starts from: the inventory loaded and validated, its
+/// secrets read, every host's files rendered, and a reporter that redacts the secrets.
+pub fn prepare(
+    inventory: &Path,
+    run: &crate::cli::RunArgs,
+) -> anyhow::Result<(
+    std::sync::Arc<crate::steps::Ctx>,
+    std::sync::Arc<crate::report::Reporter>,
+    crate::runner::Options,
+)> {
+    let loaded = load_inventory(inventory)?;
+    let secrets = crate::inventory::Secrets::resolve(&loaded).map_err(|diags| {
+        print_diagnostics(&diags);
+        InvalidInput(format!("{} secret(s) not available", diags.len()))
+    })?;
+    let opts = run.options();
+    let reporter = std::sync::Arc::new(crate::report::Reporter::new(
+        opts.verbose,
+        opts.dry_run,
+        crate::runner::secret_values(&secrets),
+    ));
+    let ctx = crate::runner::build_ctx(loaded, secrets, run.templates.as_deref(), &opts)?;
+    Ok((std::sync::Arc::new(ctx), reporter, opts))
 }
 
 /// Prints the run's summary (and JSON when asked) and turns the outcome into the result.

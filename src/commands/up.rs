@@ -3,9 +3,7 @@
 //! load balancer must hold the VIP.
 
 use crate::cli::UpArgs;
-use crate::exit::InvalidInput;
 use crate::host::Host;
-use crate::inventory::Secrets;
 use crate::lock;
 use crate::report::Reporter;
 use crate::runner::{self, Options};
@@ -15,20 +13,9 @@ use anyhow::anyhow;
 use std::sync::Arc;
 
 pub fn run(args: &UpArgs) -> anyhow::Result<()> {
-    let loaded = super::load_inventory(&args.inventory.path())?;
-    let secrets = Secrets::resolve(&loaded).map_err(|diags| {
-        super::print_diagnostics(&diags);
-        InvalidInput(format!("{} secret(s) not available", diags.len()))
-    })?;
-    let opts = args.run.options();
-    let reporter = Arc::new(Reporter::new(
-        opts.verbose,
-        opts.dry_run,
-        runner::secret_values(&secrets),
-    ));
-    let ctx = runner::build_ctx(loaded, secrets, args.run.templates.as_deref(), &opts)?;
+    let (ctx, reporter, opts) = super::prepare(&args.inventory.path(), &args.run)?;
     let rt = tokio::runtime::Runtime::new()?;
-    let result = rt.block_on(converge(Arc::new(ctx), reporter.clone(), &opts));
+    let result = rt.block_on(converge(ctx, reporter.clone(), &opts));
     super::finish(&reporter, "up", args.run.json, result)
 }
 
@@ -46,9 +33,19 @@ pub async fn converge(
         .find(|h| h.name() == inv.rabbitmq.seed)
         .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
     let _lock = lock::acquire(seed, "up").await?;
-    let hosts = converge_hosts(&ctx, hosts, opts).await?;
+    let hosts = converge_hosts(&ctx, hosts, opts, |_| Scope::Full).await?;
     cluster(&ctx, &hosts).await?;
     load_balancers(&ctx, &hosts).await
+}
+
+/// How much of a host a command converges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything the inventory says about the host.
+    Full,
+    /// Only what lists other hosts: `/etc/hosts` and the load balancer configs. RabbitMQ on the
+    /// host is left alone (not restarted), as when a neighbour joins or leaves.
+    Neighbour,
 }
 
 /// Per-host steps on all `hosts` in parallel; fails after all finished if any failed.
@@ -56,10 +53,18 @@ pub async fn converge_hosts(
     ctx: &Arc<Ctx>,
     hosts: Vec<Host>,
     opts: &Options,
+    scope: impl Fn(&Host) -> Scope,
 ) -> anyhow::Result<Vec<Host>> {
-    let results = runner::parallel(hosts, opts.parallel, |host| {
+    let hosts: Vec<(Host, Scope)> = hosts
+        .into_iter()
+        .map(|h| {
+            let s = scope(&h);
+            (h, s)
+        })
+        .collect();
+    let results = runner::parallel(hosts, opts.parallel, |(host, scope)| {
         let ctx = ctx.clone();
-        async move { converge_host(&ctx, host).await }
+        async move { converge_host(&ctx, host, scope).await }
     })
     .await;
     let mut ok = Vec::new();
@@ -77,13 +82,15 @@ pub async fn converge_hosts(
     }
 }
 
-async fn converge_host(ctx: &Ctx, mut host: Host) -> anyhow::Result<Host> {
+async fn converge_host(ctx: &Ctx, mut host: Host, scope: Scope) -> anyhow::Result<Host> {
     let f = steps::step(&host, "facts", facts::gather(&host, ctx.dry_run)).await?;
     host.facts = Some(f);
     let h = &host;
     steps::step(h, "hosts_file", hosts_file::ensure(ctx, h)).await?;
-    steps::step(h, "packages", packages::ensure(ctx, h)).await?;
-    if h.node.is_rabbitmq() {
+    if scope == Scope::Full {
+        steps::step(h, "packages", packages::ensure(ctx, h)).await?;
+    }
+    if h.node.is_rabbitmq() && scope == Scope::Full {
         let stopped = steps::step(h, "cookie", cookie::ensure(ctx, h)).await?;
         let changed = steps::step(h, "rabbitmq_config", rabbitmq::config(ctx, h)).await?;
         steps::step(
@@ -94,7 +101,9 @@ async fn converge_host(ctx: &Ctx, mut host: Host) -> anyhow::Result<Host> {
         .await?;
     }
     if h.node.is_loadbalancer() {
-        steps::step(h, "sysctl", loadbalancer::sysctl(ctx, h)).await?;
+        if scope == Scope::Full {
+            steps::step(h, "sysctl", loadbalancer::sysctl(ctx, h)).await?;
+        }
         steps::step(h, "haproxy", loadbalancer::haproxy(ctx, h)).await?;
         steps::step(h, "keepalived", loadbalancer::keepalived(ctx, h)).await?;
     }

@@ -1,0 +1,82 @@
+//! `hactl add-node NODE...`: bring hosts the operator has added to the inventory into the
+//! running cluster. The new nodes are converged whole; every other host only learns about them
+//! (`/etc/hosts`, HAProxy backends, reloaded): no existing RabbitMQ node is restarted. Joins run
+//! one node at a time, as in `up`.
+
+use super::up::{self, Scope};
+use crate::cli::AddNodeArgs;
+use crate::exit::InvalidInput;
+use crate::lock;
+use crate::report::Status;
+use crate::runner;
+use anyhow::anyhow;
+
+pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
+    let (ctx, reporter, opts) = super::prepare(&args.inventory_file, &args.run)?;
+    let inv = &ctx.loaded.inventory;
+    for name in &args.nodes {
+        match inv.node(name) {
+            None => {
+                return Err(InvalidInput(format!(
+                    "{name} is not in the inventory: add it under `nodes` first"
+                ))
+                .into());
+            }
+            Some(n) if !n.is_rabbitmq() => {
+                return Err(InvalidInput(format!(
+                    "{name} has no `rabbitmq` role; add-node adds RabbitMQ nodes (use `up` for \
+                     load balancers)"
+                ))
+                .into());
+            }
+            Some(_) if *name == inv.rabbitmq.seed => {
+                return Err(InvalidInput(format!(
+                    "{name} is the seed: the cluster grows from it, it is not added to it"
+                ))
+                .into());
+            }
+            Some(_) => {}
+        }
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    let result = rt.block_on(async {
+        let names: Vec<String> = inv.nodes.iter().map(|n| n.name.clone()).collect();
+        let hosts = runner::connect(inv, &names, &reporter, &opts).await?;
+        let seed = hosts
+            .iter()
+            .find(|h| h.name() == inv.rabbitmq.seed)
+            .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
+        let _lock = lock::acquire(seed, "add-node").await?;
+        let hosts = up::converge_hosts(&ctx, hosts, &opts, |h| {
+            if args.nodes.iter().any(|n| n == h.name()) {
+                Scope::Full
+            } else {
+                Scope::Neighbour
+            }
+        })
+        .await?;
+        up::cluster(&ctx, &hosts).await?;
+        up::load_balancers(&ctx, &hosts).await
+    });
+    if result.is_ok() {
+        let records = reporter.records();
+        for name in &args.nodes {
+            let changed = records
+                .iter()
+                .any(|r| &r.host == name && r.status == Status::Changed);
+            let joined = records
+                .iter()
+                .any(|r| &r.host == name && r.step == "join" && r.status == Status::Changed);
+            let text = match (changed, joined) {
+                (false, _) => "already a member of the cluster, nothing to do".to_string(),
+                (true, false) => {
+                    "already a member of the cluster; its configuration was updated".into()
+                }
+                (true, true) if opts.dry_run => "would join the cluster".into(),
+                (true, true) => "joined the cluster".into(),
+            };
+            reporter.note(name, &text);
+        }
+    }
+    super::finish(&reporter, "add-node", args.run.json, result)
+}

@@ -1,0 +1,268 @@
+//! `hactl remove-node NODE...`: take RabbitMQ nodes out of the cluster cleanly. A running node
+//! is stopped and reset (it leaves the cluster and cannot rejoin by accident); a dead or
+//! unreachable one is forgotten from a running peer. Then the other hosts forget it too:
+//! `/etc/hosts` and the HAProxy backends are rendered without it.
+
+use super::up::{self, Scope};
+use crate::cli::RemoveNodeArgs;
+use crate::exit::InvalidInput;
+use crate::host::Host;
+use crate::lock;
+use crate::report::Reporter;
+use crate::runner::{self, Options};
+use crate::ssh::{Connection, SshTarget};
+use crate::steps::join::{self, ClusterStatus, node_name};
+use crate::steps::rabbitmq::ctl;
+use crate::steps::{self, Changes, Ctx};
+use anyhow::{anyhow, bail};
+use serde_json::Value;
+use std::sync::Arc;
+
+pub fn run(args: &RemoveNodeArgs) -> anyhow::Result<()> {
+    let (ctx, reporter, opts) = super::prepare(&args.inventory_file, &args.run)?;
+    let inv = &ctx.loaded.inventory;
+    for name in &args.nodes {
+        match inv.node(name) {
+            None => {
+                return Err(InvalidInput(format!(
+                    "{name} is not in the inventory (remove-node needs its address; keep it in \
+                     `nodes` until it is removed)"
+                ))
+                .into());
+            }
+            Some(n) if !n.is_rabbitmq() => {
+                return Err(InvalidInput(format!("{name} is not a RabbitMQ node")).into());
+            }
+            Some(_) if *name == inv.rabbitmq.seed => {
+                return Err(InvalidInput(format!(
+                    "{name} is the inventory's seed: make another disc node the seed first"
+                ))
+                .into());
+            }
+            Some(_) => {}
+        }
+    }
+    // What the remaining hosts must look like: the inventory without the removed nodes.
+    let mut remaining = ctx.loaded.clone();
+    remaining
+        .inventory
+        .nodes
+        .retain(|n| !args.nodes.contains(&n.name));
+    let rest = Arc::new(runner::build_ctx(
+        remaining,
+        ctx.secrets.clone(),
+        args.run.templates.as_deref(),
+        &opts,
+    )?);
+    let rt = tokio::runtime::Runtime::new()?;
+    let result = rt.block_on(remove(&ctx, rest, &reporter, &opts, args));
+    if result.is_ok() && !opts.dry_run {
+        reporter.note(
+            "hactl",
+            &format!(
+                "removed {} from the cluster. Now delete {} from the inventory's `nodes`, or \
+                 the next `hactl up` will add {} back",
+                args.nodes.join(", "),
+                if args.nodes.len() == 1 { "it" } else { "them" },
+                if args.nodes.len() == 1 { "it" } else { "them" }
+            ),
+        );
+    }
+    super::finish(&reporter, "remove-node", args.run.json, result)
+}
+
+async fn remove(
+    ctx: &Ctx,
+    rest: Arc<Ctx>,
+    reporter: &Arc<Reporter>,
+    opts: &Options,
+    args: &RemoveNodeArgs,
+) -> anyhow::Result<()> {
+    let inv = &ctx.loaded.inventory;
+    let names: Vec<String> = rest
+        .loaded
+        .inventory
+        .nodes
+        .iter()
+        .map(|n| n.name.clone())
+        .collect();
+    let hosts = runner::connect(inv, &names, reporter, opts).await?;
+    let seed = hosts
+        .iter()
+        .find(|h| h.name() == inv.rabbitmq.seed)
+        .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?
+        .clone();
+    let _lock = lock::acquire(&seed, "remove-node").await?;
+    for name in &args.nodes {
+        // The node itself may be dead: try it, without failing the run.
+        let node = inv.node(name).expect("checked above").clone();
+        let target = SshTarget::for_node(inv, &node);
+        let gone = match Connection::connect(&target, opts.host_keys).await {
+            Ok(conn) => Some(Host {
+                node,
+                conn,
+                reporter: reporter.clone(),
+                facts: None,
+            }),
+            Err(e) => {
+                reporter.note(
+                    name,
+                    &format!(
+                        "unreachable ({e}); it will be forgotten from {}",
+                        seed.name()
+                    ),
+                );
+                None
+            }
+        };
+        steps::step(&seed, &format!("remove {name}"), async {
+            Ok((
+                (),
+                remove_one(ctx, &seed, name, gone.as_ref(), args.force).await?,
+            ))
+        })
+        .await?;
+    }
+    up::converge_hosts(&rest, hosts, opts, |_| Scope::Neighbour).await?;
+    Ok(())
+}
+
+async fn remove_one(
+    ctx: &Ctx,
+    seed: &Host,
+    name: &str,
+    gone: Option<&Host>,
+    force: bool,
+) -> anyhow::Result<Changes> {
+    let me = node_name(name);
+    let status = join::status(seed)
+        .await?
+        .ok_or_else(|| anyhow!("RabbitMQ does not run on the seed {}", seed.name()))?;
+    if !status.is_member(&me) {
+        return Ok(Changes::none());
+    }
+    if !force {
+        refuse_unsafe(&status, &me, &policies(seed).await?)?;
+    }
+    let mut changes = Changes::none();
+    let running = match gone {
+        Some(h) => h.process_running("beam.smp").await?,
+        None => false,
+    };
+    match gone {
+        Some(h) if running => {
+            changes.push(format!("stop_app and reset {me} (it leaves the cluster)"));
+            changes.push(format!("stop rabbitmq-server on {name}"));
+            if !ctx.dry_run {
+                h.run(&ctl(["stop_app"])).await?;
+                h.run(&ctl(["reset"])).await?;
+                h.run(&ctl(["stop"])).await?;
+            }
+        }
+        _ => {
+            changes.push(format!(
+                "forget {me} on {} (it is not running)",
+                seed.name()
+            ));
+            if !ctx.dry_run {
+                seed.run(&ctl(["forget_cluster_node", &me])).await?;
+            }
+        }
+    }
+    if !ctx.dry_run {
+        let after = join::status(seed).await?.unwrap_or_default();
+        if after.is_member(&me) {
+            // A reset that could not reach its peers leaves the node listed: forget it.
+            seed.run(&ctl(["forget_cluster_node", &me])).await?;
+        }
+    }
+    Ok(changes)
+}
+
+/// The seed's policies, from `list_policies`.
+async fn policies(seed: &Host) -> anyhow::Result<Vec<Value>> {
+    let out = seed
+        .run(&ctl(["list_policies", "--formatter", "json"]))
+        .await?;
+    Ok(serde_json::from_str(out.stdout.trim()).unwrap_or_default())
+}
+
+/// Refuses to remove the last disc node, or to leave fewer nodes than a mirroring policy
+/// asks for (`ha-mode: exactly` with more replicas, or `ha-mode: nodes` naming this node).
+fn refuse_unsafe(status: &ClusterStatus, me: &str, policies: &[Value]) -> anyhow::Result<()> {
+    let discs_left = status.disk_nodes.iter().filter(|n| *n != me).count();
+    if discs_left == 0 {
+        bail!(
+            "{me} is the cluster's last disc node; removing it would lose the cluster's metadata (--force to do it anyway)"
+        );
+    }
+    let left = status.members().filter(|n| *n != me).count();
+    for p in policies {
+        let def = p.get("definition").cloned().unwrap_or(Value::Null);
+        let def: Value = match def {
+            Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::Null),
+            v => v,
+        };
+        let name = p.get("name").and_then(Value::as_str).unwrap_or("?");
+        match def.get("ha-mode").and_then(Value::as_str) {
+            Some("exactly") => {
+                let want = def.get("ha-params").and_then(Value::as_u64).unwrap_or(1);
+                if (left as u64) < want {
+                    bail!(
+                        "policy {name} mirrors queues on exactly {want} nodes; only {left} would \
+                         remain (--force to remove anyway)"
+                    );
+                }
+            }
+            Some("nodes") => {
+                let named = def
+                    .get("ha-params")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|n| n.as_str() == Some(me)));
+                if named {
+                    bail!(
+                        "policy {name} mirrors queues on a list of nodes that includes {me}; \
+                         change the policy first (--force to remove anyway)"
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(disk: &[&str], ram: &[&str]) -> ClusterStatus {
+        ClusterStatus {
+            disk_nodes: disk.iter().map(|s| s.to_string()).collect(),
+            ram_nodes: ram.iter().map(|s| s.to_string()).collect(),
+            running_nodes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn refuses_last_disc_node() {
+        let s = status(&["rabbit@a"], &["rabbit@b"]);
+        assert!(refuse_unsafe(&s, "rabbit@a", &[]).is_err());
+        assert!(refuse_unsafe(&s, "rabbit@b", &[]).is_ok());
+    }
+
+    #[test]
+    fn refuses_below_mirroring_needs() {
+        let s = status(&["rabbit@a", "rabbit@b", "rabbit@c"], &[]);
+        let exactly3 = serde_json::json!([{"name": "ha-three",
+            "definition": {"ha-mode": "exactly", "ha-params": 3}}]);
+        let list = exactly3.as_array().unwrap();
+        assert!(refuse_unsafe(&s, "rabbit@c", list).is_err());
+        let exactly2 = serde_json::json!([{"name": "ha-two",
+            "definition": "{\"ha-mode\":\"exactly\",\"ha-params\":2}"}]);
+        assert!(refuse_unsafe(&s, "rabbit@c", exactly2.as_array().unwrap()).is_ok());
+        let nodes = serde_json::json!([{"name": "ha-nodes",
+            "definition": {"ha-mode": "nodes", "ha-params": ["rabbit@c"]}}]);
+        assert!(refuse_unsafe(&s, "rabbit@c", nodes.as_array().unwrap()).is_err());
+    }
+}
