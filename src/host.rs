@@ -11,7 +11,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitSystem {
     Systemd,
-    /// `/usr/sbin/service` and /etc/init.d scripts (containers, hosts without systemd).
+    /// `/usr/sbin/service` and /etc/init.d scripts (containers, hosts without systemd); a
+    /// service without a script is run directly.
     SysV,
 }
 
@@ -134,15 +135,59 @@ impl Host {
         Ok(out.status == 0)
     }
 
-    /// Starts, stops, restarts or reloads a service through the host's init system.
+    /// Starts, stops, restarts or reloads a service through the host's init system. Without
+    /// systemd or an init script, RabbitMQ is run directly (`rabbitmq-server -detached`, then a
+    /// bounded wait until it answers), as on a container-like host.
     pub async fn service(&self, name: &str, action: &str) -> anyhow::Result<Output> {
-        let cmd = match self.facts().init {
-            InitSystem::Systemd => Cmd::new("systemctl").arg(action).arg(name),
-            InitSystem::SysV => Cmd::new("service").arg(name).arg(action),
-        };
-        self.run(&cmd).await
+        if self.facts().init == InitSystem::Systemd {
+            return self.run(&Cmd::new("systemctl").arg(action).arg(name)).await;
+        }
+        let cmd = Cmd::sh(
+            "if [ -x \"/etc/init.d/$1\" ]; then exec service \"$1\" \"$2\"; fi; exit 99",
+            [name, action],
+        );
+        let out = self.probe(&cmd).await?;
+        if out.status != NO_INIT_SCRIPT {
+            return check(self.name(), &cmd, out);
+        }
+        if name != "rabbitmq-server" {
+            anyhow::bail!(
+                "{}: cannot {action} {name}: no systemd and no /etc/init.d/{name}",
+                self.name()
+            );
+        }
+        let ctl = |args: &[&str]| Cmd::new("/usr/sbin/rabbitmqctl").args(args.iter().copied());
+        if matches!(action, "stop" | "restart") {
+            self.run(&ctl(&["stop"])).await?;
+        }
+        if matches!(action, "start" | "restart") {
+            self.run(&Cmd::new("/usr/sbin/rabbitmq-server").arg("-detached"))
+                .await?;
+            // -detached returns at once; the node answers only once it has booted.
+            let deadline = std::time::Instant::now() + self.conn.target().command_timeout;
+            loop {
+                let out = self
+                    .probe(&ctl(&["await_startup", "--timeout", "10"]))
+                    .await?;
+                if out.status == 0 {
+                    return Ok(out);
+                }
+                if std::time::Instant::now() > deadline {
+                    return check(self.name(), &ctl(&["await_startup"]), out);
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+        Ok(Output {
+            status: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+        })
     }
 }
+
+/// Exit status of the service script when the host has no init script for the service.
+const NO_INIT_SCRIPT: u32 = 99;
 
 fn check(host: &str, cmd: &Cmd, out: Output) -> anyhow::Result<Output> {
     if out.status == 0 {

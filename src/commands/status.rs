@@ -275,8 +275,7 @@ pub async fn gather(
                 .as_ref()
                 .and_then(|n| n.view.as_ref())
                 .is_some_and(|v| v.status.running_nodes.contains(&node_name(&n.name)));
-            h.as_ref()
-                .filter(|_| runs && n.name != inv.rabbitmq.seed)
+            h.as_ref().filter(|_| runs && n.name != inv.rabbitmq.seed)
         })
     {
         match health::read_queues(h, &inv.rabbitmq.vhosts).await {
@@ -559,14 +558,14 @@ fn lb_problems(name: &str, lb: &LbRead, problems: &mut Vec<Problem>, warnings: &
             _ => {}
         }
     }
-    if let Some(e) = &lb.stats_error {
-        if lb.haproxy_running {
-            problems.push(problem(
-                Some(name),
-                "backends_unreadable",
-                format!("cannot read HAProxy's backends on {name}: {e}"),
-            ));
-        }
+    if let Some(e) = &lb.stats_error
+        && lb.haproxy_running
+    {
+        problems.push(problem(
+            Some(name),
+            "backends_unreadable",
+            format!("cannot read HAProxy's backends on {name}: {e}"),
+        ));
     }
     for b in lb.backends.iter().filter(|b| !b.is_up()) {
         problems.push(problem(
@@ -646,9 +645,15 @@ fn cluster_problems(
         let me = node_name(&n.name);
         for (h, v) in views {
             if !v.status.is_member(&me) {
-                not_member.entry(n.name.clone()).or_default().push(h.clone());
+                not_member
+                    .entry(n.name.clone())
+                    .or_default()
+                    .push(h.clone());
             } else if !v.status.running_nodes.contains(&me) {
-                not_running.entry(n.name.clone()).or_default().push(h.clone());
+                not_running
+                    .entry(n.name.clone())
+                    .or_default()
+                    .push(h.clone());
             }
         }
     }
@@ -811,7 +816,11 @@ fn vip_line(v: &VipReport) -> String {
     if v.unknown.is_empty() {
         format!("{} {held}", v.address)
     } else {
-        format!("{} {held}; not checked: {}", v.address, v.unknown.join(", "))
+        format!(
+            "{} {held}; not checked: {}",
+            v.address,
+            v.unknown.join(", ")
+        )
     }
 }
 
@@ -1138,12 +1147,7 @@ nodes:
         );
         assert!(!r.healthy);
         let kinds: Vec<&str> = r.problems.iter().map(|p| p.kind).collect();
-        for k in [
-            "rabbitmq_down",
-            "unreachable",
-            "disagreement",
-            "node_down",
-        ] {
+        for k in ["rabbitmq_down", "unreachable", "disagreement", "node_down"] {
             assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
         }
         let down = r.problems.iter().find(|p| p.kind == "node_down").unwrap();

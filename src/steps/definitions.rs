@@ -6,7 +6,8 @@
 use super::rabbitmq::ctl;
 use super::{Changes, Ctx};
 use crate::host::Host;
-use crate::inventory::{Inventory, Policy, Secrets};
+use crate::inventory::{ApplyTo, Inventory, Policy, Secrets};
+use crate::ssh::Cmd;
 use anyhow::{Context, bail};
 use base64::Engine;
 use serde_json::Value;
@@ -91,6 +92,81 @@ pub fn check_version(version: &str, policies: &[Policy]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Policies may apply to one queue type (`classic_queues`, `quorum_queues`, `streams`) only
+/// from RabbitMQ 3.12 on; older versions refuse these `apply-to` values.
+pub fn check_apply_to(version: &str, policies: &[Policy]) -> anyhow::Result<()> {
+    let Some((major, minor)) = major_minor(version) else {
+        return Ok(());
+    };
+    if (major, minor) >= (3, 12) {
+        return Ok(());
+    }
+    for p in policies {
+        if matches!(
+            p.apply_to,
+            ApplyTo::ClassicQueues | ApplyTo::QuorumQueues | ApplyTo::Streams
+        ) {
+            bail!(
+                "policy {}: apply-to {} needs RabbitMQ 3.12 or newer; this cluster runs {version}, \
+                 which knows only queues, exchanges and all (use --apply-to queues)",
+                p.name,
+                p.apply_to.as_str()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The RabbitMQ version an `export_definitions` document names ("" when none).
+pub fn version_of(defs: &Value) -> &str {
+    defs.get("rabbitmq_version")
+        .or_else(|| defs.get("rabbit_version"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// The policy `name` on `vhost` in an `export_definitions` document.
+pub fn find_policy<'a>(defs: &'a Value, name: &str, vhost: &str) -> Option<&'a Value> {
+    defs.get("policies")?
+        .as_array()?
+        .iter()
+        .find(|c| str_of(c, "name") == name && str_of(c, "vhost") == vhost)
+}
+
+/// Whether an exported policy (`export_definitions`' form: `definition` an object) is exactly
+/// `p`: pattern, apply-to, priority and definition.
+pub fn policy_matches(current: &Value, p: &Policy) -> bool {
+    let def: BTreeMap<String, Value> = current
+        .get("definition")
+        .and_then(|d| serde_json::from_value(d.clone()).ok())
+        .unwrap_or_default();
+    str_of(current, "pattern") == p.pattern
+        && str_of(current, "apply-to") == p.apply_to.as_str()
+        && current.get("priority").and_then(Value::as_i64) == Some(i64::from(p.priority))
+        && def == p.definition
+}
+
+/// `rabbitmqctl set_policy` for `p`.
+pub fn set_policy_cmd(p: &Policy) -> Cmd {
+    ctl([
+        "set_policy",
+        "-p",
+        &p.vhost,
+        "--priority",
+        &p.priority.to_string(),
+        "--apply-to",
+        p.apply_to.as_str(),
+        &p.name,
+        &p.pattern,
+        &definition_json(p),
+    ])
+}
+
+/// `rabbitmqctl clear_policy` for the policy `name` on `vhost`.
+pub fn clear_policy_cmd(name: &str, vhost: &str) -> Cmd {
+    ctl(["clear_policy", "-p", vhost, name])
 }
 
 /// Whether `password` matches a RabbitMQ password hash as exported.
@@ -210,16 +286,7 @@ pub fn plan(inv: &Inventory, secrets: &Secrets, current: &Value) -> Vec<Action> 
         let cur = policies
             .iter()
             .find(|c| str_of(c, "name") == p.name && str_of(c, "vhost") == p.vhost);
-        let same = cur.is_some_and(|c| {
-            let def: BTreeMap<String, Value> = c
-                .get("definition")
-                .and_then(|d| serde_json::from_value(d.clone()).ok())
-                .unwrap_or_default();
-            str_of(c, "pattern") == p.pattern
-                && str_of(c, "apply-to") == p.apply_to.as_str()
-                && c.get("priority").and_then(Value::as_i64) == Some(i64::from(p.priority))
-                && def == p.definition
-        });
+        let same = cur.is_some_and(|c| policy_matches(c, p));
         if !same {
             actions.push(Action::SetPolicy(p.clone()));
         }
@@ -258,11 +325,7 @@ pub async fn ensure(
         None if ctx.dry_run => fresh_node(),
         None => bail!("RabbitMQ does not run on the seed {}", seed.name()),
     };
-    let version = current
-        .get("rabbitmq_version")
-        .or_else(|| current.get("rabbit_version"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let version = version_of(&current);
     check_version(version, &inv.rabbitmq.policies)?;
     let actions = plan(inv, &ctx.secrets, &current);
     let mut changes = Changes::none();
@@ -323,19 +386,7 @@ async fn apply(ctx: &Ctx, seed: &Host, action: &Action) -> anyhow::Result<()> {
             .await?;
         }
         Action::SetPolicy(p) => {
-            seed.run(&ctl([
-                "set_policy",
-                "-p",
-                &p.vhost,
-                "--priority",
-                &p.priority.to_string(),
-                "--apply-to",
-                p.apply_to.as_str(),
-                &p.name,
-                &p.pattern,
-                &definition_json(p),
-            ]))
-            .await?;
+            seed.run(&set_policy_cmd(p)).await?;
         }
     }
     Ok(())
@@ -383,5 +434,45 @@ mod tests {
         assert!(format!("{err}").contains("quorum"));
         assert!(check_version("4.1.0", &[]).is_ok());
         assert_eq!(major_minor("3.10.8"), Some((3, 10)));
+    }
+
+    #[test]
+    fn queue_type_apply_to_needs_3_12() {
+        let p: Policy = serde_json::from_value(serde_json::json!({
+            "name": "quorum", "pattern": "^qq\\.", "apply_to": "quorum_queues",
+            "definition": {"delivery-limit": 20}
+        }))
+        .unwrap();
+        let err = check_apply_to("3.10.8", std::slice::from_ref(&p)).unwrap_err();
+        assert!(format!("{err}").contains("3.12"), "{err}");
+        assert!(check_apply_to("3.12.0", std::slice::from_ref(&p)).is_ok());
+        assert!(check_apply_to("4.0.2", std::slice::from_ref(&p)).is_ok());
+        assert!(check_apply_to("", std::slice::from_ref(&p)).is_ok());
+    }
+
+    #[test]
+    fn exported_policies_compare_exactly() {
+        let p: Policy = serde_json::from_value(serde_json::json!({
+            "name": "ha-all", "pattern": "^ha\\.", "apply_to": "queues",
+            "definition": {"ha-mode": "all", "ha-sync-mode": "automatic"}
+        }))
+        .unwrap();
+        let defs = serde_json::json!({
+            "rabbitmq_version": "3.10.8",
+            "policies": [{"vhost": "/", "name": "ha-all", "pattern": "^ha\\.", "apply-to": "queues",
+                          "definition": {"ha-sync-mode": "automatic", "ha-mode": "all"}, "priority": 0}]
+        });
+        assert_eq!(version_of(&defs), "3.10.8");
+        let cur = find_policy(&defs, "ha-all", "/").unwrap();
+        assert!(policy_matches(cur, &p));
+        assert!(find_policy(&defs, "ha-all", "other").is_none());
+        let mut q = p.clone();
+        q.priority = 1;
+        assert!(!policy_matches(cur, &q));
+        assert_eq!(
+            set_policy_cmd(&p).to_string(),
+            "/usr/sbin/rabbitmqctl set_policy -p / --priority 0 --apply-to queues ha-all \
+             '^ha\\.' '{\"ha-mode\":\"all\",\"ha-sync-mode\":\"automatic\"}'"
+        );
     }
 }
