@@ -135,6 +135,16 @@ impl Host {
         Ok(out.status == 0)
     }
 
+    /// Whether the RabbitMQ server VM runs here. Not `pidof beam.smp`: every `rabbitmqctl`
+    /// call runs a short-lived beam.smp too. The `[r]` keeps the pattern from matching the
+    /// command line that carries it.
+    pub async fn rabbitmq_running(&self) -> anyhow::Result<bool> {
+        let out = self
+            .probe(&Cmd::new("pgrep").args(["-f", "--", r"beam\.smp .*-s [r]abbit boot"]))
+            .await?;
+        Ok(out.status == 0)
+    }
+
     /// Starts, stops, restarts or reloads a service through the host's init system. Without
     /// systemd or an init script, RabbitMQ is run directly (`rabbitmq-server -detached`, then a
     /// bounded wait until it answers), as on a container-like host.

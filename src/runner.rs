@@ -48,6 +48,7 @@ pub fn build_ctx(
         files,
         dry_run: opts.dry_run,
         force_reset: opts.force_reset,
+        restarts: tokio::sync::Mutex::new(()),
     })
 }
 

@@ -22,7 +22,8 @@ const RABBIT_NODES: [&str; 3] = ["node1", "node2", "node3"];
 const LB_NODES: [&str; 2] = ["node4", "node5"];
 const QUEUE: &str = "ha.smoke";
 const MESSAGES: u64 = 100;
-/// What `rabbitmqctl` needs at most for one call here (an Erlang VM start, ~1-2 s under load).
+/// Bound on waiting for RabbitMQ state to settle (each poll is a `rabbitmqctl` call: an Erlang
+/// VM start, 1-2 s, more under load).
 const CTL_WAIT: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------------
@@ -70,11 +71,12 @@ impl Run {
     }
 }
 
-/// Runs hactl with `args`, stdin closed, capturing everything. Every run is kept in `log` for
-/// the secret check.
+/// Runs `hactl up ARGS`, stdin closed, capturing everything. Every run is kept in `log` (for
+/// the secret check); returns its index there.
 fn hactl<S: AsRef<OsStr>>(log: &mut Vec<Run>, label: &str, args: &[S]) -> usize {
     let started = Instant::now();
     let out = Command::new(HACTL)
+        .arg("up")
         .args(args)
         .env_remove("HACTL_INVENTORY")
         .stdin(Stdio::null())
@@ -122,6 +124,33 @@ fn changed_steps(report: &Value) -> Vec<String> {
         .filter(|s| s.2 != "ok")
         .map(|(h, st, status, ch)| format!("{h}/{st} {status}: {}", ch.join("; ")))
         .collect()
+}
+
+/// The `n` slowest steps of a report, for the CI log.
+fn slowest(report: &Value, n: usize) -> String {
+    let mut all: Vec<(u64, String)> = report["steps"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (
+                        s["duration_ms"].as_u64().unwrap_or(0),
+                        format!(
+                            "{}/{}",
+                            s["host"].as_str().unwrap_or("?"),
+                            s["step"].as_str().unwrap_or("?")
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    all.sort_by_key(|a| std::cmp::Reverse(a.0));
+    all.iter()
+        .take(n)
+        .map(|(ms, name)| format!("{name} {:.1}s", *ms as f64 / 1000.0))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -216,7 +245,9 @@ fn ssh_all(lab: &Lab, work: &[(&str, String)]) -> Vec<String> {
 
 /// Everything a dry run must leave alone on a host, as text: config files (content, mode,
 /// owner, inode, mtime), /etc/hosts, the cookie, running programs, the live sysctl, eth0's
-/// addresses. The snapshot's own SSH session processes are left out of the process list.
+/// addresses. Processes of SSH sessions (below an sshd that is not the listener: this snapshot's
+/// own, and a hactl session still closing) are left out of the process list; daemons started
+/// over SSH are not below a session (they are re-parented to PID 1), so they show.
 const SNAPSHOT: &str = r#"
 dirs="/etc/rabbitmq /etc/haproxy /etc/keepalived /etc/sysctl.d"
 echo "== /etc/hosts"; sha256sum /etc/hosts; stat -c '%a %U:%G %i %.9Y' /etc/hosts
@@ -224,7 +255,18 @@ echo "== entries"; find $dirs -printf '%p %y %m %u:%g %i %T@\n' 2>/dev/null | so
 echo "== contents"; find $dirs -type f -exec sha256sum {} + 2>/dev/null | sort -k2
 echo "== cookie"; c=/var/lib/rabbitmq/.erlang.cookie
 stat -c '%a %U:%G %i %.9Y' $c; sha256sum < $c
-echo "== processes"; ps -e -o comm= | grep -vxE 'sshd|sh|bash|ps|grep|sort' | sort
+echo "== processes"; ps -e -o pid=,ppid=,comm= | awk '
+  { pid[NR] = $1; parent[$1] = $2; comm[$1] = $3 }
+  END {
+    for (i = 1; i <= NR; i++) {
+      s = pid[i]; session = 0
+      while (s > 1) {
+        if (comm[s] == "sshd" && comm[parent[s]] == "sshd") { session = 1; break }
+        s = parent[s]
+      }
+      if (!session) print comm[pid[i]]
+    }
+  }' | sort
 echo "== ip_nonlocal_bind"; cat /proc/sys/net/ipv4/ip_nonlocal_bind
 echo "== eth0"; ip -o addr show dev eth0 | awk '{print $3, $4}'
 "#;
@@ -282,7 +324,8 @@ fn stamps(lab: &Lab) -> BTreeMap<String, String> {
             node.clone(),
             format!(
                 "stat -c '%n inode=%i mtime=%Y (%.9Y)' {} && \
-                 for p in beam.smp haproxy keepalived; do echo \"pids of $p: $(pidof $p)\"; done",
+                 echo \"pids of beam.smp: $(pgrep -o -x beam.smp)\"; \
+                 for p in haproxy keepalived; do echo \"pids of $p: $(pidof $p)\"; done",
                 files.join(" ")
             ),
         ));
@@ -294,12 +337,7 @@ fn stamps(lab: &Lab) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `rabbitmqctl cluster_status` of `node`: (running nodes, disc nodes).
-fn cluster_members(lab: &Lab, node: &str) -> (BTreeSet<String>, BTreeSet<String>) {
-    let out = lab.ssh_ok(node, "rabbitmqctl cluster_status --formatter json");
-    parse_members(node, &out)
-}
-
+/// (running nodes, disc nodes) from `rabbitmqctl cluster_status --formatter json` of `node`.
 fn parse_members(node: &str, json: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let v: Value = serde_json::from_str(json.trim())
         .unwrap_or_else(|e| panic!("{node}: cluster_status is not JSON ({e}): {json}"));
@@ -637,7 +675,11 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         steps(&cold).iter().all(|s| s.2 != "failed"),
         "no failed step in the cold up"
     );
-    eprintln!("cold up: {} steps changed", changed_steps(&cold).len());
+    eprintln!(
+        "cold up: {} steps changed; slowest: {}",
+        changed_steps(&cold).len(),
+        slowest(&cold, 5)
+    );
 
     // --- independent checks ----------------------------------------------------------------
     let phase = Instant::now();
@@ -836,7 +878,10 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         "re-run: no daemon restarted (beam.smp/haproxy/keepalived PIDs) and no managed file \
          rewritten (inode, mtime)"
     );
-    eprintln!("re-run: 0 changed; PIDs, inodes and mtimes unchanged on all 5 hosts");
+    eprintln!(
+        "re-run: 0 changed; PIDs, inodes and mtimes unchanged on all 5 hosts; slowest: {}",
+        slowest(&rerun, 3)
+    );
 
     // --- dry run on the converged lab ------------------------------------------------------
     let i = hactl(
@@ -941,12 +986,28 @@ fn up_completes_a_half_built_cluster() {
     install_cookie(&lab, "node1", &secrets.cookie);
     install_cookie(&lab, "node2", &secrets.cookie);
     lab.ssh_each_ok(&RABBIT_NODES, "service rabbitmq-server start >/dev/null");
-    lab.ssh_ok(
-        "node2",
-        "rabbitmqctl await_startup --timeout 60 && rabbitmqctl stop_app && \
-         rabbitmqctl join_cluster rabbit@node1 && rabbitmqctl start_app",
+    // node2 joins node1 while node3 is looked at.
+    let outs = ssh_all(
+        &lab,
+        &[
+            (
+                "node2",
+                "rabbitmqctl await_startup --timeout 60 >/dev/null && \
+                 rabbitmqctl stop_app >/dev/null && \
+                 rabbitmqctl join_cluster rabbit@node1 >/dev/null && \
+                 rabbitmqctl start_app >/dev/null && \
+                 rabbitmqctl cluster_status --formatter json"
+                    .to_string(),
+            ),
+            (
+                "node3",
+                "sha256sum < /var/lib/rabbitmq/.erlang.cookie && \
+                 rabbitmqctl cluster_status --formatter json"
+                    .to_string(),
+            ),
+        ],
     );
-    let (running2, _) = cluster_members(&lab, "node2");
+    let (running2, _) = parse_members("node2", &outs[0]);
     assert_eq!(
         running2,
         ["rabbit@node1", "rabbit@node2"]
@@ -955,16 +1016,16 @@ fn up_completes_a_half_built_cluster() {
             .collect(),
         "by hand: node2 joined node1"
     );
-    let (running3, disc3) = cluster_members(&lab, "node3");
+    let (cookie3, status3) = outs[1].split_once('\n').expect("two parts");
+    assert!(
+        !cookie3.starts_with(&secrets.cookie_sha256()),
+        "by hand: node3 runs with another cookie"
+    );
+    let (running3, disc3) = parse_members("node3", status3);
     assert_eq!(
         (running3.len(), disc3.len()),
         (1, 1),
         "by hand: node3 runs alone"
-    );
-    let cookie3 = lab.ssh_ok("node3", "sha256sum < /var/lib/rabbitmq/.erlang.cookie");
-    assert!(
-        !cookie3.starts_with(&secrets.cookie_sha256()),
-        "by hand: node3 runs with another cookie"
     );
     eprintln!(
         "half-built: node1+node2 clustered by hand, node3 alone with its own cookie ({:.1}s)",
@@ -973,7 +1034,11 @@ fn up_completes_a_half_built_cluster() {
 
     let i = hactl(&mut runs, "up --json (half-built)", &[&inv, "--json"]);
     let report = runs[i].expect_code(0).json();
-    eprintln!("half-built: up changed {:#?}", changed_steps(&report));
+    eprintln!(
+        "half-built: up changed {:#?}\nslowest: {}",
+        changed_steps(&report),
+        slowest(&report, 5)
+    );
     assert_cluster_complete(&lab, "half-built, after up");
     assert_cookies(&lab, &secrets, "half-built, after up");
     assert_no_secret_printed(&secrets, &runs);
@@ -1000,6 +1065,7 @@ fn up_builds_the_colocated_topology() {
     let i = hactl(&mut runs, "up --json (co-located)", &[&inv, "--json"]);
     let report = runs[i].expect_code(0).json();
     assert_eq!(report["outcome"], "ok", "co-located up report outcome");
+    eprintln!("co-located: slowest steps: {}", slowest(&report, 5));
     let holder = single_vip_holder(&lab, &["node1", "node2"], &vip, "co-located");
     assert!(
         vip_holders(&lab, &["node3"], &vip).is_empty(),

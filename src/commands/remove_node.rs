@@ -56,7 +56,11 @@ pub fn run(args: &RemoveNodeArgs) -> anyhow::Result<()> {
     )?);
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(remove(&ctx, rest, &reporter, &opts, args));
-    if result.is_ok() && !opts.dry_run {
+    let removed = reporter
+        .records()
+        .iter()
+        .any(|r| r.step.starts_with("remove ") && r.status == crate::report::Status::Changed);
+    if result.is_ok() && !opts.dry_run && removed {
         reporter.note(
             "hactl",
             &format!(
@@ -65,6 +69,15 @@ pub fn run(args: &RemoveNodeArgs) -> anyhow::Result<()> {
                 args.nodes.join(", "),
                 if args.nodes.len() == 1 { "it" } else { "them" },
                 if args.nodes.len() == 1 { "it" } else { "them" }
+            ),
+        );
+    }
+    if result.is_ok() && !removed {
+        reporter.note(
+            "hactl",
+            &format!(
+                "{} not a member of the cluster; only the other hosts' files were checked",
+                args.nodes.join(", ")
             ),
         );
     }
@@ -146,7 +159,7 @@ async fn remove_one(
     }
     let mut changes = Changes::none();
     let running = match gone {
-        Some(h) => h.process_running("beam.smp").await?,
+        Some(h) => h.rabbitmq_running().await?,
         None => false,
     };
     match gone {

@@ -23,7 +23,7 @@ pub async fn ensure(ctx: &Ctx, host: &Host) -> anyhow::Result<(bool, Changes)> {
     let mut changes = Changes::none();
     let mut stopped = false;
     if meta == "missing" || hash.trim() != want_hash {
-        if host.process_running("beam.smp").await? {
+        if host.rabbitmq_running().await? {
             changes.push("stop RabbitMQ (it runs with another Erlang cookie)");
             stopped = true;
             if !ctx.dry_run {

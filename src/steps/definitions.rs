@@ -296,7 +296,7 @@ pub fn plan(inv: &Inventory, secrets: &Secrets, current: &Value) -> Vec<Action> 
 
 /// The seed's definitions (`export_definitions`), or None when RabbitMQ does not run there.
 pub async fn read(seed: &Host) -> anyhow::Result<Option<Value>> {
-    if !seed.process_running("beam.smp").await? {
+    if !seed.rabbitmq_running().await? {
         return Ok(None);
     }
     let out = seed.run(&ctl(["export_definitions", "-"])).await?;

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 /// A RabbitMQ node's own view: is beam running, and if so its `cluster_status`.
 const RABBIT_SCRIPT: &str = r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
-if ! pidof beam.smp >/dev/null 2>&1; then echo '@@beam stopped'; exit 0; fi
+if ! pgrep -f -- 'beam\.smp .*-s [r]abbit boot' >/dev/null 2>&1; then echo '@@beam stopped'; exit 0; fi
 echo '@@beam running'
 echo '@@cluster_status'
 /usr/sbin/rabbitmqctl cluster_status --formatter json
@@ -25,7 +25,7 @@ rc=$?; echo; echo "@@rc $rc""#;
 /// Mirrored queues per vhost (`$@`): skipped where beam does not run and on RabbitMQ 4.x
 /// packages (classic mirroring was removed in 4.0; the columns do not exist there).
 const QUEUES_SCRIPT: &str = r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
-if ! pidof beam.smp >/dev/null 2>&1; then echo '@@beam stopped'; exit 0; fi
+if ! pgrep -f -- 'beam\.smp .*-s [r]abbit boot' >/dev/null 2>&1; then echo '@@beam stopped'; exit 0; fi
 v=$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || true)
 case "$v" in [4-9].*|[1-9][0-9]*) printf '@@skipped %s\n' "$v"; exit 0;; esac
 for vhost in "$@"; do

@@ -54,7 +54,7 @@ pub fn parse_status(json: &str) -> anyhow::Result<ClusterStatus> {
 
 /// The node's view of its cluster, or None when RabbitMQ does not run there.
 pub async fn status(host: &Host) -> anyhow::Result<Option<ClusterStatus>> {
-    if !host.process_running("beam.smp").await? {
+    if !host.rabbitmq_running().await? {
         return Ok(None);
     }
     let out = host

@@ -31,6 +31,9 @@ pub struct Ctx {
     pub dry_run: bool,
     /// Allow resetting a node that belongs to another cluster before joining it.
     pub force_reset: bool,
+    /// Held while a running RabbitMQ node restarts, so restarts roll one node at a time and
+    /// the cluster never loses more than one member to hactl.
+    pub restarts: tokio::sync::Mutex<()>,
 }
 
 impl Ctx {

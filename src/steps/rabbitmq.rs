@@ -29,7 +29,7 @@ pub async fn service(
     config_changed: bool,
     stopped_for_cookie: bool,
 ) -> anyhow::Result<((), Changes)> {
-    let running = !stopped_for_cookie && host.process_running("beam.smp").await?;
+    let running = !stopped_for_cookie && host.rabbitmq_running().await?;
     let action = match (running, config_changed) {
         (false, _) => "start",
         (true, true) => "restart",
@@ -38,6 +38,11 @@ pub async fn service(
     let changes = Changes::one(format!("{action} rabbitmq-server"));
     if !ctx.dry_run {
         // Debian's init script and systemd unit both return once the node has booted.
+        let _one_at_a_time = if action == "restart" {
+            Some(ctx.restarts.lock().await)
+        } else {
+            None
+        };
         host.service("rabbitmq-server", action).await?;
     }
     Ok(((), changes))

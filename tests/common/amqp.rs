@@ -10,10 +10,16 @@
 //! ```ignore
 //! let target = Target::new("10.213.0.100", 5672, "app", &password);
 //! rt.block_on(async {
-//!     let mut publisher = Publisher::connect(&target, "ha.smoke").await?;
+//!     let mut publisher = Publisher::connect(&target, "ha.smoke", "run-1").await?;
 //!     let confirmed = publisher.publish_range(1..=100).await?;
-//!     let mut consumer = Consumer::connect(&target, "ha.smoke").await?;
-//!     consumer.drain(100, Duration::from_secs(20)).await?;
+//!     // Under failure: re-publish what was not confirmed, reconnecting with backoff.
+//!     let report = publisher
+//!         .publish_until_confirmed(1..=200, Duration::from_secs(90))
+//!         .await?;
+//!     let mut consumer = Consumer::connect(&target, "ha.smoke", "run-1").await?;
+//!     consumer.drain(200, Duration::from_secs(20)).await?;
+//!     assert!(consumer.missing(200).is_empty());
+//!     anyhow::Ok(())
 //! });
 //! ```
 #![allow(dead_code)]
@@ -114,6 +120,39 @@ where
     }
 }
 
+/// Calls `attempt` until it succeeds, pausing 100 ms, 200 ms, ... up to 2 s between tries, for
+/// at most `give_up_after` (plus the last attempt's own bound). Returns the value and the
+/// number of attempts; the error is the last attempt's.
+pub async fn with_backoff<T, F, Fut>(
+    what: &str,
+    give_up_after: Duration,
+    mut attempt: F,
+) -> anyhow::Result<(T, u32)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match attempt().await {
+            Ok(v) => return Ok((v, attempts)),
+            Err(e) if started.elapsed() + pause >= give_up_after => {
+                return Err(e.context(format!(
+                    "{what}: gave up after {attempts} attempt(s) in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                )));
+            }
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
 /// An open connection with one channel.
 struct Session {
     conn: Connection,
@@ -193,15 +232,19 @@ impl Publisher {
         if let Some(old) = self.session.take() {
             old.close().await;
         }
-        let s = Session::open(&self.target, &self.queue, "hactl-test-publisher").await?;
+        self.session = Some(Self::open_session(&self.target, &self.queue).await?);
+        Ok(())
+    }
+
+    async fn open_session(target: &Target, queue: &str) -> anyhow::Result<Session> {
+        let s = Session::open(target, queue, "hactl-test-publisher").await?;
         bounded(
             "confirm.select",
             OP_TIMEOUT,
             s.channel.confirm_select(ConfirmSelectOptions::default()),
         )
         .await?;
-        self.session = Some(s);
-        Ok(())
+        Ok(s)
     }
 
     /// Publishes every number of `range` (in order; all in flight, then every confirm awaited,
@@ -257,29 +300,19 @@ impl Publisher {
     /// Reconnects, retrying with exponential backoff (100 ms doubling up to 2 s) until
     /// `give_up_after` has passed. Returns the number of attempts it took.
     pub async fn reconnect(&mut self, give_up_after: Duration) -> anyhow::Result<u32> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(100);
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match self.open().await {
-                Ok(()) => {
-                    self.reconnects += 1;
-                    return Ok(attempts);
-                }
-                Err(e) if started.elapsed() + pause >= give_up_after => {
-                    return Err(e.context(format!(
-                        "reconnect to {}: gave up after {attempts} attempt(s) in {:.1}s",
-                        self.target,
-                        started.elapsed().as_secs_f64()
-                    )));
-                }
-                Err(_) => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
-            }
+        if let Some(old) = self.session.take() {
+            old.close().await;
         }
+        let (target, queue) = (&self.target, &self.queue);
+        let (session, attempts) = with_backoff(
+            &format!("publisher: reconnect to {target}"),
+            give_up_after,
+            || Self::open_session(target, queue),
+        )
+        .await?;
+        self.session = Some(session);
+        self.reconnects += 1;
+        Ok(attempts)
     }
 
     /// Publishes every number of `range` not yet confirmed, one at a time, reconnecting (with
@@ -366,26 +399,38 @@ impl Consumer {
         })
     }
 
-    /// Reconnects after a failure (same backoff as the publisher's, simpler: fixed 200 ms).
-    pub async fn reconnect(&mut self, give_up_after: Duration) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
-            if let Some(s) = self.session.take() {
-                s.close().await;
-            }
-            match Session::open(&self.target, &self.queue, "hactl-test-consumer").await {
-                Ok(s) => {
-                    self.session = Some(s);
-                    return Ok(());
-                }
-                Err(e) if started.elapsed() >= give_up_after => return Err(e),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
+    /// Reconnects after a failure, with the same backoff as the publisher's. Messages got but
+    /// not acked before the failure come again (redelivered): they count as duplicates only if
+    /// their ack had gone through. Returns the number of attempts.
+    pub async fn reconnect(&mut self, give_up_after: Duration) -> anyhow::Result<u32> {
+        if let Some(old) = self.session.take() {
+            old.close().await;
         }
+        let (target, queue) = (&self.target, &self.queue);
+        let (session, attempts) = with_backoff(
+            &format!("consumer: reconnect to {target}"),
+            give_up_after,
+            || Session::open(target, queue, "hactl-test-consumer"),
+        )
+        .await?;
+        self.session = Some(session);
+        Ok(attempts)
     }
 
-    /// Gets one message and acks it; `Ok(None)` when the queue is empty.
+    /// Gets one message and acks it; `Ok(None)` when the queue is empty, `Some(0)` for a
+    /// message not of this run. An error leaves the consumer disconnected: call
+    /// [`Consumer::reconnect`].
     pub async fn get_one(&mut self) -> anyhow::Result<Option<u64>> {
+        let result = self.try_get_one().await;
+        if result.is_err()
+            && let Some(s) = self.session.take()
+        {
+            s.close().await;
+        }
+        result
+    }
+
+    async fn try_get_one(&mut self) -> anyhow::Result<Option<u64>> {
         let session = self
             .session
             .as_ref()
