@@ -56,7 +56,8 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
         })
         .await?;
         up::cluster(&ctx, &hosts).await?;
-        up::load_balancers(&ctx, &hosts).await
+        up::load_balancers(&ctx, &hosts).await?;
+        up::report_config_drift(&ctx, &hosts, &args.nodes).await
     });
     if result.is_ok() {
         let records = reporter.records();

@@ -136,8 +136,8 @@ async fn remove(
         })
         .await?;
     }
-    up::converge_hosts(&rest, hosts, opts, |_| Scope::Neighbour).await?;
-    Ok(())
+    let hosts = up::converge_hosts(&rest, hosts, opts, |_| Scope::Neighbour).await?;
+    up::report_config_drift(&rest, &hosts, &[]).await
 }
 
 async fn remove_one(

@@ -185,3 +185,34 @@ pub async fn load_balancers(ctx: &Ctx, hosts: &[Host]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// After add-node or remove-node: RabbitMQ nodes whose config now differs from the inventory
+/// (the default partition handling depends on the node count). They were left alone so no
+/// node restarted; say so, and that `up` applies it one node at a time.
+pub async fn report_config_drift(ctx: &Ctx, hosts: &[Host], skip: &[String]) -> anyhow::Result<()> {
+    let mut drifted = Vec::new();
+    for h in hosts
+        .iter()
+        .filter(|h| h.node.is_rabbitmq() && !skip.contains(&h.node.name))
+    {
+        for path in rabbitmq::CONFIG_FILES {
+            if let Some(f) = ctx.file(h.name(), path)
+                && !steps::files::ensure(h, f, true).await?.is_empty()
+            {
+                drifted.push(format!("{}:{path}", h.name()));
+            }
+        }
+    }
+    if let (false, Some(first)) = (drifted.is_empty(), hosts.first()) {
+        first.reporter.note(
+            "hactl",
+            &format!(
+                "the inventory now asks for a different RabbitMQ config on {} (e.g. partition \
+                 handling follows the node count); they were not restarted. Run `hactl up` to \
+                 apply it: nodes restart one at a time",
+                drifted.join(", ")
+            ),
+        );
+    }
+    Ok(())
+}
