@@ -2,3 +2,4 @@
 
 pub mod amqp;
 pub mod lab;
+pub mod traffic;
