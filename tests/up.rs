@@ -7,6 +7,7 @@ mod common;
 
 use common::amqp::{self, Consumer, Publisher, Target};
 use common::lab::{Lab, describe, wait_until};
+use common::report::{changed_steps, slowest, steps};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,63 +95,6 @@ fn hactl<S: AsRef<OsStr>>(log: &mut Vec<Run>, label: &str, args: &[S]) -> usize 
         took,
     });
     log.len() - 1
-}
-
-/// `(host, step, status, changes)` of every step in a `--json` report.
-fn steps(report: &Value) -> Vec<(String, String, String, Vec<String>)> {
-    report["steps"]
-        .as_array()
-        .expect("report has a steps array")
-        .iter()
-        .map(|s| {
-            let text = |k: &str| s[k].as_str().unwrap_or("").to_string();
-            let changes = s["changes"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default();
-            (text("host"), text("step"), text("status"), changes)
-        })
-        .collect()
-}
-
-fn changed_steps(report: &Value) -> Vec<String> {
-    steps(report)
-        .into_iter()
-        .filter(|s| s.2 != "ok")
-        .map(|(h, st, status, ch)| format!("{h}/{st} {status}: {}", ch.join("; ")))
-        .collect()
-}
-
-/// The `n` slowest steps of a report, for the CI log.
-fn slowest(report: &Value, n: usize) -> String {
-    let mut all: Vec<(u64, String)> = report["steps"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| {
-                    (
-                        s["duration_ms"].as_u64().unwrap_or(0),
-                        format!(
-                            "{}/{}",
-                            s["host"].as_str().unwrap_or("?"),
-                            s["step"].as_str().unwrap_or("?")
-                        ),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    all.sort_by_key(|a| std::cmp::Reverse(a.0));
-    all.iter()
-        .take(n)
-        .map(|(ms, name)| format!("{name} {:.1}s", *ms as f64 / 1000.0))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 // ---------------------------------------------------------------------------------------------

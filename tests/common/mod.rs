@@ -2,4 +2,5 @@
 
 pub mod amqp;
 pub mod lab;
+pub mod report;
 pub mod traffic;

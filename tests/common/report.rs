@@ -1,0 +1,62 @@
+//! Reading hactl's `--json` run report in tests.
+#![allow(dead_code)]
+
+use serde_json::Value;
+
+/// `(host, step, status, changes)` of every step in a `--json` report.
+pub fn steps(report: &Value) -> Vec<(String, String, String, Vec<String>)> {
+    report["steps"]
+        .as_array()
+        .expect("report has a steps array")
+        .iter()
+        .map(|s| {
+            let text = |k: &str| s[k].as_str().unwrap_or("").to_string();
+            let changes = s["changes"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (text("host"), text("step"), text("status"), changes)
+        })
+        .collect()
+}
+
+/// Every step that did not end `ok`, as `host/step status: changes`.
+pub fn changed_steps(report: &Value) -> Vec<String> {
+    steps(report)
+        .into_iter()
+        .filter(|s| s.2 != "ok")
+        .map(|(h, st, status, ch)| format!("{h}/{st} {status}: {}", ch.join("; ")))
+        .collect()
+}
+
+/// The `n` slowest steps of a `--json` report, as `host/step 1.2s`.
+pub fn slowest(report: &Value, n: usize) -> String {
+    let mut all: Vec<(u64, String)> = report["steps"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (
+                        s["duration_ms"].as_u64().unwrap_or(0),
+                        format!(
+                            "{}/{}",
+                            s["host"].as_str().unwrap_or("?"),
+                            s["step"].as_str().unwrap_or("?")
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    all.sort_by_key(|(ms, _)| std::cmp::Reverse(*ms));
+    all.iter()
+        .take(n)
+        .map(|(ms, name)| format!("{name} {:.1}s", *ms as f64 / 1000.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
