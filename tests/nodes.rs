@@ -8,13 +8,13 @@ mod common;
 
 use common::amqp::{Consumer, Publisher, Target};
 use common::lab::{Lab, describe, wait_until};
-use common::report::{changed_steps, slowest, steps};
+use common::report::{Run, changed_steps, slowest, steps};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const HACTL: &str = env!("CARGO_BIN_EXE_hactl");
@@ -34,48 +34,6 @@ const ADMIN_SOCKET: &str = "/run/haproxy/admin.sock";
 
 // ---------------------------------------------------------------------------------------------
 // Running hactl
-
-/// One finished hactl run.
-struct Run {
-    label: String,
-    out: Output,
-    took: Duration,
-}
-
-impl Run {
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.out.stdout).into_owned()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.out.stderr).into_owned()
-    }
-    /// Panics, with the output, unless hactl exited with `code`.
-    fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code(),
-            Some(code),
-            "{}: expected exit {code}, got {} after {:.1}s\n{}",
-            self.label,
-            self.out.status,
-            self.took.as_secs_f64(),
-            describe(&self.out)
-        );
-        self
-    }
-    /// The `--json` report on stdout.
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout().trim()).unwrap_or_else(|e| {
-            panic!(
-                "{}: stdout is not one JSON document ({e}):\n{}",
-                self.label,
-                describe(&self.out)
-            )
-        })
-    }
-}
 
 /// Runs hactl with `args`, stdin closed, capturing everything; prints its exit and wall time.
 fn hactl<S: AsRef<OsStr>>(label: &str, args: &[S]) -> Run {

@@ -7,7 +7,7 @@ mod common;
 
 use common::amqp::{self, Consumer, Publisher, Target};
 use common::lab::{Lab, describe, wait_until};
-use common::report::{changed_steps, slowest, steps};
+use common::report::{Run, changed_steps, slowest, steps};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +15,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const HACTL: &str = env!("CARGO_BIN_EXE_hactl");
@@ -29,48 +29,6 @@ const CTL_WAIT: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------------
 // Running hactl
-
-/// One finished hactl run.
-struct Run {
-    label: String,
-    out: Output,
-    took: Duration,
-}
-
-impl Run {
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.out.stdout).into_owned()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.out.stderr).into_owned()
-    }
-    /// Panics, with the output, unless hactl exited with `code`.
-    fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code(),
-            Some(code),
-            "{}: expected exit {code}, got {} after {:.1}s\n{}",
-            self.label,
-            self.out.status,
-            self.took.as_secs_f64(),
-            describe(&self.out)
-        );
-        self
-    }
-    /// The `--json` report on stdout.
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout().trim()).unwrap_or_else(|e| {
-            panic!(
-                "{}: stdout is not one JSON document ({e}):\n{}",
-                self.label,
-                describe(&self.out)
-            )
-        })
-    }
-}
 
 /// Runs `hactl up ARGS`, stdin closed, capturing everything. Every run is kept in `log` (for
 /// the secret check); returns its index there.

@@ -1,7 +1,52 @@
-//! Reading hactl's `--json` run report in tests.
+//! A finished hactl run in tests, and reading its `--json` report.
 #![allow(dead_code)]
 
+use super::lab::describe;
 use serde_json::Value;
+use std::process::Output;
+use std::time::Duration;
+
+/// One finished hactl run.
+pub struct Run {
+    pub label: String,
+    pub out: Output,
+    pub took: Duration,
+}
+
+impl Run {
+    pub fn code(&self) -> Option<i32> {
+        self.out.status.code()
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    /// Panics, with the output, unless hactl exited with `code`.
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "{}: expected exit {code}, got {} after {:.1}s\n{}",
+            self.label,
+            self.out.status,
+            self.took.as_secs_f64(),
+            describe(&self.out)
+        );
+        self
+    }
+    /// The `--json` report on stdout.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout().trim()).unwrap_or_else(|e| {
+            panic!(
+                "{}: stdout is not one JSON document ({e}):\n{}",
+                self.label,
+                describe(&self.out)
+            )
+        })
+    }
+}
 
 /// `(host, step, status, changes)` of every step in a `--json` report.
 pub fn steps(report: &Value) -> Vec<(String, String, String, Vec<String>)> {
