@@ -2,8 +2,9 @@
 //! every step uses.
 
 use crate::inventory::Node;
+use crate::render::RenderedFile;
 use crate::report::Reporter;
-use crate::ssh::{Cmd, Connection, Output};
+use crate::ssh::{Cmd, Connection, Output, Upload};
 use anyhow::{Context, anyhow};
 use std::sync::Arc;
 
@@ -64,10 +65,12 @@ impl Host {
         check(self.name(), cmd, out)
     }
 
-    /// The file's content, or None when it does not exist.
+    /// The file's content, or None when it does not exist. A symlink is not followed (an
+    /// error): in a directory a service user owns, it could point at any file root can read,
+    /// and the content would end up in a diff.
     pub async fn read_file(&self, path: &str) -> anyhow::Result<Option<String>> {
         let cmd = Cmd::sh(
-            "if [ -e \"$1\" ]; then cat -- \"$1\"; else exit 3; fi",
+            "if [ -e \"$1\" ] || [ -L \"$1\" ]; then exec dd if=\"$1\" iflag=nofollow status=none; else exit 3; fi",
             [path],
         );
         let out = self.probe(&cmd).await?;
@@ -110,23 +113,33 @@ impl Host {
         }
     }
 
-    /// Writes a file atomically with owner, group and mode.
-    pub async fn upload(
-        &self,
-        path: &str,
-        content: &[u8],
-        mode: u32,
-        owner: &str,
-        group: &str,
-    ) -> anyhow::Result<()> {
+    /// Writes a file atomically with owner, group and mode (see [`Upload`]).
+    pub async fn upload(&self, file: &Upload<'_>) -> anyhow::Result<()> {
         self.reporter.command(
             self.name(),
-            &format!("upload {path} (mode {mode:o}, {owner}:{group})"),
+            &format!(
+                "upload {} (mode {:o}, {}:{})",
+                file.path, file.mode, file.owner, file.group
+            ),
         );
         self.conn
-            .upload(path, content, mode, owner, group)
+            .upload(file)
             .await
-            .with_context(|| format!("{}: cannot write {path}", self.name()))
+            .with_context(|| format!("{}: cannot write {}", self.name(), file.path))
+    }
+
+    /// Puts a rendered file in place.
+    pub async fn install(&self, file: &RenderedFile) -> anyhow::Result<()> {
+        self.upload(&Upload {
+            path: &file.path,
+            content: file.content.as_bytes(),
+            mode: file.mode,
+            owner: &file.owner,
+            group: &file.group,
+            dir_owner: file.dir_owner,
+            check: file.check,
+        })
+        .await
     }
 
     /// Whether a process with exactly this name runs on the host.

@@ -94,6 +94,11 @@ pub struct RenderedFile {
     pub mode: u32,
     pub owner: String,
     pub group: String,
+    /// Who besides root may own the file's directory (the service user for its own config
+    /// directory, as Debian ships /etc/rabbitmq).
+    pub dir_owner: &'static str,
+    /// A program that must accept the file on the host before it replaces the old one.
+    pub check: &'static [&'static str],
     pub kind: FileKind,
 }
 
@@ -105,6 +110,8 @@ impl fmt::Debug for RenderedFile {
             .field("mode", &format_args!("{:04o}", self.mode))
             .field("owner", &self.owner)
             .field("group", &self.group)
+            .field("dir_owner", &self.dir_owner)
+            .field("check", &self.check)
             .field("kind", &self.kind)
             .finish()
     }
@@ -134,10 +141,15 @@ struct FileSpec {
     mode: u32,
     owner: &'static str,
     group: &'static str,
+    dir_owner: &'static str,
+    check: &'static [&'static str],
     kind: FileKind,
     hosts: Hosts,
     secret: SecretUse,
 }
+
+/// haproxy.cfg is checked by the host's own haproxy before it replaces a working one.
+const HAPROXY_CHECK: &[&str] = &["haproxy", "-c", "-q", "-f", "{}"];
 
 /// Every built-in template, in the order files are produced for a host.
 const FILES: &[FileSpec] = &[
@@ -148,6 +160,8 @@ const FILES: &[FileSpec] = &[
         mode: 0o644,
         owner: "root",
         group: "root",
+        dir_owner: "root",
+        check: &[],
         kind: FileKind::ManagedBlock,
         hosts: Hosts::All,
         secret: SecretUse::None,
@@ -159,6 +173,8 @@ const FILES: &[FileSpec] = &[
         mode: 0o640,
         owner: "root",
         group: "rabbitmq",
+        dir_owner: "rabbitmq",
+        check: &[],
         kind: FileKind::Whole,
         hosts: Hosts::RabbitMq,
         secret: SecretUse::None,
@@ -170,6 +186,8 @@ const FILES: &[FileSpec] = &[
         mode: 0o640,
         owner: "root",
         group: "rabbitmq",
+        dir_owner: "rabbitmq",
+        check: &[],
         kind: FileKind::Whole,
         hosts: Hosts::RabbitMq,
         secret: SecretUse::None,
@@ -181,6 +199,8 @@ const FILES: &[FileSpec] = &[
         mode: 0o640,
         owner: "root",
         group: "haproxy",
+        dir_owner: "root",
+        check: HAPROXY_CHECK,
         kind: FileKind::Whole,
         hosts: Hosts::LoadBalancer,
         secret: SecretUse::StatsPassword,
@@ -192,6 +212,8 @@ const FILES: &[FileSpec] = &[
         mode: 0o600,
         owner: "root",
         group: "root",
+        dir_owner: "root",
+        check: &[],
         kind: FileKind::Whole,
         hosts: Hosts::LoadBalancer,
         secret: SecretUse::VrrpPassword,
@@ -203,6 +225,8 @@ const FILES: &[FileSpec] = &[
         mode: 0o755,
         owner: "root",
         group: "root",
+        dir_owner: "root",
+        check: &[],
         kind: FileKind::Whole,
         hosts: Hosts::LoadBalancer,
         secret: SecretUse::None,
@@ -214,6 +238,8 @@ const FILES: &[FileSpec] = &[
         mode: 0o755,
         owner: "root",
         group: "root",
+        dir_owner: "root",
+        check: &[],
         kind: FileKind::Whole,
         hosts: Hosts::LoadBalancer,
         secret: SecretUse::None,
@@ -225,6 +251,8 @@ const FILES: &[FileSpec] = &[
         mode: 0o644,
         owner: "root",
         group: "root",
+        dir_owner: "root",
+        check: &[],
         kind: FileKind::Whole,
         hosts: Hosts::LoadBalancer,
         secret: SecretUse::None,
@@ -376,6 +404,8 @@ impl Renderer {
                 mode: spec.mode,
                 owner: spec.owner.to_string(),
                 group: spec.group.to_string(),
+                dir_owner: spec.dir_owner,
+                check: spec.check,
                 kind: spec.kind,
             });
         }

@@ -6,10 +6,12 @@
 #[path = "ssh/sshd.rs"]
 mod sshd;
 
-use hactl::ssh::{Cmd, Connection, HostKeyPolicy, SshError, SshTarget};
+use hactl::ssh::{Cmd, Connection, HostKeyPolicy, SshError, SshTarget, Upload, UploadFailure};
 use sshd::{Keys, Sshd, keygen, pub_path};
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// One sshd with an Ed25519 host key, already recorded in `known_hosts`.
@@ -246,18 +248,53 @@ async fn a_command_killed_by_a_signal_is_reported() {
     assert!(out.stderr.contains("TERM"), "{out:?}");
 }
 
+/// A directory only root can write, as upload targets must be (not /tmp: world-writable).
+fn private_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("upload-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+}
+
+fn file<'a>(
+    path: &'a str,
+    content: &'a [u8],
+    mode: u32,
+    owner: &'a str,
+    group: &'a str,
+) -> Upload<'a> {
+    Upload {
+        path,
+        content,
+        mode,
+        owner,
+        group,
+        dir_owner: "root",
+        check: &[],
+    }
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[tokio::test]
 async fn upload_writes_atomically_with_owner_and_mode() {
     let Some(lab) = lab("upload_writes_atomically_with_owner_and_mode", &[]) else {
         return;
     };
     let conn = lab.connect().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_dir();
     let path = dir.path().join("with space's.conf");
     let p = path.to_str().unwrap();
 
     let content = b"listeners.tcp.default = 5672\n\x00\xffbinary\n";
-    conn.upload(p, content, 0o640, "root", "daemon")
+    conn.upload(&file(p, content, 0o640, "root", "daemon"))
         .await
         .unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), content);
@@ -269,7 +306,7 @@ async fn upload_writes_atomically_with_owner_and_mode() {
 
     // Replacing: a new inode (rename), the new content, and no temp files left behind.
     let before = std::fs::metadata(&path).unwrap().ino();
-    conn.upload(p, b"second\n", 0o600, "daemon", "root")
+    conn.upload(&file(p, b"second\n", 0o600, "daemon", "root"))
         .await
         .unwrap();
     let meta = std::fs::metadata(&path).unwrap();
@@ -283,15 +320,14 @@ async fn upload_writes_atomically_with_owner_and_mode() {
         (meta.mode() & 0o7777, meta.uid(), meta.gid()),
         (0o600, 1, 0)
     );
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names.len(), 1, "leftovers: {names:?}");
+    assert_eq!(entries(dir.path()).len(), 1, "leftovers");
 
-    // Empty content is a valid file too.
-    conn.upload(p, b"", 0o644, "root", "root").await.unwrap();
+    // Empty content is a valid file too; set-id bits survive the chown.
+    conn.upload(&file(p, b"", 0o4755, "root", "root"))
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), b"");
+    assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, 0o4755);
 }
 
 #[tokio::test]
@@ -300,13 +336,13 @@ async fn a_failed_upload_leaves_the_old_file() {
         return;
     };
     let conn = lab.connect().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_dir();
     let path = dir.path().join("cookie");
     std::fs::write(&path, "old").unwrap();
     let p = path.to_str().unwrap();
 
     let err = conn
-        .upload(p, b"new", 0o400, "no-such-user-hactl", "root")
+        .upload(&file(p, b"new", 0o400, "no-such-user-hactl", "root"))
         .await
         .unwrap_err();
     let msg = err.to_string();
@@ -316,26 +352,259 @@ async fn a_failed_upload_leaves_the_old_file() {
         "{msg}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), b"old");
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names.len(), 1, "leftovers: {names:?}");
+    assert_eq!(entries(dir.path()), ["cookie"], "leftovers");
 
     // Missing directory, relative path: clear errors, nothing written.
     let missing = dir.path().join("nope/file");
-    assert!(
-        conn.upload(missing.to_str().unwrap(), b"x", 0o600, "root", "root")
-            .await
-            .is_err()
-    );
+    let err = conn
+        .upload(&file(
+            missing.to_str().unwrap(),
+            b"x",
+            0o600,
+            "root",
+            "root",
+        ))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
     match conn
-        .upload("relative/file", b"x", 0o600, "root", "root")
+        .upload(&file("relative/file", b"x", 0o600, "root", "root"))
         .await
     {
         Err(SshError::InvalidRequest { .. }) => {}
         other => panic!("expected InvalidRequest, got {other:?}"),
     }
+}
+
+/// Sets owner and mode of `path` (a directory the test made).
+fn chown_mode(path: &Path, uid: u32, mode: u32) {
+    std::os::unix::fs::chown(path, Some(uid), None).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+const NOBODY: u32 = 65534;
+
+#[tokio::test]
+async fn upload_refuses_directories_other_users_can_write() {
+    let Some(lab) = lab("upload_refuses_directories_other_users_can_write", &[]) else {
+        return;
+    };
+    let conn = lab.connect().await;
+    let top = private_dir();
+    let dir = top.path().join("conf");
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("app.conf");
+    std::fs::write(&path, "old").unwrap();
+    let p = path.to_str().unwrap();
+    let refused = |err: SshError, what: &str| {
+        let msg = err.to_string();
+        assert_eq!(UploadFailure::of(&err), UploadFailure::Refused, "{msg}");
+        assert!(
+            msg.contains("node-t") && msg.contains(dir.to_str().unwrap()) && msg.contains(what),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"old", "{msg}");
+        assert_eq!(entries(&dir), ["app.conf"], "leftovers after: {msg}");
+    };
+
+    for (uid, mode, what) in [
+        (0, 0o1777, "world-writable"),
+        (0, 0o775, "group-writable"),
+        (NOBODY, 0o755, "owned by nobody, expected root"),
+    ] {
+        chown_mode(&dir, uid, mode);
+        // Group-writable is fine only when the group is root's.
+        std::os::unix::fs::chown(&dir, None, Some(if mode == 0o775 { 1 } else { 0 })).unwrap();
+        refused(
+            conn.upload(&file(p, b"new", 0o644, "root", "root"))
+                .await
+                .unwrap_err(),
+            what,
+        );
+    }
+
+    // The file's own directory may belong to the service user named as its owner...
+    chown_mode(&dir, NOBODY, 0o755);
+    let mut f = file(p, b"new", 0o400, "nobody", "nogroup");
+    f.dir_owner = "nobody";
+    conn.upload(&f).await.unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"new");
+    // ...but a directory above it may not.
+    std::fs::write(&path, "old").unwrap();
+    let deeper = dir.join("sub");
+    std::fs::create_dir(&deeper).unwrap();
+    chown_mode(&deeper, NOBODY, 0o755);
+    let inner = deeper.join("app.conf");
+    let mut f = file(inner.to_str().unwrap(), b"new", 0o400, "nobody", "nogroup");
+    f.dir_owner = "nobody";
+    let err = conn.upload(&f).await.unwrap_err();
+    assert_eq!(UploadFailure::of(&err), UploadFailure::Refused, "{err}");
+    assert!(
+        err.to_string().contains("owned by nobody, expected root"),
+        "{err}"
+    );
+    assert!(!inner.exists());
+}
+
+#[tokio::test]
+async fn upload_follows_symlinks_only_where_root_alone_could_plant_them() {
+    let Some(lab) = lab(
+        "upload_follows_symlinks_only_where_root_alone_could_plant_them",
+        &[],
+    ) else {
+        return;
+    };
+    let conn = lab.connect().await;
+    let top = private_dir();
+    let real = top.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink("real", top.path().join("link")).unwrap();
+    let via = top.path().join("link/app.conf");
+    conn.upload(&file(via.to_str().unwrap(), b"x\n", 0o644, "root", "root"))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(real.join("app.conf")).unwrap(), b"x\n");
+
+    // A link inside a directory another user owns is never reached: that directory is refused.
+    let theirs = top.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    chown_mode(&theirs, NOBODY, 0o755);
+    std::os::unix::fs::symlink(&real, theirs.join("link")).unwrap();
+    let via = theirs.join("link/other.conf");
+    let err = conn
+        .upload(&file(via.to_str().unwrap(), b"x\n", 0o644, "root", "root"))
+        .await
+        .unwrap_err();
+    assert_eq!(UploadFailure::of(&err), UploadFailure::Refused, "{err}");
+    assert!(!real.join("other.conf").exists());
+
+    // The target itself being a symlink: replaced, never followed.
+    let victim = top.path().join("victim");
+    std::fs::write(&victim, "victim").unwrap();
+    std::fs::remove_file(real.join("app.conf")).unwrap();
+    std::os::unix::fs::symlink(&victim, real.join("app.conf")).unwrap();
+    conn.upload(&file(
+        real.join("app.conf").to_str().unwrap(),
+        b"new",
+        0o600,
+        "nobody",
+        "nogroup",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
+    let meta = std::fs::metadata(&victim).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o644));
+    assert!(
+        !std::fs::symlink_metadata(real.join("app.conf"))
+            .unwrap()
+            .is_symlink()
+    );
+}
+
+#[tokio::test]
+async fn upload_check_rejects_before_the_old_file_is_replaced() {
+    let Some(lab) = lab("upload_check_rejects_before_the_old_file_is_replaced", &[]) else {
+        return;
+    };
+    let conn = lab.connect().await;
+    let dir = private_dir();
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, "good old\n").unwrap();
+    let p = path.to_str().unwrap();
+    let check: &[&str] = &["grep", "-q", "good", "{}"];
+
+    let mut f = file(p, b"bad new\n", 0o640, "root", "root");
+    f.check = check;
+    let err = conn.upload(&f).await.unwrap_err();
+    assert_eq!(
+        UploadFailure::of(&err),
+        UploadFailure::CheckRejected,
+        "{err}"
+    );
+    assert!(err.to_string().contains("checked by grep"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"good old\n");
+    assert_eq!(entries(dir.path()), ["haproxy.cfg"], "leftovers");
+
+    f.content = b"good new\n";
+    conn.upload(&f).await.unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"good new\n");
+}
+
+/// A racer that turns every new entry of `dir` other than `keep` into a symlink to `victim`,
+/// as a hostile owner of the directory would, until `stop` is set. Returns how many it swapped.
+fn race(dir: PathBuf, keep: &'static str, victim: PathBuf, stop: Arc<AtomicBool>) -> usize {
+    let mut swapped = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(list) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in list.flatten() {
+            let name = e.file_name();
+            if name == keep || e.file_type().is_ok_and(|t| t.is_symlink()) {
+                continue;
+            }
+            if std::fs::remove_file(e.path()).is_ok()
+                && std::os::unix::fs::symlink(&victim, e.path()).is_ok()
+            {
+                swapped += 1;
+            }
+        }
+    }
+    swapped
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_survives_a_symlink_racer_in_the_directory() {
+    let Some(lab) = lab("upload_survives_a_symlink_racer_in_the_directory", &[]) else {
+        return;
+    };
+    let conn = lab.connect().await;
+    let top = private_dir();
+    // Like /var/lib/rabbitmq: the file's directory belongs to the service user.
+    let home = top.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    chown_mode(&home, NOBODY, 0o755);
+    let victim = top.path().join("shadow");
+    std::fs::write(&victim, "root only\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let cookie = home.join(".erlang.cookie");
+    let p = cookie.to_str().unwrap().to_string();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let racer = {
+        let (home, victim, stop) = (home.clone(), victim.clone(), stop.clone());
+        std::thread::spawn(move || race(home, ".erlang.cookie", victim, stop))
+    };
+    const ROUNDS: usize = 60;
+    let (mut written, mut caught) = (0, 0);
+    for _ in 0..ROUNDS {
+        let mut f = file(&p, b"COOKIEVALUE", 0o400, "nobody", "nogroup");
+        f.dir_owner = "nobody";
+        match conn.upload(&f).await {
+            Ok(()) => written += 1,
+            Err(e) if UploadFailure::of(&e) == UploadFailure::Swapped => caught += 1,
+            Err(e) => panic!("unexpected failure: {e}"),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swapped = racer.join().unwrap();
+    eprintln!(
+        "race: {ROUNDS} uploads: {written} landed, {caught} caught swapped; racer swapped {swapped} entries"
+    );
+
+    let meta = std::fs::metadata(&victim).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (0, 0, 0o640),
+        "the racer made root change another file"
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"root only\n");
+    assert!(
+        swapped > 0,
+        "the racer never got a temporary file: the test proved nothing"
+    );
+    assert_eq!(written + caught, ROUNDS);
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use super::quote::KILL_AFTER_SECS;
 use super::session::{Connection, secs};
-use super::{Cmd, CommandFailed, Output, SshError, TAIL_LINES, tail};
+use super::{Cmd, Output, SshError};
 use russh::{ChannelMsg, ChannelReadHalf, Sig};
 use std::time::Duration;
 use tokio::time::{Instant, timeout_at};
@@ -15,29 +15,6 @@ const CLIENT_GRACE: Duration = Duration::from_secs(KILL_AFTER_SECS + 1);
 
 /// `timeout`'s exit status when it stopped the command.
 const TIMEOUT_STATUS: u32 = 124;
-
-/// The upload script: content arrives on stdin into a fresh temp file next to the target
-/// (private from the start: umask 077), is checked for length (a dropped connection would look
-/// like a short EOF), gets owner and mode, and only then replaces the target with `mv -f`
-/// (a rename: readers see the old file or the new one, never a partial one).
-/// `$1` path, `$2` mode (octal), `$3` owner, `$4` group, `$5` expected size in bytes.
-const UPLOAD_SCRIPT: &str = r#"set -eu
-umask 077
-dir=$(dirname -- "$1")
-base=$(basename -- "$1")
-tmp=$(mktemp "$dir/.$base.hactl-XXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
-cat > "$tmp"
-size=$(wc -c < "$tmp")
-if [ "$size" -ne "$5" ]; then
-  echo "upload incomplete: received $size of $5 bytes" >&2
-  exit 1
-fi
-chown -- "$3:$4" "$tmp"
-chmod -- "$2" "$tmp"
-mv -f -- "$tmp" "$1"
-trap - EXIT
-"#;
 
 impl Connection {
     /// Runs `cmd` with standard input closed (EOF is sent at once: `rabbitmqctl` reads stdin),
@@ -60,72 +37,7 @@ impl Connection {
         Ok(out)
     }
 
-    /// Writes `content` to the absolute `path` atomically with the given mode, owner and group:
-    /// the bytes travel on stdin (never on a command line) into a temp file in the same
-    /// directory (umask 077), which is chowned, chmodded and then renamed over `path`. The
-    /// directory must exist.
-    pub async fn upload(
-        &self,
-        path: &str,
-        content: &[u8],
-        mode: u32,
-        owner: &str,
-        group: &str,
-    ) -> Result<(), SshError> {
-        let host = &self.target().host;
-        let invalid = |reason: String| SshError::InvalidRequest {
-            host: host.clone(),
-            reason,
-        };
-        if !path.starts_with('/') || path.ends_with('/') || path.contains('\0') {
-            return Err(invalid(format!(
-                "upload path {path:?} must be an absolute file path"
-            )));
-        }
-        for (what, name) in [("owner", owner), ("group", group)] {
-            let ok = !name.is_empty()
-                && name.len() <= 64
-                && !name.starts_with('-')
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-            if !ok {
-                return Err(invalid(format!(
-                    "upload {what} {name:?} is not a valid user or group name"
-                )));
-            }
-        }
-        if mode > 0o7777 {
-            return Err(invalid(format!("upload mode {mode:o} is not a file mode")));
-        }
-        let mode_s = format!("{mode:04o}");
-        let cmd = Cmd::sh(
-            UPLOAD_SCRIPT,
-            [
-                path.to_string(),
-                mode_s.clone(),
-                owner.to_string(),
-                group.to_string(),
-                content.len().to_string(),
-            ],
-        );
-        let out = self.exec(&cmd, Some(content)).await?;
-        if out.success() {
-            return Ok(());
-        }
-        Err(SshError::Command(CommandFailed {
-            host: host.clone(),
-            command: format!(
-                "upload of {} bytes to {path} (owner {owner}:{group}, mode {mode_s})",
-                content.len()
-            ),
-            status: out.status,
-            stderr_tail: tail(&out.stderr, TAIL_LINES),
-            stdout_tail: tail(&out.stdout, TAIL_LINES),
-        }))
-    }
-
-    async fn exec(&self, cmd: &Cmd, stdin: Option<&[u8]>) -> Result<Output, SshError> {
+    pub(super) async fn exec(&self, cmd: &Cmd, stdin: Option<&[u8]>) -> Result<Output, SshError> {
         let target = self.target();
         let channel_err = |reason: String| SshError::Channel {
             host: target.host.clone(),

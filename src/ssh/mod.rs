@@ -7,17 +7,20 @@
 //! let conn = Connection::connect(&target, HostKeyPolicy::Strict).await?;
 //! let out = conn.run(&Cmd::new("rabbitmqctl").arg("status")).await?;
 //! out.check(&target.host, &cmd)?;
-//! conn.upload("/var/lib/rabbitmq/.erlang.cookie", cookie.expose().as_bytes(), 0o400, "rabbitmq", "rabbitmq").await?;
+//! conn.upload(&Upload { path: "/etc/motd", content: b"hi\n", mode: 0o644, owner: "root",
+//!     group: "root", dir_owner: "root", check: &[] }).await?;
 //! ```
 
 mod exec;
 mod known_hosts;
 mod quote;
 mod session;
+mod upload;
 
 pub use exec::{Held, Hold};
 pub use quote::{Cmd, quote};
 pub use session::Connection;
+pub use upload::{HELPER as UPLOAD_HELPER, Upload, UploadFailure};
 
 use crate::inventory::model::{Inventory, Node, SshSettings};
 use std::fmt;

@@ -4,7 +4,7 @@
 
 use super::{Changes, Ctx};
 use crate::host::Host;
-use crate::ssh::Cmd;
+use crate::ssh::{Cmd, Upload};
 use sha2::{Digest, Sha256};
 
 pub const PATH: &str = "/var/lib/rabbitmq/.erlang.cookie";
@@ -38,13 +38,16 @@ pub async fn ensure(ctx: &Ctx, host: &Host) -> anyhow::Result<(bool, Changes)> {
         ));
     }
     if !changes.is_empty() && !ctx.dry_run {
-        host.upload(
-            PATH,
-            ctx.secrets.cookie.expose().as_bytes(),
-            0o400,
-            "rabbitmq",
-            "rabbitmq",
-        )
+        host.upload(&Upload {
+            path: PATH,
+            content: ctx.secrets.cookie.expose().as_bytes(),
+            mode: 0o400,
+            owner: "rabbitmq",
+            group: "rabbitmq",
+            // Debian makes the cookie's directory rabbitmq's home, owned by rabbitmq.
+            dir_owner: "rabbitmq",
+            check: &[],
+        })
         .await?;
     }
     Ok((stopped, changes))

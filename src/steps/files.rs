@@ -29,14 +29,7 @@ pub async fn ensure(host: &Host, file: &RenderedFile, dry_run: bool) -> anyhow::
         }
     }
     if !changes.is_empty() && !dry_run {
-        host.upload(
-            &file.path,
-            file.content.as_bytes(),
-            file.mode,
-            &file.owner,
-            &file.group,
-        )
-        .await?;
+        host.install(file).await?;
     }
     Ok(changes)
 }

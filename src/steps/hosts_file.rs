@@ -3,6 +3,7 @@
 
 use super::{Changes, Ctx, files};
 use crate::host::Host;
+use crate::render::RenderedFile;
 use anyhow::anyhow;
 
 const PATH: &str = "/etc/hosts";
@@ -19,8 +20,11 @@ pub async fn ensure(ctx: &Ctx, host: &Host) -> anyhow::Result<((), Changes)> {
     let mut changes = Changes::one(format!("update {PATH} (managed block)"));
     changes.diffs.push(files::diff(PATH, &current, &wanted));
     if !ctx.dry_run {
-        host.upload(PATH, wanted.as_bytes(), 0o644, "root", "root")
-            .await?;
+        host.install(&RenderedFile {
+            content: wanted,
+            ..block.clone()
+        })
+        .await?;
     }
     Ok(((), changes))
 }

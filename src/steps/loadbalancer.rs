@@ -9,7 +9,6 @@ use crate::ssh::Cmd;
 use anyhow::anyhow;
 
 const NONLOCAL_BIND: &str = "/proc/sys/net/ipv4/ip_nonlocal_bind";
-const HAPROXY_CFG: &str = "/etc/haproxy/haproxy.cfg";
 
 /// The rendered files of `host` under `dir`.
 fn files_under<'a>(ctx: &'a Ctx, host: &Host, dir: &str) -> Vec<&'a RenderedFile> {
@@ -37,12 +36,9 @@ pub async fn sysctl(ctx: &Ctx, host: &Host) -> anyhow::Result<((), Changes)> {
 
 pub async fn haproxy(ctx: &Ctx, host: &Host) -> anyhow::Result<((), Changes)> {
     let mut changes = Changes::none();
+    // haproxy.cfg is checked by the host's haproxy before it replaces the old one (see render).
     for f in files_under(ctx, host, "/etc/haproxy/") {
-        if f.path == HAPROXY_CFG {
-            changes.extend(install_checked(ctx, host, f).await?);
-        } else {
-            changes.extend(files::ensure(host, f, ctx.dry_run).await?);
-        }
+        changes.extend(files::ensure(host, f, ctx.dry_run).await?);
     }
     changes.extend(daemon(ctx, host, "haproxy", !changes.is_empty()).await?);
     Ok(((), changes))
@@ -55,40 +51,6 @@ pub async fn keepalived(ctx: &Ctx, host: &Host) -> anyhow::Result<((), Changes)>
     }
     changes.extend(daemon(ctx, host, "keepalived", !changes.is_empty()).await?);
     Ok(((), changes))
-}
-
-/// haproxy.cfg goes to a temporary name, is checked by the host's haproxy, then renamed over
-/// the old one, so a config haproxy rejects never replaces a working one.
-async fn install_checked(ctx: &Ctx, host: &Host, file: &RenderedFile) -> anyhow::Result<Changes> {
-    let probe = files::ensure(host, file, true).await?;
-    if probe.is_empty() || ctx.dry_run {
-        return Ok(probe);
-    }
-    let staged = format!("{}.hactl-new", file.path);
-    host.upload(
-        &staged,
-        file.content.as_bytes(),
-        file.mode,
-        &file.owner,
-        &file.group,
-    )
-    .await?;
-    let check = host
-        .probe(&Cmd::new("haproxy").args(["-c", "-q", "-f", &staged]))
-        .await?;
-    if check.status != 0 {
-        host.probe(&Cmd::new("rm").args(["-f", "--", &staged]))
-            .await?;
-        return Err(anyhow!(
-            "{}: haproxy rejected the new {}; the old one is kept:\n{}",
-            host.name(),
-            file.path,
-            crate::host::tail(&format!("{}{}", check.stdout, check.stderr))
-        ));
-    }
-    host.run(&Cmd::new("mv").args(["-f", "--", &staged, &file.path]))
-        .await?;
-    Ok(probe)
 }
 
 /// Starts `name` when it is not running; reloads it when its config changed.
