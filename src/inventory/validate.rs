@@ -5,6 +5,7 @@
 //! a secret value.
 
 use super::located::{FieldPath, Node, fp};
+use super::secrets::{self, SecretKind};
 use super::{Diagnostic, Inventory, NodeType, Role, Severity, names, policy};
 use crate::secret::SecretSource;
 use std::collections::{BTreeMap, HashMap};
@@ -45,13 +46,6 @@ const KNOWN_TAGS: &[&str] = &[
     "management",
     "impersonator",
 ];
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum SecretKind {
-    Cookie,
-    Vrrp,
-    Password,
-}
 
 struct Validator<'a> {
     file: &'a Path,
@@ -160,31 +154,13 @@ impl Validator<'_> {
                 self.error(&vp, "the secret is empty");
                 return;
             }
-            match kind {
-                SecretKind::Cookie => {
-                    if let Some(msg) = super::secrets::cookie_problem(value) {
-                        self.error(&vp, msg);
-                    }
-                }
-                SecretKind::Vrrp => {
-                    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                        self.error(
-                            &vp,
-                            "the VRRP password contains white space or control characters, \
-                             which keepalived cannot take",
-                        );
-                    } else if value.chars().count() > 8 {
-                        self.warning(
-                            &vp,
-                            "keepalived uses only the first 8 characters of the VRRP password",
-                        );
-                    }
-                }
-                SecretKind::Password => {
-                    if names::has_control(value) {
-                        self.error(&vp, "the password contains control characters");
-                    }
-                }
+            if let Some(msg) = secrets::problem(kind, value) {
+                self.error(&vp, msg);
+            } else if kind == SecretKind::Vrrp && value.chars().count() > 8 {
+                self.warning(
+                    &vp,
+                    "keepalived uses only the first 8 characters of the VRRP password",
+                );
             }
         }
     }
@@ -351,7 +327,7 @@ impl Validator<'_> {
                     "user \"guest\" is deleted unless rabbitmq.keep_guest is true",
                 );
             }
-            self.secret(&u.password, &up.k("password"), SecretKind::Password);
+            self.secret(&u.password, &up.k("password"), SecretKind::UserPassword);
             let mut tags: HashMap<&str, usize> = HashMap::new();
             for (j, tag) in u.tags.iter().enumerate() {
                 let tp = up.k("tags").i(j);
@@ -615,7 +591,7 @@ impl Validator<'_> {
         self.secret(
             &lb.stats.password,
             &base.k("stats").k("password"),
-            SecretKind::Password,
+            SecretKind::StatsPassword,
         );
     }
 
