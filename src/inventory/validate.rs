@@ -6,9 +6,9 @@
 
 use super::located::{FieldPath, Node, fp};
 use super::secrets::{self, SecretKind};
-use super::{Diagnostic, Inventory, NodeType, Role, Severity, names, policy};
+use super::{Diagnostic, Inventory, NodeType, Role, Severity, names, overlap, policy};
 use crate::secret::SecretSource;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -377,7 +377,6 @@ impl Validator<'_> {
             .map(|n| format!("rabbit@{}", n.name))
             .collect();
         let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
-        let mut by_vhost: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, p) in inv.rabbitmq.policies.iter().enumerate() {
             let pp = base.i(i);
             self.check(&pp.k("name"), names::rabbit_name("policy", &p.name));
@@ -429,44 +428,14 @@ impl Validator<'_> {
                     ),
                 );
             }
-            by_vhost.entry(&p.vhost).or_default().push(i);
         }
 
-        // Same priority, overlapping targets, patterns that surely overlap: RabbitMQ applies
-        // only one policy per queue and picks either.
-        let matches_all = |pat: &str| matches!(pat, "" | ".*" | "^.*" | ".*$" | "^.*$" | "^");
-        let overlap = |a: super::ApplyTo, b: super::ApplyTo| {
-            use super::ApplyTo::*;
-            let queues = |x| matches!(x, Queues | ClassicQueues | QuorumQueues | Streams);
-            a == All
-                || b == All
-                || a == b
-                || (a == Queues && queues(b))
-                || (b == Queues && queues(a))
-        };
-        for idx in by_vhost.values() {
-            for (n, &i) in idx.iter().enumerate() {
-                for &j in &idx[..n] {
-                    let (a, b) = (&inv.rabbitmq.policies[j], &inv.rabbitmq.policies[i]);
-                    if a.priority == b.priority
-                        && overlap(a.apply_to, b.apply_to)
-                        && (a.pattern == b.pattern
-                            || matches_all(&a.pattern)
-                            || matches_all(&b.pattern))
-                        && a.name != b.name
-                    {
-                        self.warning(
-                            &base.i(i).k("priority"),
-                            format!(
-                                "policies {:?} and {:?} have the same priority {} and match the \
-                                 same names; RabbitMQ applies only one of them; give them \
-                                 different priorities",
-                                a.name, b.name, a.priority
-                            ),
-                        );
-                    }
-                }
-            }
+        let overlaps = overlap::overlaps(&inv.rabbitmq.policies);
+        for (i, message) in &overlaps.named {
+            self.warning(&base.i(*i).k("priority"), message.clone());
+        }
+        if let Some(summary) = overlaps.summary() {
+            self.warning(&base, summary);
         }
     }
 
