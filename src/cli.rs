@@ -196,7 +196,7 @@ pub struct StatusArgs {
     pub verbose: bool,
     /// Longest any one remote read may take, in seconds (connecting uses the inventory's
     /// connect timeout).
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
     /// How many hosts to read at once.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]

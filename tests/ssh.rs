@@ -613,6 +613,23 @@ async fn a_command_past_its_timeout_is_stopped() {
 }
 
 #[tokio::test]
+async fn a_huge_command_timeout_does_not_overflow_the_deadline() {
+    let Some(lab) = lab("a_huge_command_timeout_does_not_overflow_the_deadline", &[]) else {
+        return;
+    };
+    let mut t = lab.target();
+    // Validation refuses more than 24 h; the transport must still not panic on `Instant + MAX`.
+    t.command_timeout = Duration::from_secs(u64::MAX);
+    let conn = Connection::connect(&t, HostKeyPolicy::Strict)
+        .await
+        .unwrap();
+    let out = conn.run(&Cmd::new("echo").arg("ok")).await.unwrap();
+    assert_eq!(out.stdout, "ok\n");
+    let out = conn.run_with_stdin(&Cmd::new("cat"), b"in").await.unwrap();
+    assert_eq!(out.stdout, "in");
+}
+
+#[tokio::test]
 async fn rsa_and_ecdsa_user_keys_log_in() {
     let Some(lab) = lab("rsa_and_ecdsa_user_keys_log_in", &["rsa", "ecdsa"]) else {
         return;

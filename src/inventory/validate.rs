@@ -38,6 +38,10 @@ pub fn validate_located(inv: &Inventory, file: &Path, tree: Option<&Node>) -> Ve
     v.out
 }
 
+/// The longest duration an inventory may give (24 h): far longer than any step needs, and far
+/// from overflowing a deadline computed from it.
+pub const MAX_DURATION_SECS: u64 = 86_400;
+
 /// RabbitMQ's built-in user tags (custom tags are allowed too).
 const KNOWN_TAGS: &[&str] = &[
     "administrator",
@@ -107,8 +111,13 @@ impl Validator<'_> {
             ("command_timeout", s.command_timeout),
             ("keepalive", s.keepalive),
         ] {
-            if secs == Some(0) {
-                self.error(&path.k(key), format!("{key} must be at least 1 second"));
+            match secs {
+                Some(0) => self.error(&path.k(key), format!("{key} must be at least 1 second")),
+                Some(s) if s > MAX_DURATION_SECS => self.error(
+                    &path.k(key),
+                    format!("{key} {s} is too long: at most {MAX_DURATION_SECS} seconds (24 h)"),
+                ),
+                _ => {}
             }
         }
     }
