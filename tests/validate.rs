@@ -412,3 +412,26 @@ fn two_thousand_overlapping_policies_give_a_bounded_number_of_warnings() {
         "{stderr}"
     );
 }
+
+#[test]
+fn terminal_sequences_in_input_are_escaped_in_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("inv\x1b]0;owned\x07.yaml");
+    std::fs::write(
+        &file,
+        "cluster: {name: c}\ncookie: {env: C}\nrabbitmq: {seed: mq}\n\"\\e[2Jkey\\u009b31m\": 1\n\
+         nodes:\n  - {name: mq, address: 10.0.0.1, roles: [rabbitmq]}\n",
+    )
+    .unwrap();
+    let out = hactl_validate(&file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        !stderr.contains(['\x1b', '\x07', '\u{9b}']),
+        "raw control characters: {stderr:?}"
+    );
+    assert!(stderr.contains("inv\\u{1b}]0;owned\\u{7}.yaml"), "{stderr}");
+    let missing = hactl_validate(&dir.path().join("gone\x1b[2J.yaml"));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+}
