@@ -11,6 +11,7 @@
 //! ```
 
 mod exec;
+mod host_pattern;
 mod known_hosts;
 mod quote;
 mod session;
