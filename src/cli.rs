@@ -277,3 +277,16 @@ pub struct SetPolicyArgs {
     #[arg(long)]
     pub accept_new_host_keys: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_timeout_is_at_most_a_day() {
+        let parse = |t: &str| Cli::try_parse_from(["hactl", "status", "x.yaml", "--timeout", t]);
+        assert!(parse("86400").is_ok());
+        assert!(parse("86401").is_err());
+        assert!(parse("18446744073709551615").is_err());
+    }
+}
