@@ -196,7 +196,7 @@ pub struct StatusArgs {
     pub verbose: bool,
     /// Longest any one remote read may take, in seconds (connecting uses the inventory's
     /// connect timeout).
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
     /// How many hosts to read at once.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
@@ -276,4 +276,17 @@ pub struct SetPolicyArgs {
     /// Learn the keys of hosts not yet in known_hosts (never accepts a changed key).
     #[arg(long)]
     pub accept_new_host_keys: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_timeout_is_at_most_a_day() {
+        let parse = |t: &str| Cli::try_parse_from(["hactl", "status", "x.yaml", "--timeout", t]);
+        assert!(parse("86400").is_ok());
+        assert!(parse("86401").is_err());
+        assert!(parse("18446744073709551615").is_err());
+    }
 }

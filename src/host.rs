@@ -187,7 +187,10 @@ impl Host {
             self.run(&Cmd::new("/usr/sbin/rabbitmq-server").arg("-detached"))
                 .await?;
             // -detached returns at once; the node answers only once it has booted.
-            let deadline = std::time::Instant::now() + self.conn.target().command_timeout;
+            let deadline = crate::ssh::deadline(
+                std::time::Instant::now(),
+                self.conn.target().command_timeout,
+            );
             loop {
                 let out = self
                     .probe(&ctl(&["await_startup", "--timeout", "10"]))

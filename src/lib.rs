@@ -12,3 +12,4 @@ pub mod runner;
 pub mod secret;
 pub mod ssh;
 pub mod steps;
+pub mod terminal;

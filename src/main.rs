@@ -15,7 +15,7 @@ fn main() {
         Command::Completions(a) => commands::completions::run(a),
     };
     if let Err(err) = result {
-        eprintln!("hactl: {err:#}");
+        eprintln!("hactl: {}", hactl::terminal::escape(&format!("{err:#}")));
         std::process::exit(exit::code_for(&err));
     }
     std::process::exit(exit::OK);

@@ -1,5 +1,6 @@
 //! What a run did, per host and step: progress while it runs, a summary table or JSON after.
-//! Every line passes through `redact`, so a secret that slipped into a message never prints.
+//! Every line passes through `redact`, so a secret that slipped into a message never prints,
+//! and through `terminal::escape`, so no control sequence reaches the terminal.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -83,7 +84,8 @@ impl Reporter {
     }
 
     fn line(&self, host: &str, text: &str) {
-        let text = self.redact(text);
+        let redacted = self.redact(text);
+        let text = crate::terminal::escape(&redacted);
         match (&self.mode, &self.multi) {
             (Mode::Tty, Some(multi)) => multi.suspend(|| eprintln!("{host:>10}  {text}")),
             _ => {
@@ -135,22 +137,8 @@ impl Reporter {
         record.changes = record.changes.iter().map(|c| self.redact(c)).collect();
         record.diffs = record.diffs.iter().map(|d| self.redact(d)).collect();
         record.error = record.error.as_deref().map(|e| self.redact(e));
-        let verb = if self.dry_run {
-            "would change"
-        } else {
-            "changed"
-        };
-        let summary = match record.status {
-            Status::Ok => format!("{}: ok", record.step),
-            Status::Changed => format!("{}: {verb}: {}", record.step, record.changes.join("; ")),
-            Status::Failed => format!(
-                "{}: FAILED: {}",
-                record.step,
-                record.error.as_deref().unwrap_or("")
-            ),
-        };
         if self.mode == Mode::Plain || record.status != Status::Ok {
-            self.line(&record.host, &summary);
+            self.line(&record.host, &self.summary(&record));
         }
         if self.dry_run {
             for d in &record.diffs {
@@ -158,6 +146,31 @@ impl Reporter {
             }
         }
         self.records.lock().unwrap().push(record);
+    }
+
+    /// The step's line: its changes, each kept to one line (a change names inventory strings).
+    fn summary(&self, record: &StepRecord) -> String {
+        let verb = if self.dry_run {
+            "would change"
+        } else {
+            "changed"
+        };
+        match record.status {
+            Status::Ok => format!("{}: ok", record.step),
+            Status::Changed => {
+                let changes: Vec<_> = record
+                    .changes
+                    .iter()
+                    .map(|c| crate::terminal::escape_line(c))
+                    .collect();
+                format!("{}: {verb}: {}", record.step, changes.join("; "))
+            }
+            Status::Failed => format!(
+                "{}: FAILED: {}",
+                record.step,
+                record.error.as_deref().unwrap_or("")
+            ),
+        }
     }
 
     pub fn finish_bars(&self) {
@@ -268,5 +281,24 @@ mod tests {
         let r = Reporter::new(false, false, vec!["s3cret".into(), "".into()]);
         assert_eq!(r.redact("a s3cret b s3cret"), "a <redacted> b <redacted>");
         assert_eq!(r.redact("nothing"), "nothing");
+    }
+
+    #[test]
+    fn change_lines_cannot_carry_terminal_sequences_or_fake_lines() {
+        let r = Reporter::new(false, true, Vec::new());
+        let record = StepRecord {
+            host: "n1".into(),
+            step: "definitions".into(),
+            status: Status::Changed,
+            changes: vec!["set policy p: pattern \x1b]0;owned\x07^a\nn2 ok".into()],
+            diffs: Vec::new(),
+            duration_ms: 1,
+            error: None,
+        };
+        let line = r.summary(&record);
+        assert_eq!(
+            line,
+            "definitions: would change: set policy p: pattern \\u{1b}]0;owned\\u{7}^a\\u{a}n2 ok"
+        );
     }
 }

@@ -1241,3 +1241,59 @@ fn every_builtin_template_is_documented_in_the_example_inventory() {
         );
     }
 }
+
+#[test]
+fn render_never_writes_through_a_symlink_or_hard_link_in_the_output_tree() {
+    use std::os::unix::fs::{MetadataExt, symlink};
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    render_ok(&colocated(), &out, &[]);
+    let conf = out.join("node1/etc/rabbitmq/rabbitmq.conf");
+    let want = std::fs::read_to_string(&conf).unwrap();
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, "not yours\n").unwrap();
+
+    // A hard link in place of a file: replaced, the other name keeps its content.
+    std::fs::remove_file(&conf).unwrap();
+    std::fs::hard_link(&victim, &conf).unwrap();
+    render_ok(&colocated(), &out, &[]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "not yours\n");
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), want);
+    assert_eq!(std::fs::metadata(&victim).unwrap().nlink(), 1);
+
+    // A symlink in place of a file, or of a directory: refused, nothing written through it.
+    let victim_dir = tmp.path().join("victim-dir");
+    std::fs::create_dir(&victim_dir).unwrap();
+    for (link, to) in [
+        (conf.clone(), victim.clone()),
+        (out.join("node2/etc"), victim_dir.clone()),
+    ] {
+        if link.is_dir() {
+            std::fs::remove_dir_all(&link).unwrap();
+        } else {
+            std::fs::remove_file(&link).unwrap();
+        }
+        symlink(&to, &link).unwrap();
+        let o = hactl(
+            &[
+                colocated().to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &example_env(),
+        );
+        assert!(
+            !o.status.success(),
+            "render wrote through {}",
+            link.display()
+        );
+        assert!(
+            text(&o.stderr).contains("refusing to write through the symlink"),
+            "{}",
+            text(&o.stderr)
+        );
+        std::fs::remove_file(&link).unwrap();
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "not yours\n");
+    assert_eq!(std::fs::read_dir(&victim_dir).unwrap().count(), 0);
+}

@@ -673,6 +673,28 @@ async fn accept_new_records_the_key_then_strict_connects() {
 }
 
 #[tokio::test]
+async fn a_revoked_host_key_is_refused_even_when_accepting_new_keys() {
+    let Some(lab) = lab(
+        "a_revoked_host_key_is_refused_even_when_accepting_new_keys",
+        &[],
+    ) else {
+        return;
+    };
+    let kh = lab.keys.path("revoked_known_hosts");
+    let hostpub = std::fs::read_to_string(pub_path(&lab.host_key)).unwrap();
+    let revoked = format!("@revoked [127.0.0.*]:* {hostpub}");
+    std::fs::write(&kh, &revoked).unwrap();
+    let t = target(lab.sshd.port, lab.keys.path("id_ed25519"), kh.clone());
+    let err = Connection::connect(&t, HostKeyPolicy::AcceptNew)
+        .await
+        .unwrap_err();
+    assert!(err.is_host_key(), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("line 1 marks @revoked"), "{msg}");
+    assert_eq!(std::fs::read_to_string(&kh).unwrap(), revoked);
+}
+
+#[tokio::test]
 async fn a_changed_host_key_is_always_refused() {
     let Some(lab) = lab("a_changed_host_key_is_always_refused", &[]) else {
         return;
@@ -879,6 +901,23 @@ async fn a_command_past_its_timeout_is_stopped() {
         gone(&stat),
         "the remote `sleep 30` (pid {pid}) outlived the timeout"
     );
+}
+
+#[tokio::test]
+async fn a_huge_command_timeout_does_not_overflow_the_deadline() {
+    let Some(lab) = lab("a_huge_command_timeout_does_not_overflow_the_deadline", &[]) else {
+        return;
+    };
+    let mut t = lab.target();
+    // Validation refuses more than 24 h; the transport must still not panic on `Instant + MAX`.
+    t.command_timeout = Duration::from_secs(u64::MAX);
+    let conn = Connection::connect(&t, HostKeyPolicy::Strict)
+        .await
+        .unwrap();
+    let out = conn.run(&Cmd::new("echo").arg("ok")).await.unwrap();
+    assert_eq!(out.stdout, "ok\n");
+    let out = conn.run_with_stdin(&Cmd::new("cat"), b"in").await.unwrap();
+    assert_eq!(out.stdout, "in");
 }
 
 #[tokio::test]

@@ -381,3 +381,57 @@ fn unreadable_file_is_an_error_not_a_panic() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot read inventory"), "{stderr}");
 }
+
+#[test]
+fn two_thousand_overlapping_policies_give_a_bounded_number_of_warnings() {
+    let mut yaml = String::from(
+        "cluster: {name: big}\ncookie: {env: HACTL_COOKIE}\nrabbitmq:\n  seed: mq\n  policies:\n",
+    );
+    for i in 0..2000 {
+        yaml.push_str(&format!(
+            "    - {{name: p{i}, pattern: \".*\", definition: {{max-length: 1}}}}\n"
+        ));
+    }
+    yaml.push_str("nodes:\n  - {name: mq, address: 10.0.0.1, roles: [rabbitmq]}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = hactl_validate(&file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        &stderr[..stderr.len().min(2000)]
+    );
+    let warnings = stderr.lines().filter(|l| l.starts_with("warning")).count();
+    // 20 pairs named, one summary for the other 1,998,980.
+    assert_eq!(warnings, 21, "{}", &stderr[..stderr.len().min(2000)]);
+    assert!(
+        stderr.contains("1998980 more pairs of policies"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn terminal_sequences_in_input_are_escaped_in_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("inv\x1b]0;owned\x07.yaml");
+    std::fs::write(
+        &file,
+        "cluster: {name: c}\ncookie: {env: C}\nrabbitmq: {seed: mq}\n\"\\e[2Jkey\\u009b31m\": 1\n\
+         nodes:\n  - {name: mq, address: 10.0.0.1, roles: [rabbitmq]}\n",
+    )
+    .unwrap();
+    let out = hactl_validate(&file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        !stderr.contains(['\x1b', '\x07', '\u{9b}']),
+        "raw control characters: {stderr:?}"
+    );
+    assert!(stderr.contains("inv\\u{1b}]0;owned\\u{7}.yaml"), "{stderr}");
+    let missing = hactl_validate(&dir.path().join("gone\x1b[2J.yaml"));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+}

@@ -37,7 +37,7 @@ pub fn load_inventory(path: &Path) -> anyhow::Result<Loaded> {
 
 pub fn print_diagnostics(diags: &[Diagnostic]) {
     for d in diags {
-        eprintln!("{d}");
+        eprintln!("{}", crate::terminal::escape(&d.to_string()));
     }
 }
 

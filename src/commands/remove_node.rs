@@ -178,7 +178,7 @@ async fn remove_one(
                 seed.name()
             ));
             if !ctx.dry_run {
-                seed.run(&ctl(["forget_cluster_node", &me])).await?;
+                seed.run(&ctl(["forget_cluster_node", "--", &me])).await?;
             }
         }
     }
@@ -186,7 +186,7 @@ async fn remove_one(
         let after = join::status(seed).await?.unwrap_or_default();
         if after.is_member(&me) {
             // A reset that could not reach its peers leaves the node listed: forget it.
-            seed.run(&ctl(["forget_cluster_node", &me])).await?;
+            seed.run(&ctl(["forget_cluster_node", "--", &me])).await?;
         }
     }
     Ok(changes)

@@ -4,6 +4,10 @@
 //! locally); the `/etc/hosts` block is written alone to `OUT/<host>/etc/hosts`. Every file is
 //! rendered before anything is written, so a template error leaves `OUT` untouched. Standard
 //! output gets one line per file written, paths only: secrets never reach the terminal.
+//!
+//! Below `OUT` no symlink is followed: a directory or file that is a symlink is refused, and
+//! each file is written to a fresh temp file (`create_new`, so nothing planted is opened) and
+//! renamed over its target, so neither a symlink nor a hard link leads the content elsewhere.
 
 use crate::cli::RenderArgs;
 use crate::exit::InvalidInput;
@@ -71,21 +75,70 @@ fn write_file(dir: &Path, file: &RenderedFile) -> anyhow::Result<PathBuf> {
         );
     }
     let target = dir.join(rel);
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
+    let parent = target.parent().unwrap_or(dir);
+    ensure_dirs(dir, parent)?;
+    match std::fs::symlink_metadata(&target) {
+        Ok(m) if m.file_type().is_symlink() => {
+            anyhow::bail!("refusing to write through the symlink {}", target.display())
+        }
+        Ok(m) if !m.is_file() => anyhow::bail!("{} is not a regular file", target.display()),
+        _ => {}
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(file.mode)
-        .open(&target)
-        .with_context(|| format!("cannot write {}", target.display()))?;
-    // The file may have existed with a wider mode: narrow it before any secret goes in.
-    f.set_permissions(std::fs::Permissions::from_mode(file.mode))
-        .with_context(|| format!("cannot set the mode of {}", target.display()))?;
-    f.write_all(file.content.as_bytes())
-        .with_context(|| format!("cannot write {}", target.display()))?;
+    let (tmp, mut f) = create_temp(parent, file.mode)?;
+    let written = f
+        .write_all(file.content.as_bytes())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &target));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", target.display()));
+    }
     Ok(target)
+}
+
+/// Creates the directories from `base` (which may itself be reached through a symlink: the
+/// user chose it) down to `dir`, refusing any that is a symlink or not a directory.
+fn ensure_dirs(base: &Path, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(base).with_context(|| format!("cannot create {}", base.display()))?;
+    let mut at = base.to_path_buf();
+    for part in dir.strip_prefix(base).unwrap_or(Path::new("")).components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                anyhow::bail!("refusing to write through the symlink {}", at.display())
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => anyhow::bail!("{} is not a directory", at.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&at)
+                .with_context(|| format!("cannot create {}", at.display()))?,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", at.display())),
+        }
+    }
+    Ok(())
+}
+
+/// A new, empty file in `dir` with `mode`: `create_new` (O_CREAT|O_EXCL) never opens anything
+/// that exists, a planted symlink included, and the mode is set before any content goes in.
+fn create_temp(dir: &Path, mode: u32) -> anyhow::Result<(PathBuf, std::fs::File)> {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    for _ in 0..100 {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".hactl-render-{}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
+            Ok(f) => {
+                // The umask may have narrowed `mode`; set it exactly.
+                f.set_permissions(std::fs::Permissions::from_mode(mode))
+                    .with_context(|| format!("cannot set the mode of {}", tmp.display()))?;
+                return Ok((tmp, f));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", tmp.display())),
+        }
+    }
+    anyhow::bail!("cannot create a temp file in {}", dir.display())
 }

@@ -127,9 +127,9 @@ fn run_inner(args: &SetPolicyArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
-        print!("{}", human(&outcome));
+        print!("{}", crate::terminal::escape(&human(&outcome)));
         for w in &outcome.warnings {
-            eprintln!("hactl: warning: {w}");
+            eprintln!("hactl: warning: {}", crate::terminal::escape(w));
         }
     }
     Ok(())

@@ -44,9 +44,9 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if std::io::stdout().is_terminal() {
-        print!("{}", human(&report));
+        print!("{}", crate::terminal::escape(&human(&report)));
     } else {
-        print!("{}", plain(&report));
+        print!("{}", crate::terminal::escape(&plain(&report)));
     }
     let _ = std::io::stdout().flush();
     if !key_errors.is_empty() {

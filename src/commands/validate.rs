@@ -7,7 +7,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
     let loaded = super::load_inventory(&path)?;
     println!(
         "{}: valid ({} nodes, {} warning(s))",
-        path.display(),
+        crate::terminal::escape_line(&path.display().to_string()),
         loaded.inventory.nodes.len(),
         loaded.warnings.len()
     );

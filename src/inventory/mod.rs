@@ -5,6 +5,7 @@ pub mod load;
 pub mod located;
 pub mod model;
 pub mod names;
+pub mod overlap;
 pub mod policy;
 pub mod schema;
 pub mod secrets;

@@ -5,9 +5,10 @@
 //! a secret value.
 
 use super::located::{FieldPath, Node, fp};
-use super::{Diagnostic, Inventory, NodeType, Role, Severity, names, policy};
+use super::secrets::{self, SecretKind};
+use super::{Diagnostic, Inventory, NodeType, Role, Severity, names, overlap, policy};
 use crate::secret::SecretSource;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -37,6 +38,10 @@ pub fn validate_located(inv: &Inventory, file: &Path, tree: Option<&Node>) -> Ve
     v.out
 }
 
+/// The longest duration an inventory may give (24 h): far longer than any step needs, and far
+/// from overflowing a deadline computed from it.
+pub const MAX_DURATION_SECS: u64 = 86_400;
+
 /// RabbitMQ's built-in user tags (custom tags are allowed too).
 const KNOWN_TAGS: &[&str] = &[
     "administrator",
@@ -45,13 +50,6 @@ const KNOWN_TAGS: &[&str] = &[
     "management",
     "impersonator",
 ];
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum SecretKind {
-    Cookie,
-    Vrrp,
-    Password,
-}
 
 struct Validator<'a> {
     file: &'a Path,
@@ -113,8 +111,13 @@ impl Validator<'_> {
             ("command_timeout", s.command_timeout),
             ("keepalive", s.keepalive),
         ] {
-            if secs == Some(0) {
-                self.error(&path.k(key), format!("{key} must be at least 1 second"));
+            match secs {
+                Some(0) => self.error(&path.k(key), format!("{key} must be at least 1 second")),
+                Some(s) if s > MAX_DURATION_SECS => self.error(
+                    &path.k(key),
+                    format!("{key} {s} is too long: at most {MAX_DURATION_SECS} seconds (24 h)"),
+                ),
+                _ => {}
             }
         }
     }
@@ -160,31 +163,13 @@ impl Validator<'_> {
                 self.error(&vp, "the secret is empty");
                 return;
             }
-            match kind {
-                SecretKind::Cookie => {
-                    if let Some(msg) = super::secrets::cookie_problem(value) {
-                        self.error(&vp, msg);
-                    }
-                }
-                SecretKind::Vrrp => {
-                    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                        self.error(
-                            &vp,
-                            "the VRRP password contains white space or control characters, \
-                             which keepalived cannot take",
-                        );
-                    } else if value.chars().count() > 8 {
-                        self.warning(
-                            &vp,
-                            "keepalived uses only the first 8 characters of the VRRP password",
-                        );
-                    }
-                }
-                SecretKind::Password => {
-                    if names::has_control(value) {
-                        self.error(&vp, "the password contains control characters");
-                    }
-                }
+            if let Some(msg) = secrets::problem(kind, value) {
+                self.error(&vp, msg);
+            } else if kind == SecretKind::Vrrp && value.chars().count() > 8 {
+                self.warning(
+                    &vp,
+                    "keepalived uses only the first 8 characters of the VRRP password",
+                );
             }
         }
     }
@@ -351,7 +336,7 @@ impl Validator<'_> {
                     "user \"guest\" is deleted unless rabbitmq.keep_guest is true",
                 );
             }
-            self.secret(&u.password, &up.k("password"), SecretKind::Password);
+            self.secret(&u.password, &up.k("password"), SecretKind::UserPassword);
             let mut tags: HashMap<&str, usize> = HashMap::new();
             for (j, tag) in u.tags.iter().enumerate() {
                 let tp = up.k("tags").i(j);
@@ -401,7 +386,6 @@ impl Validator<'_> {
             .map(|n| format!("rabbit@{}", n.name))
             .collect();
         let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
-        let mut by_vhost: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, p) in inv.rabbitmq.policies.iter().enumerate() {
             let pp = base.i(i);
             self.check(&pp.k("name"), names::rabbit_name("policy", &p.name));
@@ -453,44 +437,14 @@ impl Validator<'_> {
                     ),
                 );
             }
-            by_vhost.entry(&p.vhost).or_default().push(i);
         }
 
-        // Same priority, overlapping targets, patterns that surely overlap: RabbitMQ applies
-        // only one policy per queue and picks either.
-        let matches_all = |pat: &str| matches!(pat, "" | ".*" | "^.*" | ".*$" | "^.*$" | "^");
-        let overlap = |a: super::ApplyTo, b: super::ApplyTo| {
-            use super::ApplyTo::*;
-            let queues = |x| matches!(x, Queues | ClassicQueues | QuorumQueues | Streams);
-            a == All
-                || b == All
-                || a == b
-                || (a == Queues && queues(b))
-                || (b == Queues && queues(a))
-        };
-        for idx in by_vhost.values() {
-            for (n, &i) in idx.iter().enumerate() {
-                for &j in &idx[..n] {
-                    let (a, b) = (&inv.rabbitmq.policies[j], &inv.rabbitmq.policies[i]);
-                    if a.priority == b.priority
-                        && overlap(a.apply_to, b.apply_to)
-                        && (a.pattern == b.pattern
-                            || matches_all(&a.pattern)
-                            || matches_all(&b.pattern))
-                        && a.name != b.name
-                    {
-                        self.warning(
-                            &base.i(i).k("priority"),
-                            format!(
-                                "policies {:?} and {:?} have the same priority {} and match the \
-                                 same names; RabbitMQ applies only one of them; give them \
-                                 different priorities",
-                                a.name, b.name, a.priority
-                            ),
-                        );
-                    }
-                }
-            }
+        let overlaps = overlap::overlaps(&inv.rabbitmq.policies);
+        for (i, message) in &overlaps.named {
+            self.warning(&base.i(*i).k("priority"), message.clone());
+        }
+        if let Some(summary) = overlaps.summary() {
+            self.warning(&base, summary);
         }
     }
 
@@ -615,7 +569,7 @@ impl Validator<'_> {
         self.secret(
             &lb.stats.password,
             &base.k("stats").k("password"),
-            SecretKind::Password,
+            SecretKind::StatsPassword,
         );
     }
 

@@ -62,7 +62,10 @@ impl Connection {
         let started = Instant::now();
         // The host's `timeout` stops the command at `command_timeout`; our own deadline comes a
         // little later so its exit (124) normally arrives first, and covers a host that hangs.
-        let deadline = started + target.command_timeout + CLIENT_GRACE;
+        let deadline = Instant::from_std(super::deadline(
+            started.into_std(),
+            target.command_timeout.saturating_add(CLIENT_GRACE),
+        ));
 
         let channel = match timeout_at(deadline, self.inner.handle.channel_open_session()).await {
             Err(_) => return Err(timed_out()),
@@ -280,7 +283,10 @@ impl Connection {
             .acquire_owned()
             .await
             .map_err(|_| channel_err("connection is shutting down".into()))?;
-        let deadline = Instant::now() + target.command_timeout;
+        let deadline = Instant::from_std(super::deadline(
+            std::time::Instant::now(),
+            target.command_timeout,
+        ));
         let work = async {
             let channel = self
                 .inner

@@ -12,6 +12,7 @@
 //! ```
 
 mod exec;
+mod host_pattern;
 mod known_hosts;
 mod quote;
 mod session;
@@ -316,6 +317,15 @@ impl SshError {
     }
 }
 
+/// The instant `after` from `from`, computed without overflow: validation keeps durations to
+/// a day, but `Instant + Duration` panics on overflow, so a year is the fallback, then `from`.
+pub fn deadline(from: std::time::Instant, after: Duration) -> std::time::Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 86_400);
+    from.checked_add(after)
+        .or_else(|| from.checked_add(YEAR))
+        .unwrap_or(from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,5 +428,15 @@ mod tests {
             stderr: String::new(),
         };
         assert!(ok.check("n2", &cmd).is_ok());
+    }
+
+    #[test]
+    fn deadline_never_overflows() {
+        let now = std::time::Instant::now();
+        assert_eq!(
+            deadline(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        assert!(deadline(now, Duration::MAX) > now);
     }
 }

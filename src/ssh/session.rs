@@ -191,6 +191,28 @@ impl Client {
                 known_hosts: self.known_hosts.clone(),
                 line,
             }),
+            Verdict::Revoked { line } => Err(SshError::KnownHosts {
+                host: self.host.clone(),
+                path: self.known_hosts.clone(),
+                reason: format!(
+                    "the host offered {} {}, which line {line} marks @revoked: refusing it \
+                     (also with --accept-new-host-keys)",
+                    known_hosts::key_type(offered),
+                    known_hosts::fingerprint(offered)
+                ),
+            }),
+            Verdict::CertAuthority { line } => Err(SshError::KnownHosts {
+                host: self.host.clone(),
+                path: self.known_hosts.clone(),
+                reason: format!(
+                    "line {line} trusts a @cert-authority for this host, but hactl does not \
+                     check host certificates and no plain key is recorded; add the host's own \
+                     key (its {} {} if you verified it, e.g. with ssh-keyscan), or remove \
+                     line {line} and use --accept-new-host-keys",
+                    known_hosts::key_type(offered),
+                    known_hosts::fingerprint(offered)
+                ),
+            }),
             Verdict::Unknown => match self.policy {
                 HostKeyPolicy::Strict => Err(SshError::UnknownHostKey {
                     host: self.host.clone(),

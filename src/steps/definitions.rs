@@ -148,7 +148,8 @@ pub fn policy_matches(current: &Value, p: &Policy) -> bool {
         && def == p.definition
 }
 
-/// `rabbitmqctl set_policy` for `p`.
+/// `rabbitmqctl set_policy` for `p`. Here and below `--` ends the options, so a pattern,
+/// regex or tag starting with `-` stays a positional argument (checked on rabbitmqctl 3.10.8).
 pub fn set_policy_cmd(p: &Policy) -> Cmd {
     ctl([
         "set_policy",
@@ -158,6 +159,7 @@ pub fn set_policy_cmd(p: &Policy) -> Cmd {
         &p.priority.to_string(),
         "--apply-to",
         p.apply_to.as_str(),
+        "--",
         &p.name,
         &p.pattern,
         &definition_json(p),
@@ -166,7 +168,7 @@ pub fn set_policy_cmd(p: &Policy) -> Cmd {
 
 /// `rabbitmqctl clear_policy` for the policy `name` on `vhost`.
 pub fn clear_policy_cmd(name: &str, vhost: &str) -> Cmd {
-    ctl(["clear_policy", "-p", vhost, name])
+    ctl(["clear_policy", "-p", vhost, "--", name])
 }
 
 /// Whether `password` matches a RabbitMQ password hash as exported.
@@ -341,52 +343,49 @@ pub async fn ensure(
     Ok(((), changes))
 }
 
-async fn apply(ctx: &Ctx, seed: &Host, action: &Action) -> anyhow::Result<()> {
-    let password = |user: &str| -> Vec<u8> {
-        ctx.secrets
-            .user_passwords
-            .get(user)
-            .map(|s| s.expose().as_bytes().to_vec())
-            .unwrap_or_default()
-    };
+/// The command that performs `action`; `add_user` and `change_password` read the password
+/// from standard input.
+pub fn action_cmd(action: &Action) -> Cmd {
     match action {
-        Action::AddVhost(v) => {
-            seed.run(&ctl(["add_vhost", v])).await?;
-        }
-        Action::AddUser(u) => {
-            seed.run_with_stdin(&ctl(["add_user", u]), &password(u))
-                .await?;
-        }
-        Action::ChangePassword(u) => {
-            seed.run_with_stdin(&ctl(["change_password", u]), &password(u))
-                .await?;
-        }
-        Action::SetTags(u, tags) => {
-            seed.run(&ctl(["set_user_tags", u]).args(tags)).await?;
-        }
-        Action::DeleteUser(u) => {
-            seed.run(&ctl(["delete_user", u])).await?;
-        }
+        Action::AddVhost(v) => ctl(["add_vhost", "--", v]),
+        Action::AddUser(u) => ctl(["add_user", "--", u]),
+        Action::ChangePassword(u) => ctl(["change_password", "--", u]),
+        Action::SetTags(u, tags) => ctl(["set_user_tags", "--", u]).args(tags),
+        Action::DeleteUser(u) => ctl(["delete_user", "--", u]),
         Action::SetPermissions {
             user,
             vhost,
             configure,
             write,
             read,
-        } => {
-            seed.run(&ctl([
-                "set_permissions",
-                "-p",
-                vhost,
-                user,
-                configure,
-                write,
-                read,
-            ]))
-            .await?;
+        } => ctl([
+            "set_permissions",
+            "-p",
+            vhost,
+            "--",
+            user,
+            configure,
+            write,
+            read,
+        ]),
+        Action::SetPolicy(p) => set_policy_cmd(p),
+    }
+}
+
+async fn apply(ctx: &Ctx, seed: &Host, action: &Action) -> anyhow::Result<()> {
+    let cmd = action_cmd(action);
+    match action {
+        Action::AddUser(u) | Action::ChangePassword(u) => {
+            let password = ctx
+                .secrets
+                .user_passwords
+                .get(u)
+                .map(|s| s.expose().as_bytes().to_vec())
+                .unwrap_or_default();
+            seed.run_with_stdin(&cmd, &password).await?;
         }
-        Action::SetPolicy(p) => {
-            seed.run(&set_policy_cmd(p)).await?;
+        _ => {
+            seed.run(&cmd).await?;
         }
     }
     Ok(())
@@ -471,8 +470,50 @@ mod tests {
         assert!(!policy_matches(cur, &q));
         assert_eq!(
             set_policy_cmd(&p).to_string(),
-            "/usr/sbin/rabbitmqctl set_policy -p / --priority 0 --apply-to queues ha-all \
+            "/usr/sbin/rabbitmqctl set_policy -p / --priority 0 --apply-to queues -- ha-all \
              '^ha\\.' '{\"ha-mode\":\"all\",\"ha-sync-mode\":\"automatic\"}'"
+        );
+    }
+
+    #[test]
+    fn positionals_follow_double_dash_so_a_leading_dash_is_no_option() {
+        let p: Policy = serde_json::from_value(serde_json::json!({
+            "name": "p", "pattern": "--vhost=/", "definition": {"max-length": 1}
+        }))
+        .unwrap();
+        let cases = [
+            (Action::AddVhost("v".into()), "add_vhost -- v"),
+            (Action::AddUser("u".into()), "add_user -- u"),
+            (Action::ChangePassword("u".into()), "change_password -- u"),
+            (
+                Action::SetTags("u".into(), vec!["--node".into(), "-q".into()]),
+                "set_user_tags -- u --node -q",
+            ),
+            (Action::DeleteUser("u".into()), "delete_user -- u"),
+            (
+                Action::SetPermissions {
+                    user: "u".into(),
+                    vhost: "/".into(),
+                    configure: "--vhost=/".into(),
+                    write: "-q".into(),
+                    read: ".*".into(),
+                },
+                "set_permissions -p / -- u --vhost=/ -q '.*'",
+            ),
+            (
+                Action::SetPolicy(p),
+                "set_policy -p / --priority 0 --apply-to all -- p --vhost=/ '{\"max-length\":1}'",
+            ),
+        ];
+        for (action, want) in cases {
+            assert_eq!(
+                action_cmd(&action).to_string(),
+                format!("/usr/sbin/rabbitmqctl {want}")
+            );
+        }
+        assert_eq!(
+            clear_policy_cmd("-p", "/").to_string(),
+            "/usr/sbin/rabbitmqctl clear_policy -p / -- -p"
         );
     }
 }

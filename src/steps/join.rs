@@ -127,7 +127,7 @@ pub async fn join(
     if ram {
         cmd = cmd.arg("--ram");
     }
-    host.run(&cmd.arg(&seed_node)).await?;
+    host.run(&cmd.arg("--").arg(&seed_node)).await?;
     // start_app returns once the app has booted.
     host.run(&ctl(["start_app"])).await?;
     Ok((true, changes))
