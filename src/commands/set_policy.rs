@@ -494,6 +494,8 @@ async fn execute(
     let mut tried = Vec::new();
     let mut key_refused = false;
     let mut chosen: Option<(Host, Value)> = None;
+    // Taken on the first host reached, the seed when it answers, as `up` takes it there.
+    let mut lock = None;
     for (node, conn) in conns {
         let host = match conn {
             Ok(h) => h,
@@ -503,6 +505,9 @@ async fn execute(
                 continue;
             }
         };
+        if lock.is_none() {
+            lock = Some(crate::lock::acquire(&host, &inv.cluster.name, "set-policy").await?);
+        }
         match definitions::read(&host).await {
             Ok(Some(defs)) => {
                 chosen = Some((host, defs));

@@ -17,7 +17,7 @@ mod session;
 
 pub use exec::{Held, Hold};
 pub use quote::{Cmd, quote};
-pub use session::Connection;
+pub use session::{Connection, KEEPALIVE_MAX};
 
 use crate::inventory::model::{Inventory, Node, SshSettings};
 use std::fmt;
