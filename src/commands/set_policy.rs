@@ -104,7 +104,11 @@ fn run_inner(args: &SetPolicyArgs) -> anyhow::Result<()> {
         ))
     })?;
     let inventory = relation_to_inventory(inv, &request, &mut warnings);
-    let reporter = Arc::new(Reporter::new(args.verbose, args.dry_run, Vec::new()));
+    let reporter = Arc::new(Reporter::new(
+        args.verbose,
+        args.dry_run,
+        Default::default(),
+    ));
     let opts = Options {
         dry_run: args.dry_run,
         verbose: args.verbose,
