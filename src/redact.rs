@@ -129,13 +129,17 @@ impl Redactor {
     }
 }
 
-/// How many words to keep of a line whose value follows a password-like keyword.
+/// How many words to keep of a line whose value follows a password-like keyword: a first word
+/// naming a password, secret or cookie (`auth_pass`, `default_pass = …`), a `…password` word
+/// anywhere (haproxy's `user NAME insecure-password …`), or haproxy's `stats auth`.
 fn keyword_end(words: &[&str]) -> Option<usize> {
     words.iter().enumerate().find_map(|(i, w)| {
-        let w = w.to_ascii_lowercase();
-        let keyword = w.contains("pass")
-            || w.contains("secret")
-            || w.contains("cookie")
+        let w = w
+            .trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .to_ascii_lowercase();
+        let keyword = (i == 0
+            && (w.contains("pass") || w.contains("secret") || w.contains("cookie")))
+            || w.ends_with("password")
             || (w == "auth" && i > 0 && words[i - 1].eq_ignore_ascii_case("stats"));
         (keyword && i + 1 < words.len()).then_some(i + 1)
     })
@@ -193,6 +197,15 @@ mod tests {
         assert!(!d.contains("oldvalue") && !d.contains("new pw"), "{d}");
         assert!(d.contains(" api_key: <redacted>\n"), "{d}");
         assert!(d.contains("-port: 1\n+port: 2\n"), "{d}");
+    }
+
+    #[test]
+    fn only_password_like_fields_are_masked() {
+        let hosts = "10.0.0.5 passport-db passport\n";
+        let d = r().file_diff("/etc/hosts", "", hosts);
+        assert!(d.contains("+10.0.0.5 passport-db passport\n"), "{d}");
+        let d = r().file_diff("/etc/x.json", "", "  \"password\": \"hunter2\"\n");
+        assert!(d.contains("+  \"password\": <redacted>\n"), "{d}");
     }
 
     #[test]

@@ -71,7 +71,7 @@ fn the_audit_catches_a_secret_on_a_command_line() {
     let secret = format!("control-secret-{}", std::process::id());
     let unrelated = format!("not-a-secret-{}", std::process::id());
     let baseline = execs(200);
-    let audit = ExecAudit::start();
+    let audit = ExecAudit::start(None);
     let audited = execs(200);
     let b64 = &forms(&secret)
         .into_iter()
@@ -133,7 +133,7 @@ fn the_audit_catches_a_secret_on_a_command_line() {
 #[test]
 fn the_audit_sees_an_exec_inside_a_lab_host() {
     let Some(lab) = Lab::up(1) else { return };
-    let audit = ExecAudit::start();
+    let audit = ExecAudit::start(Some(&lab));
     let rec = audit.finish(Some(&lab));
     assert!(!rec.lab_netns.is_empty());
     rec.assert_clean(&common::exec_audit::lab_secrets(&lab), "lab probe");

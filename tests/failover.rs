@@ -1338,7 +1338,7 @@ type Scenario = fn(&mut World);
 fn ha_promise_holds_when_hosts_fail() {
     let Some(lab) = Lab::up(5) else { return };
     let started = Instant::now();
-    let audit = ExecAudit::start();
+    let audit = ExecAudit::start(Some(&lab));
     let mut w = World::new(&lab);
     w.up("cold, builds the cluster");
     w.check_healthy("after the first up");

@@ -515,7 +515,7 @@ fn add_node_and_remove_node_on_a_running_cluster() {
             .collect();
     let mut runs: Vec<Run> = Vec::new();
     let mut timings: Vec<(&str, Duration)> = Vec::new();
-    let audit = ExecAudit::start();
+    let audit = ExecAudit::start(Some(&lab));
 
     // --- the base cluster: node1..node3, load balancers node4 and node5 ------------------------
     let run = hactl("up (base, 3 nodes)", &["up", &base_s]);

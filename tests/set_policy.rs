@@ -219,7 +219,7 @@ fn set_policy_on_the_lab() {
     let Some(lab) = Lab::up(5) else { return };
     let inv_path = lab.write_inventory("lab");
     let inv = inv_path.to_str().unwrap();
-    let audit = ExecAudit::start();
+    let audit = ExecAudit::start(Some(&lab));
     let started = Instant::now();
     let out = hactl(&["up", inv]);
     expect_code(&out, 0, "hactl up");

@@ -497,7 +497,7 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
     let vip = format!("{}.100", lab.subnet());
     let mut runs: Vec<Run> = Vec::new();
     let mut timings: Vec<(String, Duration)> = Vec::new();
-    let audit = ExecAudit::start();
+    let audit = ExecAudit::start(Some(&lab));
 
     // --- dry run on the fresh lab: lists changes, changes nothing ---------------------------
     let before = snapshot(&lab);

@@ -76,15 +76,56 @@ enum Recorder {
         err: PathBuf,
     },
     Proc {
-        stop: Arc<AtomicBool>,
-        thread: Option<std::thread::JoinHandle<()>>,
+        poller: Poller,
         seen: Arc<Mutex<Vec<Exec>>>,
     },
+}
+
+/// A thread running `work` every few milliseconds until stopped (also on drop).
+struct Poller {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Poller {
+    fn start(every: Duration, mut work: impl FnMut() + Send + 'static) -> Poller {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                work();
+                std::thread::sleep(every);
+            }
+        });
+        Poller {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("a poller thread panicked");
+        }
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A running recording; dropping it stops the recorder.
 pub struct ExecAudit {
     recorder: Recorder,
+    /// The lab hosts' network namespaces, watched while recording: a host powered off and on
+    /// again gets a new one.
+    hosts: Option<(Poller, Arc<Mutex<BTreeSet<u64>>>)>,
     nonce: String,
     started: Instant,
     _dir: tempfile::TempDir,
@@ -96,16 +137,15 @@ pub struct Recording {
     pub execs: Vec<Exec>,
     /// `sys_enter_execve` events: (pid, argv as far as read).
     pub attempts: Vec<Attempt>,
-    /// Network namespaces of the lab's hosts (as found at start and finish).
+    /// Network namespaces the lab's hosts had while recording.
     pub lab_netns: BTreeSet<u64>,
-    /// The machine's own network namespace.
-    pub root_netns: u64,
     pub took: Duration,
 }
 
 impl ExecAudit {
-    /// Starts recording; returns once the recorder provably sees a new exec.
-    pub fn start() -> ExecAudit {
+    /// Starts recording (watching `lab`'s hosts, when given); returns once the recorder
+    /// provably sees a new exec.
+    pub fn start(lab: Option<&Lab>) -> ExecAudit {
         let dir = tempfile::tempdir().expect("temp dir");
         let nonce = format!("{}-{}", std::process::id(), now_nanos());
         let started = Instant::now();
@@ -119,8 +159,19 @@ impl ExecAudit {
                 start_proc_poller()
             }
         };
+        let hosts = lab.map(|lab| {
+            let prefix = format!("{}-node", lab.prefix());
+            let seen = Arc::new(Mutex::new(netns_of(&prefix)));
+            let into = seen.clone();
+            let poller = Poller::start(Duration::from_millis(100), move || {
+                let now = netns_of(&prefix);
+                into.lock().unwrap().extend(now);
+            });
+            (poller, seen)
+        });
         let audit = ExecAudit {
             recorder,
+            hosts,
             nonce,
             started,
             _dir: dir,
@@ -171,9 +222,11 @@ impl ExecAudit {
     /// Proves the recording saw an exec inside `lab`'s host `node1` (when given) and every
     /// exec up to now, stops the recorder and returns what it recorded.
     pub fn finish(mut self, lab: Option<&Lab>) -> Recording {
-        let mut lab_netns = BTreeSet::new();
+        let lab_netns = || match &self.hosts {
+            Some((_, seen)) => seen.lock().unwrap().clone(),
+            None => BTreeSet::new(),
+        };
         if let Some(lab) = lab {
-            lab_netns = netns_of(lab);
             let probe = self.marker("probe-in-node1");
             let cmd = if self.lingers() {
                 format!("/bin/sh -c 'sleep 1' {probe}")
@@ -183,8 +236,9 @@ impl ExecAudit {
             let out = lab.ssh("node1", &cmd);
             assert!(out.status.success(), "audit probe: {}", describe(&out));
             wait_until(BOUND, "the exec audit sees the probe run in node1", || {
+                let hosts = lab_netns();
                 self.snapshot().iter().any(|e| {
-                    e.argv.iter().any(|a| a == probe.as_bytes()) && lab_netns.contains(&e.netns)
+                    e.argv.iter().any(|a| a == probe.as_bytes()) && hosts.contains(&e.netns)
                 })
             });
         }
@@ -202,8 +256,9 @@ impl ExecAudit {
                 ends.iter().all(|m| self.seen(m))
             },
         );
-        if let Some(lab) = lab {
-            lab_netns.extend(netns_of(lab));
+        let lab_netns = lab_netns();
+        if let Some((poller, _)) = &mut self.hosts {
+            poller.stop();
         }
         let source = self.source();
         let took = self.started.elapsed();
@@ -213,7 +268,6 @@ impl ExecAudit {
             execs,
             attempts,
             lab_netns,
-            root_netns: netns_inode("/proc/1/ns/net"),
             took,
         }
     }
@@ -232,11 +286,8 @@ impl ExecAudit {
                 );
                 (execs, attempts)
             }
-            Recorder::Proc { stop, thread, seen } => {
-                stop.store(true, Ordering::SeqCst);
-                if let Some(t) = thread.take() {
-                    t.join().expect("the /proc poller panicked");
-                }
+            Recorder::Proc { poller, seen } => {
+                poller.stop();
                 (seen.lock().unwrap().clone(), Vec::new())
             }
         }
@@ -244,20 +295,13 @@ impl ExecAudit {
 }
 
 impl Drop for ExecAudit {
+    // The pollers stop themselves on drop; bpftrace is ours to kill, by PID.
     fn drop(&mut self) {
-        match &mut self.recorder {
-            Recorder::Bpftrace { child, .. } => {
-                if child.try_wait().ok().flatten().is_none() {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-            }
-            Recorder::Proc { stop, thread, .. } => {
-                stop.store(true, Ordering::SeqCst);
-                if let Some(t) = thread.take() {
-                    let _ = t.join();
-                }
-            }
+        if let Recorder::Bpftrace { child, .. } = &mut self.recorder
+            && child.try_wait().ok().flatten().is_none()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -295,8 +339,8 @@ impl Recording {
         found
     }
 
-    /// Panics if a secret appears in any argv, or if an exec in any host namespace (a host
-    /// powered off and on again gets a new one) was too long to read whole.
+    /// Panics if a secret appears in any argv, or if an exec inside a lab host was too long
+    /// to read whole.
     pub fn assert_clean(&self, secrets: &[(String, String)], context: &str) {
         let leaks = self.leaks(secrets);
         assert!(
@@ -307,12 +351,13 @@ impl Recording {
         let cut: Vec<String> = self
             .execs
             .iter()
-            .filter(|e| e.cut && e.netns != self.root_netns)
+            .filter(|e| e.cut && self.lab_netns.contains(&e.netns))
             .map(|e| format!("pid {} ({}, {} bytes)", e.pid, e.filename, e.len))
             .collect();
         assert!(
             cut.is_empty(),
-            "{context}: argv longer than the audit reads ({} bytes) in a host, unchecked: {cut:?}",
+            "{context}: argv longer than the audit reads ({} bytes) in a lab host, unchecked: \
+             {cut:?}",
             CHUNK * CHUNKS
         );
         eprintln!("{context}: {}", self.summary(secrets.len()));
@@ -335,7 +380,7 @@ impl Recording {
         let cut_elsewhere = self.execs.iter().filter(|e| e.cut).count();
         format!(
             "exec audit ({}): {} execs recorded ({in_lab} inside the lab's hosts, longest argv \
-             there {longest} bytes), {} execve attempts, {cut_elsewhere} cut (none in a host), \
+             there {longest} bytes), {} execve attempts, {cut_elsewhere} cut (none in a lab host), \
              over {:.1}s; none holds any of {secrets} secrets in any encoding",
             self.source,
             self.execs.len(),
@@ -409,14 +454,13 @@ fn netns_inode(link: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Network namespace inodes of the lab's hosts (`/run/netns/PREFIX-node*`).
-fn netns_of(lab: &Lab) -> BTreeSet<u64> {
+/// Network namespace inodes of the lab's hosts (`/run/netns/{prefix}*`).
+fn netns_of(prefix: &str) -> BTreeSet<u64> {
     use std::os::unix::fs::MetadataExt;
-    let prefix = format!("{}-node", lab.prefix());
     fs::read_dir("/run/netns")
         .map(|d| {
             d.filter_map(Result::ok)
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
                 .filter_map(|e| fs::metadata(e.path()).ok().map(|m| m.ino()))
                 .collect()
         })
@@ -633,47 +677,36 @@ pub fn parse(text: &[u8]) -> (Vec<Exec>, Vec<Attempt>, u64) {
 
 /// The fallback: polls every process's cmdline until stopped.
 fn start_proc_poller() -> Recorder {
-    let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let thread = {
-        let (stop, seen) = (stop.clone(), seen.clone());
-        std::thread::spawn(move || {
-            let mut known: BTreeSet<(u32, String)> = BTreeSet::new();
-            while !stop.load(Ordering::SeqCst) {
-                for pid in fs::read_dir("/proc")
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Result::ok)
-                    .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                {
-                    let Some(start) = super::lab::process_start_time(pid) else {
-                        continue;
-                    };
-                    if !known.insert((pid, start)) {
-                        continue;
-                    }
-                    let mut raw = Vec::new();
-                    let _ = fs::File::open(format!("/proc/{pid}/cmdline"))
-                        .and_then(|mut f| f.read_to_end(&mut raw));
-                    let netns = netns_inode(&format!("/proc/{pid}/ns/net"));
-                    let raw = raw.strip_suffix(&[0]).unwrap_or(&raw).to_vec();
-                    seen.lock().unwrap().push(Exec {
-                        pid,
-                        ppid: 0,
-                        netns,
-                        filename: String::new(),
-                        len: raw.len(),
-                        argv: raw.split(|b| *b == 0).map(<[u8]>::to_vec).collect(),
-                        cut: false,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(2));
+    let into = seen.clone();
+    let mut known: BTreeSet<(u32, String)> = BTreeSet::new();
+    let poller = Poller::start(Duration::from_millis(2), move || {
+        for pid in fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        {
+            let Some(start) = super::lab::process_start_time(pid) else {
+                continue;
+            };
+            if !known.insert((pid, start)) {
+                continue;
             }
-        })
-    };
-    Recorder::Proc {
-        stop,
-        thread: Some(thread),
-        seen,
-    }
+            let mut raw = Vec::new();
+            let _ = fs::File::open(format!("/proc/{pid}/cmdline"))
+                .and_then(|mut f| f.read_to_end(&mut raw));
+            let raw = raw.strip_suffix(&[0]).unwrap_or(&raw).to_vec();
+            into.lock().unwrap().push(Exec {
+                pid,
+                ppid: 0,
+                netns: netns_inode(&format!("/proc/{pid}/ns/net")),
+                filename: String::new(),
+                len: raw.len(),
+                argv: raw.split(|b| *b == 0).map(<[u8]>::to_vec).collect(),
+                cut: false,
+            });
+        }
+    });
+    Recorder::Proc { poller, seen }
 }
