@@ -17,7 +17,8 @@
 //! marker on every CPU (per-CPU buffers: once each CPU's marker is read, so is everything
 //! before it), then stops bpftrace by PID. The guard stops it on drop too, also on panic.
 //! Without bpftrace it falls back, loudly, to polling `/proc` (which misses short-lived
-//! processes). `HACTL_EXEC_AUDIT=proc` forces the fallback.
+//! processes: the control in tests/exec_audit.rs, a 1 ms `/bin/echo SECRET`, then fails, as it
+//! should). `HACTL_EXEC_AUDIT=proc` forces the fallback.
 #![allow(dead_code)]
 
 use super::lab::{Lab, describe, wait_until};
@@ -178,7 +179,7 @@ impl ExecAudit {
         };
         let marker = audit.marker("start");
         wait_until(BOUND, "the exec audit sees its start marker", || {
-            run_probe(Command::new("/bin/echo").arg(&marker), audit.lingers());
+            run_probe(&[], &marker, audit.lingers());
             audit.seen(&marker)
         });
         eprintln!(
@@ -228,11 +229,11 @@ impl ExecAudit {
         };
         if let Some(lab) = lab {
             let probe = self.marker("probe-in-node1");
-            let cmd = if self.lingers() {
-                format!("/bin/sh -c 'sleep 1' {probe}")
-            } else {
-                format!("/bin/echo {probe}")
-            };
+            let cmd = probe_argv(&probe, self.lingers())
+                .iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(" ");
             let out = lab.ssh("node1", &cmd);
             assert!(out.status.success(), "audit probe: {}", describe(&out));
             wait_until(BOUND, "the exec audit sees the probe run in node1", || {
@@ -249,9 +250,7 @@ impl ExecAudit {
             "the exec audit sees an end marker from every CPU",
             || {
                 for (cpu, m) in ends.iter().enumerate() {
-                    let mut cmd = Command::new("taskset");
-                    cmd.args(["-c", &cpu.to_string(), "/bin/echo", m]);
-                    run_probe(&mut cmd, self.lingers());
+                    run_probe(&["taskset", "-c", &cpu.to_string()], m, self.lingers());
                 }
                 ends.iter().all(|m| self.seen(m))
             },
@@ -467,19 +466,29 @@ fn netns_of(prefix: &str) -> BTreeSet<u64> {
         .unwrap_or_default()
 }
 
-fn run_probe(cmd: &mut Command, linger: bool) {
+/// The probe's argv (after `prefix`, e.g. `taskset -c 1`): `/bin/echo MARKER`, or for the
+/// /proc poller, which must catch it alive, a shell that lingers with MARKER as `$0`.
+fn probe_argv(marker: &str, linger: bool) -> Vec<String> {
     if linger {
-        // The poller must catch it alive: keep it around for a moment.
-        let mut child = cmd.stdout(Stdio::null()).spawn().expect("run a probe");
-        let stop = Instant::now() + Duration::from_millis(300);
-        while Instant::now() < stop && child.try_wait().ok().flatten().is_none() {
-            std::thread::yield_now();
-        }
-        let _ = child.wait();
+        ["/bin/sh", "-c", "sleep 0.3", marker]
+            .map(String::from)
+            .to_vec()
     } else {
-        let out = cmd.output().expect("run a probe");
-        assert!(out.status.success(), "probe: {}", describe(&out));
+        ["/bin/echo", marker].map(String::from).to_vec()
     }
+}
+
+fn run_probe(prefix: &[&str], marker: &str, linger: bool) {
+    let argv: Vec<String> = prefix
+        .iter()
+        .map(|s| s.to_string())
+        .chain(probe_argv(marker, linger))
+        .collect();
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .output()
+        .expect("run a probe");
+    assert!(out.status.success(), "probe {argv:?}: {}", describe(&out));
 }
 
 /// Why bpftrace cannot record here, if it cannot.
