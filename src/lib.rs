@@ -6,6 +6,7 @@ pub mod exit;
 pub mod host;
 pub mod inventory;
 pub mod lock;
+pub mod redact;
 pub mod render;
 pub mod report;
 pub mod runner;

@@ -1,7 +1,8 @@
 //! What a run did, per host and step: progress while it runs, a summary table or JSON after.
-//! Every line passes through `redact`, so a secret that slipped into a message never prints,
-//! and through `terminal::escape`, so no control sequence reaches the terminal.
+//! Every line passes through the run's [`Redactor`], so a secret that slipped into a message
+//! never prints, and through `terminal::escape`, so no control sequence reaches the terminal.
 
+use crate::redact::Redactor;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -44,7 +45,7 @@ pub struct Reporter {
     mode: Mode,
     verbose: bool,
     dry_run: bool,
-    secrets: Vec<String>,
+    redactor: Redactor,
     started: Instant,
     multi: Option<MultiProgress>,
     bars: Mutex<BTreeMap<String, ProgressBar>>,
@@ -52,7 +53,7 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    pub fn new(verbose: bool, dry_run: bool, secrets: Vec<String>) -> Reporter {
+    pub fn new(verbose: bool, dry_run: bool, redactor: Redactor) -> Reporter {
         let tty = std::io::stderr().is_terminal()
             && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(false);
         let mode = if tty { Mode::Tty } else { Mode::Plain };
@@ -60,7 +61,7 @@ impl Reporter {
             mode,
             verbose,
             dry_run,
-            secrets: secrets.into_iter().filter(|s| !s.is_empty()).collect(),
+            redactor,
             started: Instant::now(),
             multi: (mode == Mode::Tty).then(MultiProgress::new),
             bars: Mutex::new(BTreeMap::new()),
@@ -74,13 +75,12 @@ impl Reporter {
 
     /// Replaces every secret value in `text`.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "<redacted>");
-            }
-        }
-        out
+        self.redactor.redact(text)
+    }
+
+    /// The run's secrets, e.g. for masking file diffs.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     fn line(&self, host: &str, text: &str) {
@@ -278,14 +278,14 @@ mod tests {
 
     #[test]
     fn redact_replaces_every_secret() {
-        let r = Reporter::new(false, false, vec!["s3cret".into(), "".into()]);
+        let r = Reporter::new(false, false, Redactor::from_values(["s3cret".into()]));
         assert_eq!(r.redact("a s3cret b s3cret"), "a <redacted> b <redacted>");
         assert_eq!(r.redact("nothing"), "nothing");
     }
 
     #[test]
     fn change_lines_cannot_carry_terminal_sequences_or_fake_lines() {
-        let r = Reporter::new(false, true, Vec::new());
+        let r = Reporter::new(false, true, Redactor::from_values(Vec::new()));
         let record = StepRecord {
             host: "n1".into(),
             step: "definitions".into(),

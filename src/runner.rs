@@ -52,16 +52,6 @@ pub fn build_ctx(
     })
 }
 
-/// Every secret value and the forms it is rendered in, for redaction.
-pub fn secret_values(secrets: &Secrets) -> Vec<String> {
-    let mut values: Vec<String> = secrets.values().into_iter().map(str::to_string).collect();
-    // keepalived uses only the first 8 characters of the VRRP password.
-    if let Some(p) = &secrets.vrrp_password {
-        values.push(p.expose().chars().take(8).collect());
-    }
-    values
-}
-
 /// Runs `f` on every item, at most `parallel` at once; returns results in input order.
 pub async fn parallel<T, R, F, Fut>(items: Vec<T>, parallel: usize, f: F) -> Vec<anyhow::Result<R>>
 where

@@ -25,6 +25,7 @@
 mod common;
 
 use common::amqp::{self, Target};
+use common::exec_audit::{ExecAudit, lab_secrets};
 use common::lab::{Lab, wait_until};
 use common::traffic::{Report, Settings, Traffic};
 use serde_json::Value;
@@ -1239,6 +1240,8 @@ fn faults_during_up(w: &mut World) {
         .collect();
     let before = w.stamps(&hosts, &w.rabbits);
     let mut second = None;
+    let mut policy = None;
+    let mut lock_files = String::new();
     let first = hactl(
         "up (first of two at once)",
         &["up", &inv, "--json"],
@@ -1246,14 +1249,42 @@ fn faults_during_up(w: &mut World) {
         Some(Watch {
             pattern: " facts: started".into(),
             action: Box::new(|| {
+                lock_files = lab.ssh_ok(
+                    "node1",
+                    "stat -c '%n %U %a' /run/hactl /run/hactl/hactl-lab.lock \
+                     /run/hactl/hactl-lab.owner",
+                );
                 second = Some(hactl(
                     "up (second of two at once)",
                     &["up", &inv, "--json"],
                     Duration::from_secs(120),
                     None,
                 ));
+                policy = Some(hactl(
+                    "set-policy (while an up runs)",
+                    &["set-policy", "-i", &inv, "--remove", "ha-all"],
+                    Duration::from_secs(120),
+                    None,
+                ));
             }),
         }),
+    );
+    // The lock is the cluster's (named after cluster.name), root-only.
+    assert_eq!(
+        lock_files,
+        "/run/hactl root 700\n/run/hactl/hactl-lab.lock root 600\n\
+         /run/hactl/hactl-lab.owner root 600\n",
+        "4d: the run lock's directory and files on the seed"
+    );
+    let policy = policy.expect("set-policy ran");
+    policy.expect_code(1);
+    assert!(
+        policy
+            .stderr
+            .contains("another hactl run holds this cluster's lock")
+            && policy.stderr.contains("hactl up by "),
+        "4d: set-policy is refused while an up holds the lock, naming it:\n{}",
+        policy.stderr
     );
     first.expect_code(0);
     let second = second.expect("the second run ran");
@@ -1292,6 +1323,10 @@ fn faults_during_up(w: &mut World) {
         "4d: second concurrent `up` refused (exit 1) in",
         World::secs(second.took),
     );
+    w.figure(
+        "4d: `set-policy` during an `up` refused (exit 1) in",
+        World::secs(policy.took),
+    );
     let took = w.check_healthy(&format!("after {s}"));
     w.figure("after 4: healthy (checked) after", World::secs(took));
 }
@@ -1303,6 +1338,7 @@ type Scenario = fn(&mut World);
 fn ha_promise_holds_when_hosts_fail() {
     let Some(lab) = Lab::up(5) else { return };
     let started = Instant::now();
+    let audit = ExecAudit::start(Some(&lab));
     let mut w = World::new(&lab);
     w.up("cold, builds the cluster");
     w.check_healthy("after the first up");
@@ -1348,6 +1384,9 @@ fn ha_promise_holds_when_hosts_fail() {
         started.elapsed().as_secs_f64()
     );
     assert_eq!(lost, 0, "no confirmed message lost");
+    audit
+        .finish(Some(&lab))
+        .assert_clean(&lab_secrets(&lab), "failover test, every hactl run");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 mod common;
 
 use common::amqp::{Consumer, Publisher, Target};
+use common::exec_audit::{ExecAudit, lab_secrets};
 use common::lab::{Lab, describe, wait_until};
 use common::report::{Run, changed_steps, slowest, steps};
 use serde_json::Value;
@@ -514,6 +515,7 @@ fn add_node_and_remove_node_on_a_running_cluster() {
             .collect();
     let mut runs: Vec<Run> = Vec::new();
     let mut timings: Vec<(&str, Duration)> = Vec::new();
+    let audit = ExecAudit::start(Some(&lab));
 
     // --- the base cluster: node1..node3, load balancers node4 and node5 ------------------------
     let run = hactl("up (base, 3 nodes)", &["up", &base_s]);
@@ -948,6 +950,11 @@ fn add_node_and_remove_node_on_a_running_cluster() {
             }
         }
     }
+
+    // --- ... nor on any command line hactl ran ------------------------------------------------
+    audit
+        .finish(Some(&lab))
+        .assert_clean(&lab_secrets(&lab), "nodes test, every hactl run");
 
     eprintln!("\ntimings (tests/nodes.rs, 6-host lab):");
     for (what, took) in &timings {

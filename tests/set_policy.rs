@@ -7,9 +7,12 @@
 //! - `set_policy_on_the_lab` brings up one cluster with `hactl up` and runs every lab check on it.
 
 // Only the lab guard: these tests need none of the other helpers in common/.
+#[path = "common/exec_audit.rs"]
+mod exec_audit;
 #[path = "common/lab.rs"]
 mod lab;
 
+use exec_audit::{ExecAudit, lab_secrets};
 use lab::{Lab, describe, wait_until};
 use serde_json::Value;
 use std::net::TcpListener;
@@ -216,6 +219,7 @@ fn set_policy_on_the_lab() {
     let Some(lab) = Lab::up(5) else { return };
     let inv_path = lab.write_inventory("lab");
     let inv = inv_path.to_str().unwrap();
+    let audit = ExecAudit::start(Some(&lab));
     let started = Instant::now();
     let out = hactl(&["up", inv]);
     expect_code(&out, 0, "hactl up");
@@ -381,4 +385,8 @@ fn set_policy_on_the_lab() {
         .map(|p| p["name"].as_str().unwrap_or("").to_string())
         .collect();
     assert_eq!(names, ["ha-all"]);
+
+    audit
+        .finish(Some(&lab))
+        .assert_clean(&lab_secrets(&lab), "set-policy test, every hactl run");
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use common::amqp::{self, Consumer, Publisher, Target};
+use common::exec_audit::{ExecAudit, forms, lab_secrets};
 use common::lab::{Lab, describe, wait_until};
 use common::report::{Run, changed_steps, slowest, steps};
 use serde_json::Value;
@@ -126,6 +127,71 @@ fn assert_no_secret_printed(secrets: &Secrets, runs: &[Run]) {
         secrets.forbidden().len(),
         runs.len()
     );
+}
+
+/// No form (plain, haproxy-escaped, base64, hex) of any of `secrets` in the run's output.
+fn assert_no_form_printed(secrets: &[(String, String)], run: &Run) {
+    for (stream, text) in [("stdout", run.stdout()), ("stderr", run.stderr())] {
+        for (name, value) in secrets {
+            for (encoding, form) in forms(value) {
+                assert!(
+                    !text.contains(&form),
+                    "{name} ({encoding}) appears in the {stream} of `hactl {}`",
+                    run.label
+                );
+            }
+        }
+    }
+}
+
+/// A copy of `inventory` reading its secrets from `dir`, where every secret has a new value;
+/// returns it and the new (name, value) pairs. Values with a space and `#` make the
+/// haproxy-escaped form differ from the plain one.
+fn rotate_secrets(lab: &Lab, inventory: &Path, dir: &Path) -> (PathBuf, Vec<(String, String)>) {
+    let tag = std::process::id();
+    let new = [
+        ("cookie", format!("ROTATEDcookie{tag}x9q")),
+        ("app-password", format!("rotated app#pw {tag}")),
+        ("vrrp-password", "vR0t#d9x".to_string()),
+        ("stats-password", format!("rotated stats#pw {tag}")),
+    ];
+    let secrets = dir.join("secrets");
+    fs::create_dir_all(&secrets).unwrap();
+    for (name, value) in &new {
+        fs::write(secrets.join(name), format!("{value}\n")).unwrap();
+    }
+    let text = fs::read_to_string(inventory).unwrap();
+    let old = format!("{}/secrets/", lab.state_dir().display());
+    assert!(
+        text.contains(&old),
+        "the inventory reads secrets from {old}"
+    );
+    let rotated = dir.join("rotated.yaml");
+    fs::write(
+        &rotated,
+        text.replace(&old, &format!("{}/", secrets.display())),
+    )
+    .unwrap();
+    let named = new
+        .into_iter()
+        .map(|(n, v)| (format!("new {n}"), v))
+        .collect();
+    (rotated, named)
+}
+
+/// The diffs of a `--json` report: (host, step, diff).
+fn diffs(report: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for s in report["steps"].as_array().expect("steps") {
+        for d in s["diffs"].as_array().into_iter().flatten() {
+            out.push((
+                s["host"].as_str().unwrap_or("").to_string(),
+                s["step"].as_str().unwrap_or("").to_string(),
+                d.as_str().unwrap_or("").to_string(),
+            ));
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -431,6 +497,7 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
     let vip = format!("{}.100", lab.subnet());
     let mut runs: Vec<Run> = Vec::new();
     let mut timings: Vec<(String, Duration)> = Vec::new();
+    let audit = ExecAudit::start(Some(&lab));
 
     // --- dry run on the fresh lab: lists changes, changes nothing ---------------------------
     let before = snapshot(&lab);
@@ -820,8 +887,54 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         "the VIP stayed on {holder}"
     );
 
-    // --- no secret in anything hactl printed ---------------------------------------------
+    // --- rotate every secret: no old or new value in any diff, output or report -----------
+    let rotation = tempfile::tempdir().expect("temp dir");
+    let (rotated, new_secrets) = rotate_secrets(&lab, &inventory, rotation.path());
+    let rotated = rotated.to_str().unwrap().to_string();
+    let mut old_and_new: Vec<(String, String)> = lab_secrets(&lab)
+        .into_iter()
+        .map(|(n, v)| (format!("old {n}"), v))
+        .collect();
+    old_and_new.extend(new_secrets);
+    let i = hactl(
+        &mut runs,
+        "up --dry-run --json (secrets rotated)",
+        &[&rotated, "--dry-run", "--json"],
+    );
+    let report = runs[i].expect_code(0).json();
+    let shown = diffs(&report);
+    for (node, file) in [("node4", "haproxy.cfg"), ("node5", "keepalived.conf")] {
+        let d = shown
+            .iter()
+            .find(|(h, _, d)| h == node && d.contains(file))
+            .unwrap_or_else(|| panic!("the rotation dry run shows no {file} diff on {node}"));
+        eprintln!("rotation: {node} {}:\n{}", d.1, d.2);
+    }
+    assert_no_form_printed(&old_and_new, &runs[i]);
+    let i = hactl(
+        &mut runs,
+        "up -v --json (secrets rotated)",
+        &[&rotated, "-v", "--json"],
+    );
+    let report = runs[i].expect_code(0).json();
+    assert!(
+        !diffs(&report).is_empty(),
+        "the rotating run's --json report carries its diffs"
+    );
+    assert_no_form_printed(&old_and_new, &runs[i]);
+    timings.push(("up -v, secrets rotated".into(), runs[i].took));
+    eprintln!(
+        "rotation: neither the old nor the new value of {} secrets in any encoding in the \
+         dry run or the real -v --json run ({} diffs)",
+        old_and_new.len(),
+        diffs(&report).len()
+    );
+
+    // --- no secret in anything hactl printed or ran ---------------------------------------
     assert_no_secret_printed(&secrets, &runs);
+    audit
+        .finish(Some(&lab))
+        .assert_clean(&old_and_new, "up test, every hactl run");
 
     eprintln!("\ntimings (tests/up.rs, 5-host lab):");
     for (what, took) in &timings {

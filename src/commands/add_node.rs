@@ -46,7 +46,7 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
             .iter()
             .find(|h| h.name() == inv.rabbitmq.seed)
             .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
-        let _lock = lock::acquire(seed, "add-node").await?;
+        let _lock = lock::acquire(seed, &inv.cluster.name, "add-node").await?;
         let hosts = up::converge_hosts(&ctx, hosts, &opts, |h| {
             if args.nodes.iter().any(|n| n == h.name()) {
                 Scope::Full

@@ -60,7 +60,7 @@ pub fn prepare(
     let reporter = std::sync::Arc::new(crate::report::Reporter::new(
         opts.verbose,
         opts.dry_run,
-        crate::runner::secret_values(&secrets),
+        crate::redact::Redactor::new(&secrets),
     ));
     let ctx = crate::runner::build_ctx(loaded, secrets, run.templates.as_deref(), &opts)?;
     Ok((std::sync::Arc::new(ctx), reporter, opts))

@@ -105,7 +105,7 @@ async fn remove(
         .find(|h| h.name() == inv.rabbitmq.seed)
         .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?
         .clone();
-    let _lock = lock::acquire(&seed, "remove-node").await?;
+    let _lock = lock::acquire(&seed, &inv.cluster.name, "remove-node").await?;
     for name in &args.nodes {
         // The node itself may be dead: try it, without failing the run.
         let node = inv.node(name).expect("checked above").clone();

@@ -104,7 +104,11 @@ fn run_inner(args: &SetPolicyArgs) -> anyhow::Result<()> {
         ))
     })?;
     let inventory = relation_to_inventory(inv, &request, &mut warnings);
-    let reporter = Arc::new(Reporter::new(args.verbose, args.dry_run, Vec::new()));
+    let reporter = Arc::new(Reporter::new(
+        args.verbose,
+        args.dry_run,
+        Default::default(),
+    ));
     let opts = Options {
         dry_run: args.dry_run,
         verbose: args.verbose,
@@ -494,6 +498,8 @@ async fn execute(
     let mut tried = Vec::new();
     let mut key_refused = false;
     let mut chosen: Option<(Host, Value)> = None;
+    // Taken on the first host reached, the seed when it answers, as `up` takes it there.
+    let mut lock = None;
     for (node, conn) in conns {
         let host = match conn {
             Ok(h) => h,
@@ -503,6 +509,9 @@ async fn execute(
                 continue;
             }
         };
+        if lock.is_none() {
+            lock = Some(crate::lock::acquire(&host, &inv.cluster.name, "set-policy").await?);
+        }
         match definitions::read(&host).await {
             Ok(Some(defs)) => {
                 chosen = Some((host, defs));

@@ -29,7 +29,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let loaded = super::load_inventory(&args.inventory.path())?;
     let inv = &loaded.inventory;
     // Status needs no secret: nothing is rendered or applied.
-    let reporter = Arc::new(Reporter::new(args.verbose, false, Vec::new()));
+    let reporter = Arc::new(Reporter::new(args.verbose, false, Default::default()));
     let opts = Options {
         dry_run: true,
         verbose: args.verbose,

@@ -32,7 +32,7 @@ pub async fn converge(
         .iter()
         .find(|h| h.name() == inv.rabbitmq.seed)
         .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
-    let _lock = lock::acquire(seed, "up").await?;
+    let _lock = lock::acquire(seed, &inv.cluster.name, "up").await?;
     let hosts = converge_hosts(&ctx, hosts, opts, |_| Scope::Full).await?;
     cluster(&ctx, &hosts).await?;
     load_balancers(&ctx, &hosts).await

@@ -253,9 +253,16 @@ fn signal_number(name: &str) -> Option<u32> {
 /// A remote command kept running for as long as this value lives (its stdin stays open).
 /// Dropping it closes the channel: the command sees EOF, and sshd ends the session.
 pub struct Held {
-    _writer: russh::ChannelWriteHalf<russh::client::Msg>,
+    writer: russh::ChannelWriteHalf<russh::client::Msg>,
     _reader: ChannelReadHalf,
     _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Held {
+    /// Writes `data` to the command's stdin.
+    pub async fn send(&self, data: &'static [u8]) -> Result<(), russh::Error> {
+        self.writer.data(data).await
+    }
 }
 
 /// What became of a command started with [`Connection::hold`].
@@ -341,7 +348,7 @@ impl Connection {
             Ok(Ok((Some((line, writer, reader)), _))) => Ok(Hold::Running(
                 line,
                 Held {
-                    _writer: writer,
+                    writer,
                     _reader: reader,
                     _permit: permit,
                 },

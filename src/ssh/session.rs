@@ -10,6 +10,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+/// Unanswered keepalives after which a connection counts as dead (russh `keepalive_max`). The
+/// run lock's holder waits as many keepalive intervals for a heartbeat (see `crate::lock`).
+pub const KEEPALIVE_MAX: usize = 3;
 use tokio::sync::Semaphore;
 
 /// A clonable handle to one authenticated SSH connection. Commands run on their own channels;
@@ -54,7 +58,7 @@ impl Connection {
 
         let mut config = client::Config {
             keepalive_interval: (!target.keepalive.is_zero()).then_some(target.keepalive),
-            keepalive_max: 3,
+            keepalive_max: KEEPALIVE_MAX,
             inactivity_timeout: None,
             nodelay: true,
             ..Default::default()

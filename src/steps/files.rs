@@ -14,7 +14,7 @@ pub async fn ensure(host: &Host, file: &RenderedFile, dry_run: bool) -> anyhow::
             None => format!("create {}", file.path),
             Some(_) => format!("update {}", file.path),
         });
-        changes.diffs.push(diff(
+        changes.diffs.push(host.reporter.redactor().file_diff(
             &file.path,
             current.as_deref().unwrap_or(""),
             &file.content,
@@ -32,13 +32,4 @@ pub async fn ensure(host: &Host, file: &RenderedFile, dry_run: bool) -> anyhow::
         host.install(file).await?;
     }
     Ok(changes)
-}
-
-/// A unified diff of `old` → `new`, headed by `path`.
-pub fn diff(path: &str, old: &str, new: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(2)
-        .header(&format!("{path} (current)"), &format!("{path} (hactl)"))
-        .to_string()
 }

@@ -1,7 +1,7 @@
 //! `/etc/hosts`: one managed block listing every inventory host. Debian's `127.0.1.1 <name>`
 //! line goes (it makes a node resolve itself to loopback); every other line is kept.
 
-use super::{Changes, Ctx, files};
+use super::{Changes, Ctx};
 use crate::host::Host;
 use crate::render::RenderedFile;
 use anyhow::anyhow;
@@ -18,7 +18,9 @@ pub async fn ensure(ctx: &Ctx, host: &Host) -> anyhow::Result<((), Changes)> {
         return Ok(((), Changes::none()));
     }
     let mut changes = Changes::one(format!("update {PATH} (managed block)"));
-    changes.diffs.push(files::diff(PATH, &current, &wanted));
+    changes
+        .diffs
+        .push(host.reporter.redactor().file_diff(PATH, &current, &wanted));
     if !ctx.dry_run {
         host.install(&RenderedFile {
             content: wanted,

@@ -1,6 +1,7 @@
 //! Support code shared by the integration tests (`mod common;` in a test file).
 
 pub mod amqp;
+pub mod exec_audit;
 pub mod lab;
 pub mod report;
 pub mod traffic;
