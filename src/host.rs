@@ -153,7 +153,7 @@ impl Host {
     /// command line that carries it.
     pub async fn rabbitmq_running(&self) -> anyhow::Result<bool> {
         let out = self
-            .probe(&Cmd::new("pgrep").args(["-f", "--", r"beam\.smp .*-s [r]abbit boot"]))
+            .probe(&Cmd::new("pgrep").args(["-f", "--", crate::rabbitmq::SERVER_VM_PATTERN]))
             .await?;
         Ok(out.status == 0)
     }
@@ -231,11 +231,9 @@ fn check(host: &str, cmd: &Cmd, out: Output) -> anyhow::Result<Output> {
     }
 }
 
-/// The last lines of a command's output, for error messages.
+/// The last lines of a command's output, for error messages ("(no output)" when empty).
 pub fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.trim_end().lines().collect();
-    let start = lines.len().saturating_sub(12);
-    let t = lines[start..].join("\n");
+    let t = crate::ssh::tail(text, 12);
     if t.is_empty() {
         "(no output)".into()
     } else {

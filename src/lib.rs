@@ -6,6 +6,8 @@ pub mod exit;
 pub mod host;
 pub mod inventory;
 pub mod lock;
+pub mod plan;
+pub mod rabbitmq;
 pub mod redact;
 pub mod render;
 pub mod report;

@@ -25,7 +25,7 @@ pub struct StepRecord {
     pub status: Status,
     /// What changed (or would change, in a dry run).
     pub changes: Vec<String>,
-    /// Unified diffs of files, in a dry run.
+    /// Unified diffs of files (secret fields masked), in dry and real runs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diffs: Vec<String>,
     pub duration_ms: u128,

@@ -4,10 +4,11 @@
 use crate::exit::InvalidInput;
 use crate::host::Host;
 use crate::inventory::{Inventory, Loaded, Secrets};
+use crate::plan::Action;
 use crate::render::Renderer;
 use crate::report::Reporter;
 use crate::ssh::{Connection, HostKeyPolicy, SshTarget};
-use crate::steps::Ctx;
+use crate::steps::{Changes, Ctx};
 use anyhow::anyhow;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -46,7 +47,6 @@ pub fn build_ctx(
         loaded,
         secrets,
         files,
-        dry_run: opts.dry_run,
         force_reset: opts.force_reset,
         restarts: tokio::sync::Mutex::new(()),
     })
@@ -190,4 +190,29 @@ pub async fn connect_each(
             (node, host)
         })
         .collect()
+}
+
+/// Runs one step on `host`: awaits its plan and reports it; in a real run first applies
+/// exactly the planned actions, in order. The only place actions are applied. Returns the plan.
+pub async fn execute<F>(
+    ctx: &Ctx,
+    opts: &Options,
+    host: &Host,
+    name: &str,
+    plan: F,
+) -> anyhow::Result<Vec<Action>>
+where
+    F: Future<Output = anyhow::Result<Vec<Action>>>,
+{
+    crate::steps::step(host, name, async {
+        let actions = plan.await?;
+        if !opts.dry_run {
+            for action in &actions {
+                action.apply(ctx, host).await?;
+            }
+        }
+        let changes = Changes::of(&actions);
+        Ok((actions, changes))
+    })
+    .await
 }

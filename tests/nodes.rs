@@ -9,7 +9,7 @@ mod common;
 use common::amqp::{Consumer, Publisher, Target};
 use common::exec_audit::{ExecAudit, lab_secrets};
 use common::lab::{Lab, describe, wait_until};
-use common::report::{Run, changed_steps, slowest, steps};
+use common::report::{Run, assert_dry_run_was_the_plan, changed_steps, slowest, steps};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -591,10 +591,17 @@ fn add_node_and_remove_node_on_a_running_cluster() {
 
     // --- add-node node6 --------------------------------------------------------------------
     let run = hactl(
+        "add-node --dry-run node6",
+        &["add-node", "--dry-run", "--json", "-i", &grown_s, NEW_NODE],
+    );
+    let add_plan = run.expect_code(0).json();
+    runs.push(run);
+    let run = hactl(
         "add-node node6",
         &["add-node", "--json", "-i", &grown_s, NEW_NODE],
     );
     let report = run.expect_code(0).json();
+    assert_dry_run_was_the_plan(&add_plan, &report, "add-node node6");
     timings.push(("add-node node6", run.took));
     assert_eq!(report["outcome"], "ok", "add-node report outcome");
     eprintln!("add-node: slowest steps: {}", slowest(&report, 5));
@@ -696,8 +703,8 @@ fn add_node_and_remove_node_on_a_running_cluster() {
             NEW_NODE,
         ],
     );
-    let report = run.expect_code(0).json();
-    let planned = changed_steps(&report);
+    let remove_plan = run.expect_code(0).json();
+    let planned = changed_steps(&remove_plan);
     assert!(
         planned
             .iter()
@@ -732,6 +739,7 @@ fn add_node_and_remove_node_on_a_running_cluster() {
     );
     let report = run.expect_code(0).json();
     timings.push(("remove-node node6 (running)", run.took));
+    assert_dry_run_was_the_plan(&remove_plan, &report, "remove-node node6 (running)");
     assert_eq!(report["outcome"], "ok", "remove-node report outcome");
     eprintln!("remove-node node6: changed {:#?}", changed_steps(&report));
     eprintln!("remove-node node6: slowest steps: {}", slowest(&report, 5));
@@ -793,10 +801,17 @@ fn add_node_and_remove_node_on_a_running_cluster() {
     lab.driver_ok(["poweroff", "node3"]);
     eprintln!("node3 powered off (the queue's master was on {master})");
     let run = hactl(
+        "remove-node --dry-run node3 (powered off)",
+        &["remove-node", "--dry-run", "--json", "-i", &base_s, "node3"],
+    );
+    let dead_plan = run.expect_code(0).json();
+    runs.push(run);
+    let run = hactl(
         "remove-node node3 (powered off)",
         &["remove-node", "--json", "-i", &base_s, "node3"],
     );
     let report = run.expect_code(0).json();
+    assert_dry_run_was_the_plan(&dead_plan, &report, "remove-node node3 (powered off)");
     timings.push(("remove-node node3 (dead)", run.took));
     eprintln!(
         "remove-node node3 (dead) took {:.2}s; changed {:#?}",

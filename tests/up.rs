@@ -8,7 +8,7 @@ mod common;
 use common::amqp::{self, Consumer, Publisher, Target};
 use common::exec_audit::{ExecAudit, forms, lab_secrets};
 use common::lab::{Lab, describe, wait_until};
-use common::report::{Run, changed_steps, slowest, steps};
+use common::report::{Run, actions, assert_dry_run_was_the_plan, changed_steps, slowest, steps};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -649,6 +649,7 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         changed_steps(&cold).len(),
         slowest(&cold, 5)
     );
+    assert_dry_run_was_the_plan(&dry, &cold, "fresh lab");
 
     // --- independent checks ----------------------------------------------------------------
     let phase = Instant::now();
@@ -887,6 +888,56 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         "the VIP stayed on {holder}"
     );
 
+    // --- drift on the converged lab: the dry run is the plan the real run carries out ------
+    lab.ssh_ok("node4", "echo '# drift' >> /etc/haproxy/haproxy.cfg");
+    lab.ssh_ok(
+        "node1",
+        "rabbitmqctl change_password app drifted-password >/dev/null && \
+         rabbitmqctl clear_policy ha-all >/dev/null",
+    );
+    lab.ssh_ok("node5", "service haproxy stop >/dev/null");
+    lab.ssh_ok(
+        "node3",
+        "rabbitmqctl stop_app >/dev/null && rabbitmqctl reset >/dev/null && \
+         rabbitmqctl start_app >/dev/null",
+    );
+    let i = hactl(
+        &mut runs,
+        "up --dry-run --json (drifted)",
+        &[&inv, "--dry-run", "--json"],
+    );
+    let planned = runs[i].expect_code(0).json();
+    let plan = actions(&planned);
+    for expected in [
+        "node4/haproxy: update /etc/haproxy/haproxy.cfg",
+        "node4/haproxy: reload haproxy",
+        "node1/definitions: change password of user app",
+        "node1/definitions: set policy ha-all",
+        "node5/haproxy: start haproxy",
+        "node3/join: join rabbit@node3 to rabbit@node1",
+    ] {
+        assert!(
+            plan.iter().any(|a| a.starts_with(expected)),
+            "the drift plan has `{expected}`: {plan:#?}"
+        );
+    }
+    let i = hactl(&mut runs, "up --json (drifted)", &[&inv, "--json"]);
+    let repaired = runs[i].expect_code(0).json();
+    timings.push(("up, drift repaired".into(), runs[i].took));
+    assert_dry_run_was_the_plan(&planned, &repaired, "drifted lab");
+    let i = hactl(
+        &mut runs,
+        "up --dry-run --json (drift repaired)",
+        &[&inv, "--dry-run", "--json"],
+    );
+    let after = runs[i].expect_code(0).json();
+    assert!(
+        actions(&after).is_empty(),
+        "a dry run after the repair plans nothing: {:#?}",
+        actions(&after)
+    );
+    assert_cluster_complete(&lab, "after the drift was repaired");
+
     // --- rotate every secret: no old or new value in any diff, output or report -----------
     let rotation = tempfile::tempdir().expect("temp dir");
     let (rotated, new_secrets) = rotate_secrets(&lab, &inventory, rotation.path());
@@ -901,8 +952,8 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         "up --dry-run --json (secrets rotated)",
         &[&rotated, "--dry-run", "--json"],
     );
-    let report = runs[i].expect_code(0).json();
-    let shown = diffs(&report);
+    let rotation_plan = runs[i].expect_code(0).json();
+    let shown = diffs(&rotation_plan);
     for (node, file) in [("node4", "haproxy.cfg"), ("node5", "keepalived.conf")] {
         let d = shown
             .iter()
@@ -921,6 +972,7 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         !diffs(&report).is_empty(),
         "the rotating run's --json report carries its diffs"
     );
+    assert_dry_run_was_the_plan(&rotation_plan, &report, "secrets rotated");
     assert_no_form_printed(&old_and_new, &runs[i]);
     timings.push(("up -v, secrets rotated".into(), runs[i].took));
     eprintln!(
@@ -1047,8 +1099,15 @@ fn up_completes_a_half_built_cluster() {
         phase.elapsed().as_secs_f64()
     );
 
+    let i = hactl(
+        &mut runs,
+        "up --dry-run --json (half-built)",
+        &[&inv, "--dry-run", "--json"],
+    );
+    let planned = runs[i].expect_code(0).json();
     let i = hactl(&mut runs, "up --json (half-built)", &[&inv, "--json"]);
     let report = runs[i].expect_code(0).json();
+    assert_dry_run_was_the_plan(&planned, &report, "half-built cluster");
     eprintln!(
         "half-built: up changed {:#?}\nslowest: {}",
         changed_steps(&report),

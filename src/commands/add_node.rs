@@ -55,19 +55,18 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
             }
         })
         .await?;
-        up::cluster(&ctx, &hosts).await?;
-        up::load_balancers(&ctx, &hosts).await?;
-        up::report_config_drift(&ctx, &hosts, &args.nodes).await
+        let joined = up::cluster(&ctx, &hosts, &opts).await?;
+        up::load_balancers(&ctx, &hosts, &opts).await?;
+        up::report_config_drift(&ctx, &hosts, &args.nodes).await?;
+        Ok(joined)
     });
-    if result.is_ok() {
+    if let Ok(joined) = &result {
         let records = reporter.records();
         for name in &args.nodes {
             let changed = records
                 .iter()
                 .any(|r| &r.host == name && r.status == Status::Changed);
-            let joined = records
-                .iter()
-                .any(|r| &r.host == name && r.step == "join" && r.status == Status::Changed);
+            let joined = joined.contains(name);
             let text = match (changed, joined) {
                 (false, _) => "already a member of the cluster, nothing to do".to_string(),
                 (true, false) => {
@@ -79,5 +78,5 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
             reporter.note(name, &text);
         }
     }
-    super::finish(&reporter, "add-node", args.run.json, result)
+    super::finish(&reporter, "add-node", args.run.json, result.map(drop))
 }

@@ -8,12 +8,13 @@ use crate::cli::RemoveNodeArgs;
 use crate::exit::InvalidInput;
 use crate::host::Host;
 use crate::lock;
+use crate::plan::Action;
+use crate::rabbitmq::{ctl, node_name};
 use crate::report::Reporter;
 use crate::runner::{self, Options};
 use crate::ssh::{Connection, SshTarget};
-use crate::steps::join::{self, ClusterStatus, node_name};
-use crate::steps::rabbitmq::ctl;
-use crate::steps::{self, Changes, Ctx};
+use crate::steps::Ctx;
+use crate::steps::join::{self, ClusterStatus};
 use anyhow::{anyhow, bail};
 use serde_json::Value;
 use std::sync::Arc;
@@ -128,68 +129,51 @@ async fn remove(
                 None
             }
         };
-        steps::step(&seed, &format!("remove {name}"), async {
-            Ok((
-                (),
-                remove_one(ctx, &seed, name, gone.as_ref(), args.force).await?,
-            ))
-        })
-        .await?;
+        let plan = plan_removal(&seed, name, gone, args.force);
+        let planned = runner::execute(ctx, opts, &seed, &format!("remove {name}"), plan).await?;
+        if !planned.is_empty() && !opts.dry_run {
+            // A reset that could not reach its peers leaves the node listed: plan again.
+            let me = node_name(name);
+            if join::status(&seed).await?.is_some_and(|s| s.is_member(&me)) {
+                let forget = vec![Action::Forget {
+                    node: name.clone(),
+                    because: "its reset did not reach the cluster",
+                }];
+                let step = format!("remove {name} (re-planned)");
+                runner::execute(ctx, opts, &seed, &step, async { Ok(forget) }).await?;
+            }
+        }
     }
     let hosts = up::converge_hosts(&rest, hosts, opts, |_| Scope::Neighbour).await?;
     up::report_config_drift(&rest, &hosts, &[]).await
 }
 
-async fn remove_one(
-    ctx: &Ctx,
+/// Plans taking `name` out of the seed's cluster: a running node leaves it itself; one that
+/// is not running (or unreachable: `gone` is None) is forgotten by the seed. Refuses what
+/// would lose data or break a mirroring policy unless `force`.
+async fn plan_removal(
     seed: &Host,
     name: &str,
-    gone: Option<&Host>,
+    gone: Option<Host>,
     force: bool,
-) -> anyhow::Result<Changes> {
+) -> anyhow::Result<Vec<Action>> {
     let me = node_name(name);
     let status = join::status(seed)
         .await?
         .ok_or_else(|| anyhow!("RabbitMQ does not run on the seed {}", seed.name()))?;
     if !status.is_member(&me) {
-        return Ok(Changes::none());
+        return Ok(Vec::new());
     }
     if !force {
         refuse_unsafe(&status, &me, &policies(seed).await?)?;
     }
-    let mut changes = Changes::none();
-    let running = match gone {
-        Some(h) => h.rabbitmq_running().await?,
-        None => false,
-    };
-    match gone {
-        Some(h) if running => {
-            changes.push(format!("stop_app and reset {me} (it leaves the cluster)"));
-            changes.push(format!("stop rabbitmq-server on {name}"));
-            if !ctx.dry_run {
-                h.run(&ctl(["stop_app"])).await?;
-                h.run(&ctl(["reset"])).await?;
-                h.run(&ctl(["stop"])).await?;
-            }
-        }
-        _ => {
-            changes.push(format!(
-                "forget {me} on {} (it is not running)",
-                seed.name()
-            ));
-            if !ctx.dry_run {
-                seed.run(&ctl(["forget_cluster_node", "--", &me])).await?;
-            }
-        }
-    }
-    if !ctx.dry_run {
-        let after = join::status(seed).await?.unwrap_or_default();
-        if after.is_member(&me) {
-            // A reset that could not reach its peers leaves the node listed: forget it.
-            seed.run(&ctl(["forget_cluster_node", "--", &me])).await?;
-        }
-    }
-    Ok(changes)
+    Ok(match gone {
+        Some(h) if h.rabbitmq_running().await? => vec![Action::LeaveCluster { node: Box::new(h) }],
+        _ => vec![Action::Forget {
+            node: name.to_string(),
+            because: "it is not running",
+        }],
+    })
 }
 
 /// The seed's policies, from `list_policies`.

@@ -440,14 +440,14 @@ pub fn yaml_snippet(p: &Policy) -> String {
 /// Refuses what this RabbitMQ version cannot do: ha-* keys on 4.x (with the quorum
 /// alternative), queue-type `apply-to` values before 3.12.
 pub fn check_against_version(version: &str, p: &Policy) -> Result<(), String> {
-    definitions::check_version(version, std::slice::from_ref(p)).map_err(|e| {
+    crate::rabbitmq::check_version(version, std::slice::from_ref(p)).map_err(|e| {
         format!(
             "{e}. The `quorum` preset is the alternative here: `hactl set-policy quorum` tunes \
              queues that clients declare as quorum queues (names qq.*; a policy cannot change \
              a queue's type)"
         )
     })?;
-    definitions::check_apply_to(version, std::slice::from_ref(p)).map_err(|e| format!("{e}"))
+    crate::rabbitmq::check_apply_to(version, std::slice::from_ref(p)).map_err(|e| format!("{e}"))
 }
 
 /// Policies on the cluster that RabbitMQ could pick instead of `p` for the same queue: same

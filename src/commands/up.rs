@@ -5,6 +5,7 @@
 use crate::cli::UpArgs;
 use crate::host::Host;
 use crate::lock;
+use crate::plan::Action;
 use crate::report::Reporter;
 use crate::runner::{self, Options};
 use crate::steps::{self, Ctx, cookie, definitions, facts, hosts_file, join, loadbalancer};
@@ -34,8 +35,8 @@ pub async fn converge(
         .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
     let _lock = lock::acquire(seed, &inv.cluster.name, "up").await?;
     let hosts = converge_hosts(&ctx, hosts, opts, |_| Scope::Full).await?;
-    cluster(&ctx, &hosts).await?;
-    load_balancers(&ctx, &hosts).await
+    cluster(&ctx, &hosts, opts).await?;
+    load_balancers(&ctx, &hosts, opts).await
 }
 
 /// How much of a host a command converges.
@@ -64,7 +65,8 @@ pub async fn converge_hosts(
         .collect();
     let results = runner::parallel(hosts, opts.parallel, |(host, scope)| {
         let ctx = ctx.clone();
-        async move { converge_host(&ctx, host, scope).await }
+        let opts = opts.clone();
+        async move { converge_host(&ctx, &opts, host, scope).await }
     })
     .await;
     let mut ok = Vec::new();
@@ -82,37 +84,43 @@ pub async fn converge_hosts(
     }
 }
 
-async fn converge_host(ctx: &Ctx, mut host: Host, scope: Scope) -> anyhow::Result<Host> {
-    let f = steps::step(&host, "facts", facts::gather(&host, ctx.dry_run)).await?;
-    host.facts = Some(f);
+async fn converge_host(
+    ctx: &Ctx,
+    opts: &Options,
+    mut host: Host,
+    scope: Scope,
+) -> anyhow::Result<Host> {
+    // Facts first: every later step consults them.
+    let (facts, set_name) = facts::read(&host).await?;
+    host.facts = Some(facts);
     let h = &host;
-    steps::step(h, "hosts_file", hosts_file::ensure(ctx, h)).await?;
+    runner::execute(ctx, opts, h, "facts", async { Ok(set_name) }).await?;
+    runner::execute(ctx, opts, h, "hosts_file", hosts_file::plan(ctx, h)).await?;
     if scope == Scope::Full {
-        steps::step(h, "packages", packages::ensure(ctx, h)).await?;
+        runner::execute(ctx, opts, h, "packages", packages::plan(ctx, h)).await?;
     }
     if h.node.is_rabbitmq() && scope == Scope::Full {
-        let stopped = steps::step(h, "cookie", cookie::ensure(ctx, h)).await?;
-        let changed = steps::step(h, "rabbitmq_config", rabbitmq::config(ctx, h)).await?;
-        steps::step(
-            h,
-            "rabbitmq_service",
-            rabbitmq::service(ctx, h, changed, stopped),
-        )
-        .await?;
+        let cookie = runner::execute(ctx, opts, h, "cookie", cookie::plan(ctx, h)).await?;
+        let stopped = cookie.iter().any(|a| a.stops_rabbitmq());
+        let config =
+            runner::execute(ctx, opts, h, "rabbitmq_config", rabbitmq::config(ctx, h)).await?;
+        let service = rabbitmq::service(h, !config.is_empty(), stopped);
+        runner::execute(ctx, opts, h, "rabbitmq_service", service).await?;
     }
     if h.node.is_loadbalancer() {
         if scope == Scope::Full {
-            steps::step(h, "sysctl", loadbalancer::sysctl(ctx, h)).await?;
+            runner::execute(ctx, opts, h, "sysctl", loadbalancer::sysctl(ctx, h)).await?;
         }
-        steps::step(h, "haproxy", loadbalancer::haproxy(ctx, h)).await?;
-        steps::step(h, "keepalived", loadbalancer::keepalived(ctx, h)).await?;
+        runner::execute(ctx, opts, h, "haproxy", loadbalancer::haproxy(ctx, h)).await?;
+        runner::execute(ctx, opts, h, "keepalived", loadbalancer::keepalived(ctx, h)).await?;
     }
     Ok(host)
 }
 
 /// Joins, one node at a time, while users, vhosts, permissions and policies are set through
 /// the seed: definitions live cluster-wide, so a joining node takes them over.
-pub async fn cluster(ctx: &Ctx, hosts: &[Host]) -> anyhow::Result<()> {
+/// Returns the nodes that joined (or would join, in a dry run).
+pub async fn cluster(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow::Result<Vec<String>> {
     let inv = &ctx.loaded.inventory;
     let seed = hosts
         .iter()
@@ -146,44 +154,67 @@ pub async fn cluster(ctx: &Ctx, hosts: &[Host]) -> anyhow::Result<()> {
     };
     let seed_status = status_of(seed.name());
     let joins = async {
-        let mut joined = false;
+        let mut joined = Vec::new();
         for host in rabbits.iter().filter(|h| h.name() != seed.name()) {
             let mine = status_of(host.name());
-            joined |=
-                steps::step(host, "join", join::join(ctx, seed, seed_status, host, mine)).await?;
+            let plan = join::plan(ctx, seed, seed_status, host, mine);
+            if !runner::execute(ctx, opts, host, "join", plan)
+                .await?
+                .is_empty()
+            {
+                joined.push(host.name().to_string());
+            }
         }
-        let before = if joined { None } else { seed_status };
-        steps::step(seed, "await_online", join::await_online(ctx, seed, before)).await
+        // Waiting is no change: a dry run has nothing to wait for.
+        if !opts.dry_run {
+            let before = if joined.is_empty() { seed_status } else { None };
+            steps::step(seed, "await_online", join::await_online(ctx, seed, before)).await?;
+        }
+        Ok::<_, anyhow::Error>(joined)
     };
-    let defs = steps::step(
-        seed,
-        "definitions",
-        definitions::ensure(ctx, seed, current_defs),
-    );
+    let defs = runner::execute(ctx, opts, seed, "definitions", async {
+        definitions::plan_for(ctx, current_defs)
+    });
     let (joins, defs) = tokio::join!(joins, defs);
-    joins.and(defs)
+    defs?;
+    joins
 }
 
-/// Waits until exactly one load balancer holds the VIP.
-pub async fn load_balancers(ctx: &Ctx, hosts: &[Host]) -> anyhow::Result<()> {
+/// Waits until exactly one load balancer holds the VIP (a dry run only notes who holds it).
+pub async fn load_balancers(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow::Result<()> {
     let lbs: Vec<Host> = hosts
         .iter()
         .filter(|h| h.node.is_loadbalancer())
         .cloned()
         .collect();
-    if let Some(first) = lbs.first() {
-        steps::step(first, "vip", async {
-            let (holder, changes) = vip::wait_single_holder(ctx, &lbs).await?;
-            if !holder.is_empty() {
-                first
-                    .reporter
-                    .note(first.name(), &format!("vip: held by {holder}"));
-            }
-            Ok(((), changes))
-        })
-        .await?;
+    let (Some(first), Some(lb)) = (lbs.first(), &ctx.loaded.inventory.loadbalancer) else {
+        return Ok(());
+    };
+    if opts.dry_run {
+        let now = vip::holders(&lbs, &lb.vip, &lb.interface).await?;
+        first.reporter.note(
+            first.name(),
+            &format!(
+                "vip: held by {} now",
+                if now.is_empty() {
+                    "no host".into()
+                } else {
+                    now.join(" and ")
+                }
+            ),
+        );
+        return Ok(());
     }
-    Ok(())
+    steps::step(first, "vip", async {
+        let (holder, changes) = vip::wait_single_holder(ctx, &lbs).await?;
+        if !holder.is_empty() {
+            first
+                .reporter
+                .note(first.name(), &format!("vip: held by {holder}"));
+        }
+        Ok(((), changes))
+    })
+    .await
 }
 
 /// After add-node or remove-node: RabbitMQ nodes whose config now differs from the inventory
@@ -195,11 +226,9 @@ pub async fn report_config_drift(ctx: &Ctx, hosts: &[Host], skip: &[String]) -> 
         .iter()
         .filter(|h| h.node.is_rabbitmq() && !skip.contains(&h.node.name))
     {
-        for path in rabbitmq::CONFIG_FILES {
-            if let Some(f) = ctx.file(h.name(), path)
-                && !steps::files::ensure(h, f, true).await?.is_empty()
-            {
-                drifted.push(format!("{}:{path}", h.name()));
+        for action in rabbitmq::config(ctx, h).await? {
+            if let Action::Install { file, .. } = action {
+                drifted.push(format!("{}:{}", h.name(), file.path));
             }
         }
     }

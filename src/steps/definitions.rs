@@ -3,12 +3,12 @@
 //! unchanged cluster costs one rabbitmqctl call; passwords are checked against the exported
 //! salted hashes, locally, so a changed password is applied and an unchanged one is not.
 
-use super::rabbitmq::ctl;
-use super::{Changes, Ctx};
+use super::Ctx;
 use crate::host::Host;
-use crate::inventory::{ApplyTo, Inventory, Policy, Secrets};
+use crate::inventory::{Inventory, Policy, Secrets};
+use crate::rabbitmq::ctl;
 use crate::ssh::Cmd;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
@@ -64,59 +64,6 @@ impl Action {
 
 pub fn definition_json(p: &Policy) -> String {
     serde_json::to_string(&p.definition).unwrap_or_default()
-}
-
-/// `major.minor` of a RabbitMQ version string such as `3.10.8`.
-pub fn major_minor(version: &str) -> Option<(u32, u32)> {
-    let mut it = version.split('.');
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-}
-
-/// Classic mirroring (`ha-*` keys) was removed in RabbitMQ 4.0: refuse it there.
-pub fn check_version(version: &str, policies: &[Policy]) -> anyhow::Result<()> {
-    let Some((major, _)) = major_minor(version) else {
-        return Ok(());
-    };
-    if major < 4 {
-        return Ok(());
-    }
-    for p in policies {
-        if let Some(key) = p.definition.keys().find(|k| k.starts_with("ha-")) {
-            bail!(
-                "policy {}: `{key}` is classic queue mirroring, which RabbitMQ {version} no longer \
-                 supports (removed in 4.0). Use quorum queues instead: declare queues with \
-                 x-queue-type=quorum or set `default_queue_type = quorum` on the vhost, and drop \
-                 the ha-* keys",
-                p.name
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Policies may apply to one queue type (`classic_queues`, `quorum_queues`, `streams`) only
-/// from RabbitMQ 3.12 on; older versions refuse these `apply-to` values.
-pub fn check_apply_to(version: &str, policies: &[Policy]) -> anyhow::Result<()> {
-    let Some((major, minor)) = major_minor(version) else {
-        return Ok(());
-    };
-    if (major, minor) >= (3, 12) {
-        return Ok(());
-    }
-    for p in policies {
-        if matches!(
-            p.apply_to,
-            ApplyTo::ClassicQueues | ApplyTo::QuorumQueues | ApplyTo::Streams
-        ) {
-            bail!(
-                "policy {}: apply-to {} needs RabbitMQ 3.12 or newer; this cluster runs {version}, \
-                 which knows only queues, exchanges and all (use --apply-to queues)",
-                p.name,
-                p.apply_to.as_str()
-            );
-        }
-    }
-    Ok(())
 }
 
 /// The RabbitMQ version an `export_definitions` document names ("" when none).
@@ -315,32 +262,18 @@ fn fresh_node() -> Value {
     })
 }
 
-/// Applies what differs between `current` (read earlier by `read`) and the inventory.
-pub async fn ensure(
-    ctx: &Ctx,
-    seed: &Host,
-    current: Option<Value>,
-) -> anyhow::Result<((), Changes)> {
+/// Plans what differs between `current` (read earlier by `read`; None when RabbitMQ does not
+/// run on the seed yet, as in a dry run on fresh hosts: then a fresh node's definitions) and
+/// the inventory.
+pub fn plan_for(ctx: &Ctx, current: Option<Value>) -> anyhow::Result<Vec<crate::plan::Action>> {
     let inv = &ctx.loaded.inventory;
-    let current = match current {
-        Some(v) => v,
-        None if ctx.dry_run => fresh_node(),
-        None => bail!("RabbitMQ does not run on the seed {}", seed.name()),
-    };
-    let version = version_of(&current);
-    check_version(version, &inv.rabbitmq.policies)?;
-    let actions = plan(inv, &ctx.secrets, &current);
-    let mut changes = Changes::none();
-    for a in &actions {
-        changes.push(a.describe());
-    }
-    if ctx.dry_run {
-        return Ok(((), changes));
-    }
-    for a in actions {
-        apply(ctx, seed, &a).await?;
-    }
-    Ok(((), changes))
+    let current = current.unwrap_or_else(fresh_node);
+    // Version rules before any change: up fails early, not at the first refused policy.
+    crate::rabbitmq::check_policies(version_of(&current), &inv.rabbitmq.policies)?;
+    Ok(plan(inv, &ctx.secrets, &current)
+        .into_iter()
+        .map(crate::plan::Action::Definition)
+        .collect())
 }
 
 /// The command that performs `action`; `add_user` and `change_password` read the password
@@ -372,7 +305,8 @@ pub fn action_cmd(action: &Action) -> Cmd {
     }
 }
 
-async fn apply(ctx: &Ctx, seed: &Host, action: &Action) -> anyhow::Result<()> {
+/// Carries out one definition action through `seed`.
+pub async fn apply(ctx: &Ctx, seed: &Host, action: &Action) -> anyhow::Result<()> {
     let cmd = action_cmd(action);
     match action {
         Action::AddUser(u) | Action::ChangePassword(u) => {
@@ -418,35 +352,6 @@ mod tests {
             "rabbit_password_hashing_sha256",
             "pw"
         ));
-    }
-
-    #[test]
-    fn version_logic_refuses_mirroring_on_4() {
-        let p: Policy = serde_json::from_value(serde_json::json!({
-            "name": "ha-all", "pattern": "^ha\\.",
-            "definition": {"ha-mode": "all"}
-        }))
-        .unwrap();
-        assert!(check_version("3.10.8", std::slice::from_ref(&p)).is_ok());
-        assert!(check_version("3.13.7", std::slice::from_ref(&p)).is_ok());
-        let err = check_version("4.0.2", std::slice::from_ref(&p)).unwrap_err();
-        assert!(format!("{err}").contains("quorum"));
-        assert!(check_version("4.1.0", &[]).is_ok());
-        assert_eq!(major_minor("3.10.8"), Some((3, 10)));
-    }
-
-    #[test]
-    fn queue_type_apply_to_needs_3_12() {
-        let p: Policy = serde_json::from_value(serde_json::json!({
-            "name": "quorum", "pattern": "^qq\\.", "apply_to": "quorum_queues",
-            "definition": {"delivery-limit": 20}
-        }))
-        .unwrap();
-        let err = check_apply_to("3.10.8", std::slice::from_ref(&p)).unwrap_err();
-        assert!(format!("{err}").contains("3.12"), "{err}");
-        assert!(check_apply_to("3.12.0", std::slice::from_ref(&p)).is_ok());
-        assert!(check_apply_to("4.0.2", std::slice::from_ref(&p)).is_ok());
-        assert!(check_apply_to("", std::slice::from_ref(&p)).is_ok());
     }
 
     #[test]

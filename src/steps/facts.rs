@@ -1,8 +1,8 @@
 //! Facts: OS, init system and host name, in one round trip. Sets the host name only when the
 //! inventory asks (`set_hostname: true`).
 
-use super::Changes;
 use crate::host::{Facts, Host, InitSystem};
+use crate::plan::Action;
 use crate::ssh::Cmd;
 use anyhow::bail;
 
@@ -11,7 +11,9 @@ printf 'id=%s\nversion=%s\n' "${ID:-unknown}" "${VERSION_ID:-}"
 if [ -d /run/systemd/system ]; then echo init=systemd; else echo init=sysv; fi
 printf 'hostname=%s\n' "$(hostname -s 2>/dev/null || hostname)""#;
 
-pub async fn gather(host: &Host, dry_run: bool) -> anyhow::Result<(Facts, Changes)> {
+/// Reads the host's facts; plans setting the host name when the inventory allows it. The
+/// facts returned already carry the planned name.
+pub async fn read(host: &Host) -> anyhow::Result<(Facts, Vec<Action>)> {
     let out = host.run(&Cmd::sh(SCRIPT, [] as [&str; 0])).await?;
     let mut facts = parse(&out.stdout)?;
     if !matches!(facts.os_id.as_str(), "debian" | "ubuntu") {
@@ -21,7 +23,7 @@ pub async fn gather(host: &Host, dry_run: bool) -> anyhow::Result<(Facts, Change
             facts.os_id
         );
     }
-    let mut changes = Changes::none();
+    let mut actions = Vec::new();
     if facts.hostname != host.node.name {
         if !host.node.set_hostname {
             bail!(
@@ -32,24 +34,15 @@ pub async fn gather(host: &Host, dry_run: bool) -> anyhow::Result<(Facts, Change
                 host.node.name
             );
         }
-        changes.push(format!(
-            "set host name {} (was {})",
-            host.node.name, facts.hostname
-        ));
-        if !dry_run {
-            let name = host.node.name.as_str();
-            let cmd = match facts.init {
-                InitSystem::Systemd => Cmd::new("hostnamectl").arg("set-hostname").arg(name),
-                InitSystem::SysV => Cmd::sh(
-                    "hostname \"$1\" && printf '%s\\n' \"$1\" > /etc/hostname",
-                    [name],
-                ),
-            };
-            host.run(&cmd).await?;
-            facts.hostname = name.to_string();
-        }
+        let name = host.node.name.clone();
+        let was = std::mem::replace(&mut facts.hostname, name.clone());
+        actions.push(Action::SetHostname {
+            name,
+            was,
+            init: facts.init,
+        });
     }
-    Ok((facts, changes))
+    Ok((facts, actions))
 }
 
 fn parse(text: &str) -> anyhow::Result<Facts> {

@@ -1,35 +1,53 @@
-//! Installing rendered files: compare content, owner and mode; write only what differs.
+//! Rendered files: compare content, owner and mode; plan a write only where they differ.
 
-use super::Changes;
 use crate::host::Host;
+use crate::plan::{Action, FileChange};
 use crate::render::RenderedFile;
 
-/// Brings `file` into place. Returns whether anything changed (or would).
-pub async fn ensure(host: &Host, file: &RenderedFile, dry_run: bool) -> anyhow::Result<Changes> {
+/// What it takes to bring `file` into place: nothing, or one write.
+pub async fn plan(host: &Host, file: &RenderedFile) -> anyhow::Result<Vec<Action>> {
     let current = host.read_file(&file.path).await?;
-    let mut changes = Changes::none();
-    let content_differs = current.as_deref() != Some(file.content.as_str());
-    if content_differs {
-        changes.push(match current {
-            None => format!("create {}", file.path),
-            Some(_) => format!("update {}", file.path),
-        });
-        changes.diffs.push(host.reporter.redactor().file_diff(
+    if current.as_deref() != Some(file.content.as_str()) {
+        let diff = host.reporter.redactor().file_diff(
             &file.path,
             current.as_deref().unwrap_or(""),
             &file.content,
-        ));
-    } else if let Some((owner, group, mode)) = host.stat(&file.path).await? {
-        let want_mode = format!("{:o}", file.mode);
-        if owner != file.owner || group != file.group || mode != want_mode {
-            changes.push(format!(
-                "set {} to {}:{} mode {} (was {owner}:{group} mode {mode})",
-                file.path, file.owner, file.group, want_mode
-            ));
-        }
+        );
+        let change = match current {
+            None => FileChange::Create,
+            Some(_) => FileChange::Update,
+        };
+        return Ok(vec![install(file.clone(), change, diff)]);
     }
-    if !changes.is_empty() && !dry_run {
-        host.install(file).await?;
+    if let Some((owner, group, mode)) = host.stat(&file.path).await?
+        && (owner != file.owner || group != file.group || mode != format!("{:o}", file.mode))
+    {
+        let was = format!("{owner}:{group} mode {mode}");
+        return Ok(vec![Action::Install {
+            file: file.clone(),
+            change: FileChange::Ownership { was },
+            diff: None,
+        }]);
     }
-    Ok(changes)
+    Ok(Vec::new())
+}
+
+/// Plans every file of `files` in order.
+pub async fn plan_all<'a>(
+    host: &Host,
+    files: impl IntoIterator<Item = &'a RenderedFile>,
+) -> anyhow::Result<Vec<Action>> {
+    let mut actions = Vec::new();
+    for f in files {
+        actions.extend(plan(host, f).await?);
+    }
+    Ok(actions)
+}
+
+pub fn install(file: RenderedFile, change: FileChange, diff: String) -> Action {
+    Action::Install {
+        file,
+        change,
+        diff: Some(diff),
+    }
 }

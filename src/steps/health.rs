@@ -3,7 +3,7 @@
 //!
 //! Each read is a constant shell script (values only as `"$1"`, ...) whose output is split into
 //! sections by lines starting with `@@`. `rabbitmqctl` starts an Erlang VM (~1 s) per call, so
-//! the scripts call it only where the node runs (`pidof beam.smp` first) and say on a marker
+//! the scripts call it only where the node runs (`pgrep` for the server VM first) and say on a marker
 //! line whether they did, so the caller can count the calls.
 
 use super::join::{self, ClusterStatus};
@@ -15,17 +15,19 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// A RabbitMQ node's own view: is beam running, and if so its `cluster_status`.
+/// `$1` is the server VM's pgrep pattern.
 const RABBIT_SCRIPT: &str = r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
-if ! pgrep -f -- 'beam\.smp .*-s [r]abbit boot' >/dev/null 2>&1; then echo '@@beam stopped'; exit 0; fi
+if ! pgrep -f -- "$1" >/dev/null 2>&1; then echo '@@beam stopped'; exit 0; fi
 echo '@@beam running'
 echo '@@cluster_status'
 /usr/sbin/rabbitmqctl cluster_status --formatter json
 rc=$?; echo; echo "@@rc $rc""#;
 
-/// Mirrored queues per vhost (`$@`): skipped where beam does not run and on RabbitMQ 4.x
-/// packages (classic mirroring was removed in 4.0; the columns do not exist there).
+/// Mirrored queues per vhost (`$2`...): skipped where beam (pattern `$1`) does not run and on
+/// RabbitMQ 4.x packages (classic mirroring was removed in 4.0; the columns do not exist there).
 const QUEUES_SCRIPT: &str = r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
-if ! pgrep -f -- 'beam\.smp .*-s [r]abbit boot' >/dev/null 2>&1; then echo '@@beam stopped'; exit 0; fi
+if ! pgrep -f -- "$1" >/dev/null 2>&1; then echo '@@beam stopped'; exit 0; fi
+shift
 v=$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || true)
 case "$v" in [4-9].*|[1-9][0-9]*) printf '@@skipped %s\n' "$v"; exit 0;; esac
 for vhost in "$@"; do
@@ -240,7 +242,12 @@ pub fn parse_node_read(stdout: &str, stderr: &str) -> NodeRead {
 /// Reads a RabbitMQ node: whether beam runs, and its `cluster_status` (one rabbitmqctl call,
 /// only when beam runs).
 pub async fn read_node(host: &Host) -> anyhow::Result<NodeRead> {
-    let out = host.probe(&Cmd::sh(RABBIT_SCRIPT, [] as [&str; 0])).await?;
+    let out = host
+        .probe(&Cmd::sh(
+            RABBIT_SCRIPT,
+            [crate::rabbitmq::SERVER_VM_PATTERN],
+        ))
+        .await?;
     Ok(parse_node_read(&out.stdout, &out.stderr))
 }
 
@@ -363,7 +370,9 @@ pub fn parse_queue_read(node: &str, stdout: &str, stderr: &str) -> QueueRead {
 /// Lists the mirrored queues of `vhosts` on `host` (one rabbitmqctl call per vhost; none when
 /// RabbitMQ does not run there or is 4.x).
 pub async fn read_queues(host: &Host, vhosts: &[String]) -> anyhow::Result<QueueRead> {
-    let out = host.probe(&Cmd::sh(QUEUES_SCRIPT, vhosts)).await?;
+    let args = std::iter::once(crate::rabbitmq::SERVER_VM_PATTERN.to_string())
+        .chain(vhosts.iter().map(|v| v.to_string()));
+    let out = host.probe(&Cmd::sh(QUEUES_SCRIPT, args)).await?;
     Ok(parse_queue_read(host.name(), &out.stdout, &out.stderr))
 }
 

@@ -1,34 +1,29 @@
 //! `/etc/hosts`: one managed block listing every inventory host. Debian's `127.0.1.1 <name>`
 //! line goes (it makes a node resolve itself to loopback); every other line is kept.
 
-use super::{Changes, Ctx};
+use super::{Ctx, files};
 use crate::host::Host;
+use crate::plan::{Action, FileChange};
 use crate::render::RenderedFile;
 use anyhow::anyhow;
 
 const PATH: &str = "/etc/hosts";
 
-pub async fn ensure(ctx: &Ctx, host: &Host) -> anyhow::Result<((), Changes)> {
+pub async fn plan(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
     let block = ctx
         .file(host.name(), PATH)
         .ok_or_else(|| anyhow!("no rendered hosts block for {}", host.name()))?;
     let current = host.read_file(PATH).await?.unwrap_or_default();
     let wanted = merge(&current, &block.content);
     if wanted == current {
-        return Ok(((), Changes::none()));
+        return Ok(Vec::new());
     }
-    let mut changes = Changes::one(format!("update {PATH} (managed block)"));
-    changes
-        .diffs
-        .push(host.reporter.redactor().file_diff(PATH, &current, &wanted));
-    if !ctx.dry_run {
-        host.install(&RenderedFile {
-            content: wanted,
-            ..block.clone()
-        })
-        .await?;
-    }
-    Ok(((), changes))
+    let diff = host.reporter.redactor().file_diff(PATH, &current, &wanted);
+    let file = RenderedFile {
+        content: wanted,
+        ..block.clone()
+    };
+    Ok(vec![files::install(file, FileChange::UpdateBlock, diff)])
 }
 
 /// `current` with its managed block replaced by `block` (or appended), and Debian's 127.0.1.1

@@ -2,10 +2,10 @@
 //! Membership is read first (`cluster_status`); a member is left alone, a node of another
 //! cluster is refused unless `--force-reset`, and the seed's name must resolve on the joiner.
 
-use super::rabbitmq::ctl;
 use super::{Changes, Ctx};
 use crate::host::Host;
-use crate::inventory::NodeType;
+use crate::plan::Action;
+use crate::rabbitmq::{ctl, node_name};
 use crate::ssh::Cmd;
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -25,10 +25,6 @@ impl ClusterStatus {
     pub fn is_member(&self, node: &str) -> bool {
         self.members().any(|m| m == node)
     }
-}
-
-pub fn node_name(host: &str) -> String {
-    format!("rabbit@{host}")
 }
 
 /// Parses `rabbitmqctl cluster_status --formatter json`.
@@ -63,74 +59,44 @@ pub async fn status(host: &Host) -> anyhow::Result<Option<ClusterStatus>> {
     Ok(Some(parse_status(&out.stdout)?))
 }
 
-/// Joins `host` to the seed's cluster unless it is a member already. `mine` is the node's
-/// own view, read before any join.
-pub async fn join(
+/// Plans joining `host` to the seed's cluster unless it is a member already. The statuses
+/// are read before any join; None means RabbitMQ does not run there yet (a dry run on fresh
+/// hosts), and such a node will boot blank, on its own: it joins.
+pub async fn plan(
     ctx: &Ctx,
     seed: &Host,
     seed_status: Option<&ClusterStatus>,
     host: &Host,
     mine: Option<&ClusterStatus>,
-) -> anyhow::Result<(bool, Changes)> {
+) -> anyhow::Result<Vec<Action>> {
     let me = node_name(host.name());
-    let seed_node = node_name(seed.name());
-    let ram = host.node.node_type == NodeType::Ram;
-    let desc = format!(
-        "join {me} to {seed_node}{}: stop_app, join_cluster, start_app",
-        if ram { " as a RAM node" } else { "" }
-    );
     if seed_status.is_some_and(|s| s.is_member(&me)) {
-        return Ok((false, Changes::none()));
+        return Ok(Vec::new());
     }
-    let (Some(seed_status), Some(mine)) = (seed_status, mine) else {
-        // Only a dry run on hosts where RabbitMQ is not running yet gets here.
-        if ctx.dry_run {
-            return Ok((
-                false,
-                Changes::one(format!("{desc} (after RabbitMQ starts)")),
-            ));
-        }
-        bail!(
-            "RabbitMQ does not run on {} or {}",
-            seed.name(),
-            host.name()
-        );
-    };
-    if seed_status.is_member(&me) {
-        return Ok((false, Changes::none()));
-    }
-    let others: Vec<&String> = mine.members().filter(|m| **m != me).collect();
+    let others: Vec<&str> = mine
+        .map(|m| {
+            m.members()
+                .filter(|n| **n != me)
+                .map(String::as_str)
+                .collect()
+        })
+        .unwrap_or_default();
     if !others.is_empty() && !ctx.force_reset {
         bail!(
             "{me} belongs to another cluster (with {}); hactl will not reset it and lose its data. \
              Re-run with --force-reset to reset and join it",
-            others
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            others.join(", ")
         );
     }
-    check_resolves(host, seed).await?;
-    let mut changes = Changes::one(desc);
-    if !others.is_empty() {
-        changes.push(format!("reset {me} (--force-reset)"));
+    if seed_status.is_some() && mine.is_some() {
+        check_resolves(host, seed).await?;
     }
-    if ctx.dry_run {
-        return Ok((false, changes));
-    }
-    host.run(&ctl(["stop_app"])).await?;
-    if !others.is_empty() {
-        host.run(&ctl(["reset"])).await?;
-    }
-    let mut cmd = ctl(["join_cluster"]);
-    if ram {
-        cmd = cmd.arg("--ram");
-    }
-    host.run(&cmd.arg("--").arg(&seed_node)).await?;
-    // start_app returns once the app has booted.
-    host.run(&ctl(["start_app"])).await?;
-    Ok((true, changes))
+    Ok(vec![Action::Join {
+        node: host.name().to_string(),
+        seed: seed.name().to_string(),
+        node_type: host.node.node_type,
+        reset: !others.is_empty(),
+    }])
 }
 
 /// RabbitMQ's own error for an unresolvable peer comes after ~50 s and says little: check first.
@@ -163,7 +129,7 @@ pub async fn await_online(
         inv.rabbitmq_nodes()
             .all(|n| s.running_nodes.contains(&node_name(&n.name)))
     });
-    if ctx.dry_run || all_running {
+    if all_running {
         return Ok(((), Changes::none()));
     }
     let n = inv.rabbitmq_nodes().count();

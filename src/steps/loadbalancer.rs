@@ -2,11 +2,10 @@
 //! (checked with `haproxy -c` on the host before it replaces the old one), keepalived.conf and
 //! its scripts; each daemon started, or reloaded only when its config changed.
 
-use super::{Changes, Ctx, files};
+use super::{Ctx, files};
 use crate::host::Host;
+use crate::plan::{Action, Verb};
 use crate::render::RenderedFile;
-use crate::ssh::Cmd;
-use anyhow::anyhow;
 
 const NONLOCAL_BIND: &str = "/proc/sys/net/ipv4/ip_nonlocal_bind";
 
@@ -18,57 +17,48 @@ fn files_under<'a>(ctx: &'a Ctx, host: &Host, dir: &str) -> Vec<&'a RenderedFile
         .unwrap_or_default()
 }
 
-pub async fn sysctl(ctx: &Ctx, host: &Host) -> anyhow::Result<((), Changes)> {
-    let mut changes = Changes::none();
-    for f in files_under(ctx, host, "/etc/sysctl.d/") {
-        changes.extend(files::ensure(host, f, ctx.dry_run).await?);
-    }
+pub async fn sysctl(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
+    let mut actions = files::plan_all(host, files_under(ctx, host, "/etc/sysctl.d/")).await?;
     let live = host.read_file(NONLOCAL_BIND).await?.unwrap_or_default();
     if live.trim() != "1" {
-        changes.push("set net.ipv4.ip_nonlocal_bind=1 (live)");
-        if !ctx.dry_run {
-            host.run(&Cmd::new("sysctl").args(["-q", "-w", "net.ipv4.ip_nonlocal_bind=1"]))
-                .await?;
-        }
+        actions.push(Action::Sysctl {
+            key: "net.ipv4.ip_nonlocal_bind",
+            value: "1",
+        });
     }
-    Ok(((), changes))
+    Ok(actions)
 }
 
-pub async fn haproxy(ctx: &Ctx, host: &Host) -> anyhow::Result<((), Changes)> {
-    let mut changes = Changes::none();
-    // haproxy.cfg is checked by the host's haproxy before it replaces the old one (see render).
-    for f in files_under(ctx, host, "/etc/haproxy/") {
-        changes.extend(files::ensure(host, f, ctx.dry_run).await?);
-    }
-    changes.extend(daemon(ctx, host, "haproxy", !changes.is_empty()).await?);
-    Ok(((), changes))
+/// haproxy.cfg is checked by the host's haproxy before it replaces the old one (see render).
+pub async fn haproxy(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
+    daemon(host, "haproxy", files_under(ctx, host, "/etc/haproxy/")).await
 }
 
-pub async fn keepalived(ctx: &Ctx, host: &Host) -> anyhow::Result<((), Changes)> {
-    let mut changes = Changes::none();
-    for f in files_under(ctx, host, "/etc/keepalived/") {
-        changes.extend(files::ensure(host, f, ctx.dry_run).await?);
-    }
-    changes.extend(daemon(ctx, host, "keepalived", !changes.is_empty()).await?);
-    Ok(((), changes))
+pub async fn keepalived(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
+    daemon(
+        host,
+        "keepalived",
+        files_under(ctx, host, "/etc/keepalived/"),
+    )
+    .await
 }
 
-/// Starts `name` when it is not running; reloads it when its config changed.
-async fn daemon(ctx: &Ctx, host: &Host, name: &str, changed: bool) -> anyhow::Result<Changes> {
-    let running = host.process_running(name).await?;
-    let action = match (running, changed) {
-        (false, _) => "start",
-        (true, true) => "reload",
-        (true, false) => return Ok(Changes::none()),
+/// The daemon's files; then it is started when it is not running, reloaded when they change.
+async fn daemon(
+    host: &Host,
+    name: &'static str,
+    files: Vec<&RenderedFile>,
+) -> anyhow::Result<Vec<Action>> {
+    let mut actions = files::plan_all(host, files).await?;
+    let verb = match (host.process_running(name).await?, !actions.is_empty()) {
+        (false, _) => Verb::Start,
+        (true, true) => Verb::Reload,
+        (true, false) => return Ok(actions),
     };
-    if !ctx.dry_run {
-        host.service(name, action).await?;
-        if action == "start" && !host.process_running(name).await? {
-            return Err(anyhow!(
-                "{}: `service {name} start` succeeded but no {name} process runs",
-                host.name()
-            ));
-        }
-    }
-    Ok(Changes::one(format!("{action} {name}")))
+    actions.push(Action::Service {
+        name,
+        verb,
+        because: None,
+    });
+    Ok(actions)
 }

@@ -1,6 +1,6 @@
-//! Remote steps. Each reads the host's current state, works out what differs from the
-//! inventory, and (unless this is a dry run) changes exactly that. What a step returns is
-//! what it changed, or would change: the dry run is the plan the real run executes.
+//! Remote steps. Each reads the host's current state and plans what differs from the
+//! inventory as typed actions ([`crate::plan::Action`]); it never changes anything itself.
+//! `runner::execute` reports the plan and, in a real run, applies exactly those actions.
 
 pub mod cookie;
 pub mod definitions;
@@ -28,7 +28,6 @@ pub struct Ctx {
     pub secrets: Secrets,
     /// Rendered files by node name.
     pub files: BTreeMap<String, Vec<RenderedFile>>,
-    pub dry_run: bool,
     /// Allow resetting a node that belongs to another cluster before joining it.
     pub force_reset: bool,
     /// Held while a running RabbitMQ node restarts, so restarts roll one node at a time and
@@ -43,7 +42,7 @@ impl Ctx {
     }
 }
 
-/// What a step changed (or would change).
+/// What a step changed (or would change), as the report shows it.
 #[derive(Debug, Default)]
 pub struct Changes {
     pub items: Vec<String>,
@@ -69,6 +68,16 @@ impl Changes {
     }
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+    /// The report lines of a plan.
+    pub fn of(actions: &[crate::plan::Action]) -> Changes {
+        Changes {
+            items: actions.iter().map(|a| a.describe()).collect(),
+            diffs: actions
+                .iter()
+                .filter_map(|a| a.diff().map(str::to_string))
+                .collect(),
+        }
     }
 }
 

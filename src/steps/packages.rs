@@ -1,7 +1,8 @@
 //! Packages: install only the missing ones, non-interactively, waiting for the dpkg lock.
 
-use super::{Changes, Ctx};
+use super::Ctx;
 use crate::host::Host;
+use crate::plan::Action;
 use crate::ssh::Cmd;
 
 /// The packages a node needs, by role.
@@ -16,10 +17,10 @@ pub fn wanted(ctx: &Ctx, host: &Host) -> Vec<String> {
     pkgs
 }
 
-pub async fn ensure(ctx: &Ctx, host: &Host) -> anyhow::Result<((), Changes)> {
+pub async fn plan(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
     let pkgs = wanted(ctx, host);
     if pkgs.is_empty() {
-        return Ok(((), Changes::none()));
+        return Ok(Vec::new());
     }
     let out = host
         .probe(
@@ -29,20 +30,11 @@ pub async fn ensure(ctx: &Ctx, host: &Host) -> anyhow::Result<((), Changes)> {
         )
         .await?;
     let missing = missing(&pkgs, &out.stdout);
-    if missing.is_empty() {
-        return Ok(((), Changes::none()));
-    }
-    let changes = Changes::one(format!("install {}", missing.join(" ")));
-    if !ctx.dry_run {
-        host.run(&Cmd::sh(
-            "export DEBIAN_FRONTEND=noninteractive; \
-             apt-get -q -o DPkg::Lock::Timeout=300 update && \
-             apt-get -q -y -o DPkg::Lock::Timeout=300 install \"$@\"",
-            &missing,
-        ))
-        .await?;
-    }
-    Ok(((), changes))
+    Ok(if missing.is_empty() {
+        Vec::new()
+    } else {
+        vec![Action::InstallPackages(missing)]
+    })
 }
 
 /// Packages of `wanted` that dpkg-query's output does not show as installed.

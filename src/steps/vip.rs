@@ -36,16 +36,6 @@ pub async fn wait_single_holder(ctx: &Ctx, lbs: &[Host]) -> anyhow::Result<(Stri
         if now.len() == 1 {
             return Ok((now[0].clone(), Changes::none()));
         }
-        if ctx.dry_run {
-            return Ok((
-                String::new(),
-                Changes::one(format!(
-                    "VIP {} is held by {} host(s) now; the run would wait for exactly one",
-                    lb.vip,
-                    now.len()
-                )),
-            ));
-        }
         if Instant::now() > deadline {
             bail!(
                 "VIP {} is held by {} after 30 s; exactly one load balancer must hold it{}",

@@ -105,3 +105,27 @@ pub fn slowest(report: &Value, n: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// Every action of a `--json` report (planned in a dry run, taken in a real one), as
+/// `host/step: text`, sorted.
+pub fn actions(report: &Value) -> Vec<String> {
+    let mut all: Vec<String> = steps(report)
+        .into_iter()
+        .flat_map(|(h, st, _, ch)| ch.into_iter().map(move |c| format!("{h}/{st}: {c}")))
+        .collect();
+    all.sort();
+    all
+}
+
+/// The dry run's plan is what the real run that followed did, action for action.
+pub fn assert_dry_run_was_the_plan(dry: &Value, real: &Value, context: &str) {
+    let (planned, done) = (actions(dry), actions(real));
+    assert_eq!(
+        planned, done,
+        "{context}: the dry run's plan (left) is not what the real run did (right)"
+    );
+    eprintln!(
+        "{context}: the dry run planned exactly the {} actions the real run took",
+        done.len()
+    );
+}

@@ -1,0 +1,275 @@
+//! Plans: what a step will change on a host, as typed actions. A step reads the host's real
+//! state and returns actions; each action describes itself (its text, its diff, whether it
+//! restarts something) and is applied from the same data, so a dry run prints exactly the plan
+//! a real run executes. Only `runner::execute` applies actions.
+
+use crate::host::{Host, InitSystem};
+use crate::inventory::NodeType;
+use crate::rabbitmq::{ctl, node_name};
+use crate::render::RenderedFile;
+use crate::ssh::{Cmd, Upload};
+use crate::steps::{Ctx, cookie, definitions};
+
+/// How a file differs from what hactl renders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileChange {
+    Create,
+    Update,
+    /// Only hactl's managed block changes (`/etc/hosts`).
+    UpdateBlock,
+    /// Same content; owner, group or mode differ (`was` is `owner:group mode m`).
+    Ownership {
+        was: String,
+    },
+}
+
+/// What a service action is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Start,
+    Stop,
+    Restart,
+    Reload,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Start => "start",
+            Verb::Stop => "stop",
+            Verb::Restart => "restart",
+            Verb::Reload => "reload",
+        }
+    }
+}
+
+/// One change on one host.
+pub enum Action {
+    /// Put a rendered file in place; `diff` shows a content change (secret fields masked).
+    Install {
+        file: RenderedFile,
+        change: FileChange,
+        diff: Option<String>,
+    },
+    /// Write the cluster's Erlang cookie (`was`: the owner and mode to fix when only those
+    /// differ).
+    WriteCookie {
+        was: Option<String>,
+    },
+    SetHostname {
+        name: String,
+        was: String,
+        init: InitSystem,
+    },
+    InstallPackages(Vec<String>),
+    /// A kernel setting, live.
+    Sysctl {
+        key: &'static str,
+        value: &'static str,
+    },
+    Service {
+        name: &'static str,
+        verb: Verb,
+        /// Why, when it is not the usual "config changed / not running".
+        because: Option<&'static str>,
+    },
+    /// stop_app, [reset,] join_cluster [--ram] SEED, start_app on the joining node.
+    Join {
+        node: String,
+        seed: String,
+        node_type: NodeType,
+        /// The node belongs to another cluster and `--force-reset` allows resetting it.
+        reset: bool,
+    },
+    /// A cluster-wide definition, applied through the host the step runs on (the seed).
+    Definition(definitions::Action),
+    /// A running node leaves the cluster: stop_app, reset, stop (on that node).
+    LeaveCluster {
+        node: Box<Host>,
+    },
+    /// The host the step runs on forgets a node that is not in the cluster any more.
+    Forget {
+        node: String,
+        because: &'static str,
+    },
+}
+
+impl Action {
+    /// One line saying what the action does.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Install { file, change, .. } => match change {
+                FileChange::Create => format!("create {}", file.path),
+                FileChange::Update => format!("update {}", file.path),
+                FileChange::UpdateBlock => format!("update {} (managed block)", file.path),
+                FileChange::Ownership { was } => format!(
+                    "set {} to {}:{} mode {:o} (was {was})",
+                    file.path, file.owner, file.group, file.mode
+                ),
+            },
+            Action::WriteCookie { was: None } => {
+                format!("write {} (the cluster's cookie)", cookie::PATH)
+            }
+            Action::WriteCookie { was: Some(was) } => format!(
+                "set {} to rabbitmq:rabbitmq mode 400 (was {was})",
+                cookie::PATH
+            ),
+            Action::SetHostname { name, was, .. } => format!("set host name {name} (was {was})"),
+            Action::InstallPackages(pkgs) => format!("install {}", pkgs.join(" ")),
+            Action::Sysctl { key, value } => format!("set {key}={value} (live)"),
+            Action::Service {
+                name,
+                verb,
+                because,
+            } => match because {
+                Some(why) => format!("{} {name} ({why})", verb.as_str()),
+                None => format!("{} {name}", verb.as_str()),
+            },
+            Action::Join {
+                node,
+                seed,
+                node_type,
+                reset,
+            } => format!(
+                "join {} to {}{}: stop_app, {}join_cluster, start_app",
+                node_name(node),
+                node_name(seed),
+                if *node_type == NodeType::Ram {
+                    " as a RAM node"
+                } else {
+                    ""
+                },
+                if *reset {
+                    "reset (--force-reset), "
+                } else {
+                    ""
+                }
+            ),
+            Action::Definition(d) => d.describe(),
+            Action::LeaveCluster { node } => format!(
+                "stop_app and reset {} (it leaves the cluster), then stop rabbitmq-server",
+                node_name(node.name())
+            ),
+            Action::Forget { node, because } => format!("forget {} ({because})", node_name(node)),
+        }
+    }
+
+    /// The file diff this action shows, if any.
+    pub fn diff(&self) -> Option<&str> {
+        match self {
+            Action::Install { diff, .. } => diff.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether applying it stops or restarts a running service or RabbitMQ app.
+    pub fn restarts(&self) -> bool {
+        match self {
+            Action::Service { verb, .. } => *verb != Verb::Start,
+            Action::Join { .. } | Action::LeaveCluster { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether applying it leaves RabbitMQ stopped on the host.
+    pub fn stops_rabbitmq(&self) -> bool {
+        matches!(
+            self,
+            Action::Service {
+                name: "rabbitmq-server",
+                verb: Verb::Stop,
+                ..
+            }
+        )
+    }
+
+    /// Carries the action out on `host` (the host the step runs on).
+    pub async fn apply(&self, ctx: &Ctx, host: &Host) -> anyhow::Result<()> {
+        match self {
+            Action::Install { file, .. } => host.install(file).await,
+            Action::WriteCookie { .. } => {
+                host.upload(&Upload {
+                    path: cookie::PATH,
+                    content: ctx.secrets.cookie.expose().as_bytes(),
+                    mode: 0o400,
+                    owner: "rabbitmq",
+                    group: "rabbitmq",
+                    // Debian makes the cookie's directory rabbitmq's home, owned by rabbitmq.
+                    dir_owner: "rabbitmq",
+                    check: &[],
+                })
+                .await
+            }
+            Action::SetHostname { name, init, .. } => {
+                let cmd = match init {
+                    InitSystem::Systemd => Cmd::new("hostnamectl").arg("set-hostname").arg(name),
+                    InitSystem::SysV => Cmd::sh(
+                        "hostname \"$1\" && printf '%s\\n' \"$1\" > /etc/hostname",
+                        [name],
+                    ),
+                };
+                host.run(&cmd).await.map(drop)
+            }
+            Action::InstallPackages(pkgs) => host
+                .run(&Cmd::sh(
+                    "export DEBIAN_FRONTEND=noninteractive; \
+                     apt-get -q -o DPkg::Lock::Timeout=300 update && \
+                     apt-get -q -y -o DPkg::Lock::Timeout=300 install \"$@\"",
+                    pkgs,
+                ))
+                .await
+                .map(drop),
+            Action::Sysctl { key, value } => host
+                .run(&Cmd::new("sysctl").args(["-q", "-w", &format!("{key}={value}")]))
+                .await
+                .map(drop),
+            Action::Service { name, verb, .. } => {
+                // Restarts roll one node at a time across the run.
+                let _one_at_a_time = if *verb == Verb::Restart {
+                    Some(ctx.restarts.lock().await)
+                } else {
+                    None
+                };
+                host.service(name, verb.as_str()).await?;
+                if *verb == Verb::Start
+                    && *name != "rabbitmq-server"
+                    && !host.process_running(name).await?
+                {
+                    anyhow::bail!(
+                        "{}: `service {name} start` succeeded but no {name} process runs",
+                        host.name()
+                    );
+                }
+                Ok(())
+            }
+            Action::Join {
+                seed,
+                node_type,
+                reset,
+                ..
+            } => {
+                host.run(&ctl(["stop_app"])).await?;
+                if *reset {
+                    host.run(&ctl(["reset"])).await?;
+                }
+                let mut cmd = ctl(["join_cluster"]);
+                if *node_type == NodeType::Ram {
+                    cmd = cmd.arg("--ram");
+                }
+                host.run(&cmd.arg(node_name(seed))).await?;
+                // start_app returns once the app has booted.
+                host.run(&ctl(["start_app"])).await.map(drop)
+            }
+            Action::Definition(d) => definitions::apply(ctx, host, d).await,
+            Action::LeaveCluster { node } => {
+                node.run(&ctl(["stop_app"])).await?;
+                node.run(&ctl(["reset"])).await?;
+                node.run(&ctl(["stop"])).await.map(drop)
+            }
+            Action::Forget { node, .. } => host
+                .run(&ctl(["forget_cluster_node", "--", &node_name(node)]))
+                .await
+                .map(drop),
+        }
+    }
+}
