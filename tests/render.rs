@@ -1296,4 +1296,23 @@ fn render_never_writes_through_a_symlink_or_hard_link_in_the_output_tree() {
     }
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "not yours\n");
     assert_eq!(std::fs::read_dir(&victim_dir).unwrap().count(), 0);
+
+    // A directory others may write to: they could swap it for a symlink mid-write.
+    render_ok(&colocated(), &out, &[]);
+    let shared = out.join("node3/etc");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = hactl(
+        &[
+            colocated().to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &example_env(),
+    );
+    assert!(!o.status.success(), "render wrote into a shared directory");
+    assert!(
+        text(&o.stderr).contains("writable by others"),
+        "{}",
+        text(&o.stderr)
+    );
 }
