@@ -1316,3 +1316,31 @@ fn render_never_writes_through_a_symlink_or_hard_link_in_the_output_tree() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn a_password_rabbitmqctl_would_cut_is_invalid_input_naming_its_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    for bad in ["first\nsecond", " padded ", "cr\rpw"] {
+        let mut env = example_env();
+        env.retain(|(k, _)| *k != "HACTL_APP_PASSWORD");
+        env.push(("HACTL_APP_PASSWORD", bad));
+        let o = hactl(
+            &[
+                colocated().to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &env,
+        );
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("rabbitmq.users[0].password")
+                && err.contains("environment variable HACTL_APP_PASSWORD"),
+            "{err}"
+        );
+        assert!(!err.contains(bad.trim()), "the value is printed: {err}");
+        assert!(!out.exists());
+    }
+}
