@@ -1296,4 +1296,51 @@ fn render_never_writes_through_a_symlink_or_hard_link_in_the_output_tree() {
     }
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "not yours\n");
     assert_eq!(std::fs::read_dir(&victim_dir).unwrap().count(), 0);
+
+    // A directory others may write to: they could swap it for a symlink mid-write.
+    render_ok(&colocated(), &out, &[]);
+    let shared = out.join("node3/etc");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = hactl(
+        &[
+            colocated().to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &example_env(),
+    );
+    assert!(!o.status.success(), "render wrote into a shared directory");
+    assert!(
+        text(&o.stderr).contains("writable by others"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn a_password_rabbitmqctl_would_cut_is_invalid_input_naming_its_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    for bad in ["first\nsecond", " padded ", "cr\rpw"] {
+        let mut env = example_env();
+        env.retain(|(k, _)| *k != "HACTL_APP_PASSWORD");
+        env.push(("HACTL_APP_PASSWORD", bad));
+        let o = hactl(
+            &[
+                colocated().to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &env,
+        );
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("rabbitmq.users[0].password")
+                && err.contains("environment variable HACTL_APP_PASSWORD"),
+            "{err}"
+        );
+        assert!(!err.contains(bad.trim()), "the value is printed: {err}");
+        assert!(!out.exists());
+    }
 }

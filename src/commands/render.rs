@@ -8,6 +8,8 @@
 //! Below `OUT` no symlink is followed: a directory or file that is a symlink is refused, and
 //! each file is written to a fresh temp file (`create_new`, so nothing planted is opened) and
 //! renamed over its target, so neither a symlink nor a hard link leads the content elsewhere.
+//! A directory below `OUT` that someone else owns or may write to is refused too: its owner
+//! could swap a checked directory for a symlink between the check and the write.
 
 use crate::cli::RenderArgs;
 use crate::exit::InvalidInput;
@@ -76,7 +78,8 @@ fn write_file(dir: &Path, file: &RenderedFile) -> anyhow::Result<PathBuf> {
     }
     let target = dir.join(rel);
     let parent = target.parent().unwrap_or(dir);
-    ensure_dirs(dir, parent)?;
+    // From OUT itself: `dir` is OUT/<host>, checked like the directories below it.
+    ensure_dirs(dir.parent().unwrap_or(dir), parent)?;
     match std::fs::symlink_metadata(&target) {
         Ok(m) if m.file_type().is_symlink() => {
             anyhow::bail!("refusing to write through the symlink {}", target.display())
@@ -107,14 +110,37 @@ fn ensure_dirs(base: &Path, dir: &Path) -> anyhow::Result<()> {
             Ok(m) if m.file_type().is_symlink() => {
                 anyhow::bail!("refusing to write through the symlink {}", at.display())
             }
-            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.is_dir() => {
+                use std::os::unix::fs::MetadataExt as _;
+                if m.uid() != own_uid()? || m.mode() & 0o022 != 0 {
+                    anyhow::bail!(
+                        "refusing to write into {}: it is not owned by this user or is writable \
+                         by others",
+                        at.display()
+                    )
+                }
+            }
             Ok(_) => anyhow::bail!("{} is not a directory", at.display()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&at)
-                .with_context(|| format!("cannot create {}", at.display()))?,
+            // 0755 whatever the umask allows more: the next run must accept it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use std::os::unix::fs::DirBuilderExt as _;
+                std::fs::DirBuilder::new()
+                    .mode(0o755)
+                    .create(&at)
+                    .with_context(|| format!("cannot create {}", at.display()))?
+            }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", at.display())),
         }
     }
     Ok(())
+}
+
+/// This process's effective user id (the owner Linux gives `/proc/self`).
+fn own_uid() -> anyhow::Result<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    Ok(std::fs::metadata("/proc/self")
+        .context("cannot read /proc/self")?
+        .uid())
 }
 
 /// A new, empty file in `dir` with `mode`: `create_new` (O_CREAT|O_EXCL) never opens anything
