@@ -256,7 +256,7 @@ impl Action {
                 if *node_type == NodeType::Ram {
                     cmd = cmd.arg("--ram");
                 }
-                host.run(&cmd.arg(node_name(seed))).await?;
+                host.run(&cmd.arg("--").arg(node_name(seed))).await?;
                 // start_app returns once the app has booted.
                 host.run(&ctl(["start_app"])).await.map(drop)
             }
