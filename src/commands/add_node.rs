@@ -7,7 +7,6 @@ use super::up::{self, Scope};
 use crate::cli::AddNodeArgs;
 use crate::exit::InvalidInput;
 use crate::lock;
-use crate::report::Status;
 use crate::runner;
 use anyhow::anyhow;
 
@@ -47,7 +46,7 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
             .find(|h| h.name() == inv.rabbitmq.seed)
             .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
         let _lock = lock::acquire(seed, &inv.cluster.name, "add-node").await?;
-        let hosts = up::converge_hosts(&ctx, hosts, &opts, |h| {
+        let phase = up::converge_hosts(&ctx, hosts, &opts, |h| {
             if args.nodes.iter().any(|n| n == h.name()) {
                 Scope::Full
             } else {
@@ -55,18 +54,16 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
             }
         })
         .await?;
+        let hosts = phase.hosts;
         let joined = up::cluster(&ctx, &hosts, &opts).await?;
         up::load_balancers(&ctx, &hosts, &opts).await?;
         up::report_config_drift(&ctx, &hosts, &args.nodes).await?;
-        Ok(joined)
+        Ok((phase.changed, joined))
     });
-    if let Ok(joined) = &result {
-        let records = reporter.records();
+    if let Ok((changed, joined)) = &result {
         for name in &args.nodes {
-            let changed = records
-                .iter()
-                .any(|r| &r.host == name && r.status == Status::Changed);
             let joined = joined.contains(name);
+            let changed = joined || changed.contains(name);
             let text = match (changed, joined) {
                 (false, _) => "already a member of the cluster, nothing to do".to_string(),
                 (true, false) => {

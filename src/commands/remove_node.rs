@@ -57,10 +57,7 @@ pub fn run(args: &RemoveNodeArgs) -> anyhow::Result<()> {
     )?);
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(remove(&ctx, rest, &reporter, &opts, args));
-    let removed = reporter
-        .records()
-        .iter()
-        .any(|r| r.step.starts_with("remove ") && r.status == crate::report::Status::Changed);
+    let removed = *result.as_ref().unwrap_or(&false);
     if result.is_ok() && !opts.dry_run && removed {
         reporter.note(
             "hactl",
@@ -82,7 +79,7 @@ pub fn run(args: &RemoveNodeArgs) -> anyhow::Result<()> {
             ),
         );
     }
-    super::finish(&reporter, "remove-node", args.run.json, result)
+    super::finish(&reporter, "remove-node", args.run.json, result.map(drop))
 }
 
 async fn remove(
@@ -91,7 +88,7 @@ async fn remove(
     reporter: &Arc<Reporter>,
     opts: &Options,
     args: &RemoveNodeArgs,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let inv = &ctx.loaded.inventory;
     let names: Vec<String> = rest
         .loaded
@@ -107,6 +104,8 @@ async fn remove(
         .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?
         .clone();
     let _lock = lock::acquire(&seed, &inv.cluster.name, "remove-node").await?;
+    // Whether any node was a member (and so is, or would be, removed).
+    let mut removed = false;
     for name in &args.nodes {
         // The node itself may be dead: try it, without failing the run.
         let node = inv.node(name).expect("checked above").clone();
@@ -131,6 +130,7 @@ async fn remove(
         };
         let plan = plan_removal(&seed, name, gone, args.force);
         let planned = runner::execute(ctx, opts, &seed, &format!("remove {name}"), plan).await?;
+        removed |= !planned.is_empty();
         if !planned.is_empty() && !opts.dry_run {
             // A reset that could not reach its peers leaves the node listed: plan again.
             let me = node_name(name);
@@ -144,8 +144,9 @@ async fn remove(
             }
         }
     }
-    let hosts = up::converge_hosts(&rest, hosts, opts, |_| Scope::Neighbour).await?;
-    up::report_config_drift(&rest, &hosts, &[]).await
+    let phase = up::converge_hosts(&rest, hosts, opts, |_| Scope::Neighbour).await?;
+    up::report_config_drift(&rest, &phase.hosts, &[]).await?;
+    Ok(removed)
 }
 
 /// Plans taking `name` out of the seed's cluster: a running node leaves it itself; one that

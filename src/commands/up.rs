@@ -11,6 +11,7 @@ use crate::runner::{self, Options};
 use crate::steps::{self, Ctx, cookie, definitions, facts, hosts_file, join, loadbalancer};
 use crate::steps::{packages, rabbitmq, vip};
 use anyhow::anyhow;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub fn run(args: &UpArgs) -> anyhow::Result<()> {
@@ -34,7 +35,9 @@ pub async fn converge(
         .find(|h| h.name() == inv.rabbitmq.seed)
         .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
     let _lock = lock::acquire(seed, &inv.cluster.name, "up").await?;
-    let hosts = converge_hosts(&ctx, hosts, opts, |_| Scope::Full).await?;
+    let hosts = converge_hosts(&ctx, hosts, opts, |_| Scope::Full)
+        .await?
+        .hosts;
     cluster(&ctx, &hosts, opts).await?;
     load_balancers(&ctx, &hosts, opts).await
 }
@@ -49,13 +52,19 @@ pub enum Scope {
     Neighbour,
 }
 
+/// What the per-host phase did: every host, and the hosts it changed (or would change).
+pub struct HostPhase {
+    pub hosts: Vec<Host>,
+    pub changed: BTreeSet<String>,
+}
+
 /// Per-host steps on all `hosts` in parallel; fails after all finished if any failed.
 pub async fn converge_hosts(
     ctx: &Arc<Ctx>,
     hosts: Vec<Host>,
     opts: &Options,
     scope: impl Fn(&Host) -> Scope,
-) -> anyhow::Result<Vec<Host>> {
+) -> anyhow::Result<HostPhase> {
     let hosts: Vec<(Host, Scope)> = hosts
         .into_iter()
         .map(|h| {
@@ -69,35 +78,44 @@ pub async fn converge_hosts(
         async move { converge_host(&ctx, &opts, host, scope).await }
     })
     .await;
-    let mut ok = Vec::new();
+    let mut phase = HostPhase {
+        hosts: Vec::new(),
+        changed: BTreeSet::new(),
+    };
     let mut errors = Vec::new();
     for r in results {
         match r {
-            Ok(h) => ok.push(h),
+            Ok((h, actions)) => {
+                if actions > 0 {
+                    phase.changed.insert(h.name().to_string());
+                }
+                phase.hosts.push(h);
+            }
             Err(e) => errors.push(format!("{e:#}")),
         }
     }
     if errors.is_empty() {
-        Ok(ok)
+        Ok(phase)
     } else {
         Err(anyhow!("{}", errors.join("\n")))
     }
 }
 
+/// Returns the host with its facts, and how many actions its steps planned.
 async fn converge_host(
     ctx: &Ctx,
     opts: &Options,
     mut host: Host,
     scope: Scope,
-) -> anyhow::Result<Host> {
+) -> anyhow::Result<(Host, usize)> {
     // Facts first: every later step consults them.
     let (facts, set_name) = facts::read(&host).await?;
     host.facts = Some(facts);
     let h = &host;
-    runner::execute(ctx, opts, h, "facts", async { Ok(set_name) }).await?;
-    runner::execute(ctx, opts, h, "hosts_file", hosts_file::plan(ctx, h)).await?;
+    let mut planned = runner::execute(ctx, opts, h, "facts", async { Ok(set_name) }).await?;
+    planned.extend(runner::execute(ctx, opts, h, "hosts_file", hosts_file::plan(ctx, h)).await?);
     if scope == Scope::Full {
-        runner::execute(ctx, opts, h, "packages", packages::plan(ctx, h)).await?;
+        planned.extend(runner::execute(ctx, opts, h, "packages", packages::plan(ctx, h)).await?);
     }
     if h.node.is_rabbitmq() && scope == Scope::Full {
         let cookie = runner::execute(ctx, opts, h, "cookie", cookie::plan(ctx, h)).await?;
@@ -105,16 +123,22 @@ async fn converge_host(
         let config =
             runner::execute(ctx, opts, h, "rabbitmq_config", rabbitmq::config(ctx, h)).await?;
         let service = rabbitmq::service(h, !config.is_empty(), stopped);
-        runner::execute(ctx, opts, h, "rabbitmq_service", service).await?;
+        planned.extend(cookie);
+        planned.extend(config);
+        planned.extend(runner::execute(ctx, opts, h, "rabbitmq_service", service).await?);
     }
     if h.node.is_loadbalancer() {
         if scope == Scope::Full {
-            runner::execute(ctx, opts, h, "sysctl", loadbalancer::sysctl(ctx, h)).await?;
+            let sysctl = loadbalancer::sysctl(ctx, h);
+            planned.extend(runner::execute(ctx, opts, h, "sysctl", sysctl).await?);
         }
-        runner::execute(ctx, opts, h, "haproxy", loadbalancer::haproxy(ctx, h)).await?;
-        runner::execute(ctx, opts, h, "keepalived", loadbalancer::keepalived(ctx, h)).await?;
+        let haproxy = loadbalancer::haproxy(ctx, h);
+        planned.extend(runner::execute(ctx, opts, h, "haproxy", haproxy).await?);
+        let keepalived = loadbalancer::keepalived(ctx, h);
+        planned.extend(runner::execute(ctx, opts, h, "keepalived", keepalived).await?);
     }
-    Ok(host)
+    let n = planned.len();
+    Ok((host, n))
 }
 
 /// Joins, one node at a time, while users, vhosts, permissions and policies are set through
