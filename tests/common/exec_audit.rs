@@ -550,6 +550,8 @@ fn start_bpftrace(dir: &tempfile::TempDir) -> Recorder {
         .args(["-B", "line", "-f", "json"])
         .arg(&script)
         .env("BPFTRACE_STRLEN", CHUNK.to_string())
+        // 16 MiB per CPU: the default 256 KiB lost events when a lab host booted.
+        .env("BPFTRACE_PERF_RB_PAGES", "4096")
         .stdin(Stdio::null())
         .stdout(fs::File::create(&out).unwrap())
         .stderr(fs::File::create(&err).unwrap())
