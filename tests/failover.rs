@@ -1327,6 +1327,59 @@ fn faults_during_up(w: &mut World) {
         "4d: `set-policy` during an `up` refused (exit 1) in",
         World::secs(policy.took),
     );
+
+    // 4e: a run that goes silent while holding the lock (SIGSTOP: no heartbeat and no EOF, as
+    // after a network drop) loses it within keepalive × 3 = 45 s, without waiting for sshd.
+    let signal = |sig: &str, pid: &str| {
+        let ok = Command::new("kill")
+            .args([sig, "--", pid])
+            .status()
+            .is_ok_and(|st| st.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    let mut released = None;
+    let stalled = hactl(
+        "up (stopped while it holds the lock)",
+        &["up", &inv],
+        UP_BOUND,
+        Some(Watch {
+            pattern: " facts: started".into(),
+            action: Box::new(|| {
+                let owner = lab.ssh_ok("node1", "cat /run/hactl/hactl-lab.owner");
+                let pid = owner
+                    .split("(pid ")
+                    .nth(1)
+                    .and_then(|r| r.split(')').next())
+                    .unwrap_or_else(|| panic!("4e: no pid in the owner file: {owner}"))
+                    .to_string();
+                signal("-STOP", &pid);
+                let stopped = Instant::now();
+                wait_until(
+                    Duration::from_secs(90),
+                    "4e: the stopped run's lock is released on node1",
+                    || {
+                        lab.ssh("node1", "flock -n /run/hactl/hactl-lab.lock true")
+                            .status
+                            .success()
+                    },
+                );
+                released = Some(stopped.elapsed());
+                signal("-KILL", &pid);
+            }),
+        }),
+    );
+    assert_eq!(stalled.code, None, "4e: the stopped run was killed");
+    let released = released.expect("4e: the watch fired");
+    assert!(
+        (Duration::from_secs(25)..=Duration::from_secs(60)).contains(&released),
+        "4e: the lock of a silent run is held while heartbeats may still come and released \
+         within keepalive × 3 (45 s) after the last one (+15 s to notice): released after \
+         {released:?}"
+    );
+    w.figure(
+        "4e: lock of a stopped (silent) run released after",
+        World::secs(released),
+    );
     let took = w.check_healthy(&format!("after {s}"));
     w.figure("after 4: healthy (checked) after", World::secs(took));
 }
