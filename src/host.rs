@@ -179,7 +179,7 @@ impl Host {
                 self.name()
             );
         }
-        let ctl = |args: &[&str]| Cmd::new("/usr/sbin/rabbitmqctl").args(args.iter().copied());
+        let ctl = |args: &[&str]| crate::rabbitmq::ctl(args.iter().copied());
         if matches!(action, "stop" | "restart") {
             self.run(&ctl(&["stop"])).await?;
         }
