@@ -6,6 +6,7 @@ pub mod exit;
 pub mod host;
 pub mod inventory;
 pub mod lock;
+pub mod pipeline;
 pub mod plan;
 pub mod rabbitmq;
 pub mod redact;

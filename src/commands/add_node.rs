@@ -3,10 +3,10 @@
 //! (`/etc/hosts`, HAProxy backends, reloaded): no existing RabbitMQ node is restarted. Joins run
 //! one node at a time, as in `up`.
 
-use super::up::{self, Scope};
 use crate::cli::AddNodeArgs;
 use crate::exit::InvalidInput;
 use crate::lock;
+use crate::pipeline::{self, Scope};
 use crate::runner;
 use anyhow::anyhow;
 
@@ -46,7 +46,7 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
             .find(|h| h.name() == inv.rabbitmq.seed)
             .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
         let _lock = lock::acquire(seed, &inv.cluster.name, "add-node").await?;
-        let phase = up::converge_hosts(&ctx, hosts, &opts, |h| {
+        let phase = pipeline::converge_hosts(&ctx, hosts, &opts, |h| {
             if args.nodes.iter().any(|n| n == h.name()) {
                 Scope::Full
             } else {
@@ -55,9 +55,9 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
         })
         .await?;
         let hosts = phase.hosts;
-        let joined = up::cluster(&ctx, &hosts, &opts).await?;
-        up::load_balancers(&ctx, &hosts, &opts).await?;
-        up::report_config_drift(&ctx, &hosts, &args.nodes).await?;
+        let joined = pipeline::cluster(&ctx, &hosts, &opts).await?;
+        pipeline::load_balancers(&ctx, &hosts, &opts).await?;
+        pipeline::report_config_drift(&ctx, &hosts, &args.nodes).await?;
         Ok((phase.changed, joined))
     });
     if let Ok((changed, joined)) = &result {

@@ -3,11 +3,11 @@
 //! unreachable one is forgotten from a running peer. Then the other hosts forget it too:
 //! `/etc/hosts` and the HAProxy backends are rendered without it.
 
-use super::up::{self, Scope};
 use crate::cli::RemoveNodeArgs;
 use crate::exit::InvalidInput;
 use crate::host::Host;
 use crate::lock;
+use crate::pipeline::{self, Scope};
 use crate::plan::Action;
 use crate::rabbitmq::{ctl, node_name};
 use crate::report::Reporter;
@@ -144,8 +144,8 @@ async fn remove(
             }
         }
     }
-    let phase = up::converge_hosts(&rest, hosts, opts, |_| Scope::Neighbour).await?;
-    up::report_config_drift(&rest, &phase.hosts, &[]).await?;
+    let phase = pipeline::converge_hosts(&rest, hosts, opts, |_| Scope::Neighbour).await?;
+    pipeline::report_config_drift(&rest, &phase.hosts, &[]).await?;
     Ok(removed)
 }
 

@@ -1,0 +1,241 @@
+//! The phases every converging command runs, in order: per-host steps (all hosts in
+//! parallel), the cluster phase (joins one node at a time, definitions through the seed) and
+//! the load-balancer phase (exactly one VIP holder). Commands choose the hosts and the scope;
+//! each phase plans with the steps and applies through `runner::execute`.
+
+use crate::host::Host;
+use crate::plan::Action;
+use crate::runner::{self, Options};
+use crate::steps::{self, Ctx, cookie, definitions, facts, hosts_file, join, loadbalancer};
+use crate::steps::{packages, rabbitmq, vip};
+use anyhow::anyhow;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// How much of a host a command converges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything the inventory says about the host.
+    Full,
+    /// Only what lists other hosts: `/etc/hosts` and the load balancer configs. RabbitMQ on the
+    /// host is left alone (not restarted), as when a neighbour joins or leaves.
+    Neighbour,
+}
+
+/// What the per-host phase did: every host, and the hosts it changed (or would change).
+pub struct HostPhase {
+    pub hosts: Vec<Host>,
+    pub changed: BTreeSet<String>,
+}
+
+/// Per-host steps on all `hosts` in parallel; fails after all finished if any failed.
+pub async fn converge_hosts(
+    ctx: &Arc<Ctx>,
+    hosts: Vec<Host>,
+    opts: &Options,
+    scope: impl Fn(&Host) -> Scope,
+) -> anyhow::Result<HostPhase> {
+    let hosts: Vec<(Host, Scope)> = hosts
+        .into_iter()
+        .map(|h| {
+            let s = scope(&h);
+            (h, s)
+        })
+        .collect();
+    let results = runner::parallel(hosts, opts.parallel, |(host, scope)| {
+        let ctx = ctx.clone();
+        let opts = opts.clone();
+        async move { converge_host(&ctx, &opts, host, scope).await }
+    })
+    .await;
+    let mut phase = HostPhase {
+        hosts: Vec::new(),
+        changed: BTreeSet::new(),
+    };
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok((h, actions)) => {
+                if actions > 0 {
+                    phase.changed.insert(h.name().to_string());
+                }
+                phase.hosts.push(h);
+            }
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(phase)
+    } else {
+        Err(anyhow!("{}", errors.join("\n")))
+    }
+}
+
+/// Returns the host with its facts, and how many actions its steps planned.
+async fn converge_host(
+    ctx: &Ctx,
+    opts: &Options,
+    mut host: Host,
+    scope: Scope,
+) -> anyhow::Result<(Host, usize)> {
+    // Facts first: every later step consults them.
+    let (facts, set_name) = facts::read(&host).await?;
+    host.facts = Some(facts);
+    let h = &host;
+    let mut planned = runner::execute(ctx, opts, h, "facts", async { Ok(set_name) }).await?;
+    planned.extend(runner::execute(ctx, opts, h, "hosts_file", hosts_file::plan(ctx, h)).await?);
+    if scope == Scope::Full {
+        planned.extend(runner::execute(ctx, opts, h, "packages", packages::plan(ctx, h)).await?);
+    }
+    if h.node.is_rabbitmq() && scope == Scope::Full {
+        let cookie = runner::execute(ctx, opts, h, "cookie", cookie::plan(ctx, h)).await?;
+        let stopped = cookie.iter().any(|a| a.stops_rabbitmq());
+        let config =
+            runner::execute(ctx, opts, h, "rabbitmq_config", rabbitmq::config(ctx, h)).await?;
+        let service = rabbitmq::service(h, !config.is_empty(), stopped);
+        planned.extend(cookie);
+        planned.extend(config);
+        planned.extend(runner::execute(ctx, opts, h, "rabbitmq_service", service).await?);
+    }
+    if h.node.is_loadbalancer() {
+        if scope == Scope::Full {
+            let sysctl = loadbalancer::sysctl(ctx, h);
+            planned.extend(runner::execute(ctx, opts, h, "sysctl", sysctl).await?);
+        }
+        let haproxy = loadbalancer::haproxy(ctx, h);
+        planned.extend(runner::execute(ctx, opts, h, "haproxy", haproxy).await?);
+        let keepalived = loadbalancer::keepalived(ctx, h);
+        planned.extend(runner::execute(ctx, opts, h, "keepalived", keepalived).await?);
+    }
+    let n = planned.len();
+    Ok((host, n))
+}
+
+/// Joins, one node at a time, while users, vhosts, permissions and policies are set through
+/// the seed: definitions live cluster-wide, so a joining node takes them over.
+/// Returns the nodes that joined (or would join, in a dry run).
+pub async fn cluster(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow::Result<Vec<String>> {
+    let inv = &ctx.loaded.inventory;
+    let seed = hosts
+        .iter()
+        .find(|h| h.name() == inv.rabbitmq.seed)
+        .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
+    let rabbits: Vec<Host> = hosts
+        .iter()
+        .filter(|h| h.node.is_rabbitmq())
+        .cloned()
+        .collect();
+    // Every read starts an Erlang VM: do them all at once.
+    let (statuses, current_defs) = steps::step(seed, "cluster_status", async {
+        let n = rabbits.len();
+        let (statuses, defs) = tokio::join!(
+            runner::parallel(
+                rabbits.clone(),
+                n,
+                |h| async move { join::status(&h).await }
+            ),
+            definitions::read(seed)
+        );
+        let statuses = statuses.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(((statuses, defs?), steps::Changes::none()))
+    })
+    .await?;
+    let status_of = |name: &str| {
+        rabbits
+            .iter()
+            .position(|h| h.name() == name)
+            .and_then(|i| statuses[i].as_ref())
+    };
+    let seed_status = status_of(seed.name());
+    let joins = async {
+        let mut joined = Vec::new();
+        for host in rabbits.iter().filter(|h| h.name() != seed.name()) {
+            let mine = status_of(host.name());
+            let plan = join::plan(ctx, seed, seed_status, host, mine);
+            if !runner::execute(ctx, opts, host, "join", plan)
+                .await?
+                .is_empty()
+            {
+                joined.push(host.name().to_string());
+            }
+        }
+        // Waiting is no change: a dry run has nothing to wait for.
+        if !opts.dry_run {
+            let before = if joined.is_empty() { seed_status } else { None };
+            steps::step(seed, "await_online", join::await_online(ctx, seed, before)).await?;
+        }
+        Ok::<_, anyhow::Error>(joined)
+    };
+    let defs = runner::execute(ctx, opts, seed, "definitions", async {
+        definitions::plan_for(ctx, current_defs)
+    });
+    let (joins, defs) = tokio::join!(joins, defs);
+    defs?;
+    joins
+}
+
+/// Waits until exactly one load balancer holds the VIP (a dry run only notes who holds it).
+pub async fn load_balancers(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow::Result<()> {
+    let lbs: Vec<Host> = hosts
+        .iter()
+        .filter(|h| h.node.is_loadbalancer())
+        .cloned()
+        .collect();
+    let (Some(first), Some(lb)) = (lbs.first(), &ctx.loaded.inventory.loadbalancer) else {
+        return Ok(());
+    };
+    if opts.dry_run {
+        let now = vip::holders(&lbs, &lb.vip, &lb.interface).await?;
+        first.reporter.note(
+            first.name(),
+            &format!(
+                "vip: held by {} now",
+                if now.is_empty() {
+                    "no host".into()
+                } else {
+                    now.join(" and ")
+                }
+            ),
+        );
+        return Ok(());
+    }
+    steps::step(first, "vip", async {
+        let (holder, changes) = vip::wait_single_holder(ctx, &lbs).await?;
+        if !holder.is_empty() {
+            first
+                .reporter
+                .note(first.name(), &format!("vip: held by {holder}"));
+        }
+        Ok(((), changes))
+    })
+    .await
+}
+
+/// After add-node or remove-node: RabbitMQ nodes whose config now differs from the inventory
+/// (the default partition handling depends on the node count). They were left alone so no
+/// node restarted; say so, and that `up` applies it one node at a time.
+pub async fn report_config_drift(ctx: &Ctx, hosts: &[Host], skip: &[String]) -> anyhow::Result<()> {
+    let mut drifted = Vec::new();
+    for h in hosts
+        .iter()
+        .filter(|h| h.node.is_rabbitmq() && !skip.contains(&h.node.name))
+    {
+        for action in rabbitmq::config(ctx, h).await? {
+            if let Action::Install { file, .. } = action {
+                drifted.push(format!("{}:{}", h.name(), file.path));
+            }
+        }
+    }
+    if let (false, Some(first)) = (drifted.is_empty(), hosts.first()) {
+        first.reporter.note(
+            "hactl",
+            &format!(
+                "the inventory now asks for a different RabbitMQ config on {} (e.g. partition \
+                 handling follows the node count); they were not restarted. Run `hactl up` to \
+                 apply it: nodes restart one at a time",
+                drifted.join(", ")
+            ),
+        );
+    }
+    Ok(())
+}
