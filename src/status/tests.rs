@@ -169,8 +169,8 @@ fn vip_holders_alarms_partitions_backends_and_mirrors() {
     let all = ["n1", "n2", "n3"];
     let mut v = parse_cluster_view(
         r#"{"disk_nodes":["rabbit@n1","rabbit@n2","rabbit@n3"],"running_nodes":["rabbit@n1","rabbit@n2","rabbit@n3"],
-           "alarms":[{"node":"rabbit@n2","resource":"disk","type":"resource_limit"}],
-           "partitions":{"rabbit@n1":["rabbit@n3"]}}"#,
+               "alarms":[{"node":"rabbit@n2","resource":"disk","type":"resource_limit"}],
+               "partitions":{"rabbit@n1":["rabbit@n3"]}}"#,
     )
     .unwrap();
     v.versions = view(&all, &all).versions;
