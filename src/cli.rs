@@ -38,7 +38,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Set (or remove) one policy on the running cluster, by preset or in full. Exit 2 on an
     /// invalid policy, before any host is contacted.
-    #[command(after_long_help = SET_POLICY_HELP)]
+    #[command(after_long_help = set_policy_help())]
     SetPolicy(SetPolicyArgs),
     /// Print a shell completion script to standard output.
     Completions(CompletionsArgs),
@@ -203,13 +203,15 @@ pub struct StatusArgs {
     pub parallel: u16,
 }
 
+/// set-policy's long help: the presets, listed from [`crate::rabbitmq::presets`], then the rest.
+fn set_policy_help() -> String {
+    format!(
+        "Presets (pattern, apply-to; override with --pattern, --vhost, --priority, --apply-to):\n{}{SET_POLICY_HELP}",
+        crate::rabbitmq::presets::help()
+    )
+}
+
 const SET_POLICY_HELP: &str = "\
-Presets (pattern, apply-to; override with --pattern, --vhost, --priority, --apply-to):
-  ha-all     ^ha\\.  queues  {\"ha-mode\":\"all\",\"ha-sync-mode\":\"automatic\"}
-  ha-two     ^ha\\.  queues  {\"ha-mode\":\"exactly\",\"ha-params\":2,\"ha-sync-mode\":\"automatic\"}
-  ha-nodes   ^ha\\.  queues  {\"ha-mode\":\"nodes\",\"ha-params\":[\"rabbit@A\",...],\"ha-sync-mode\":\"automatic\"}
-             with --nodes A,B (RabbitMQ nodes of the inventory)
-  quorum     ^qq\\.  quorum_queues  {\"queue-leader-locator\":\"balanced\",\"delivery-limit\":20}
 The ha-* presets are classic queue mirroring, removed in RabbitMQ 4.0: they are refused there.
 A policy cannot change a queue's type: the quorum preset only tunes queues that clients
 declare as quorum queues (x-queue-type=quorum); it needs RabbitMQ 3.12 or newer (apply-to

@@ -15,5 +15,6 @@ pub mod report;
 pub mod runner;
 pub mod secret;
 pub mod ssh;
+pub mod status;
 pub mod steps;
 pub mod terminal;

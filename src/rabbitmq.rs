@@ -1,5 +1,7 @@
 //! RabbitMQ facts hactl relies on, in one place: node names, the `rabbitmqctl` command, how
-//! to tell the server VM from a CLI VM, and which versions can do what.
+//! to tell the server VM from a CLI VM, which versions can do what, and the policy presets.
+
+pub mod presets;
 
 use crate::inventory::{ApplyTo, Policy};
 use crate::ssh::Cmd;

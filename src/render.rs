@@ -39,230 +39,29 @@
 //! Files in the override directory must be `*.tera`; a name that is not a built-in template must
 //! start with `_` (a partial for `{% include %}`), so that a misspelt override is an error rather
 //! than silently ignored. Other files there are ignored.
+//!
+//! This file is the renderer (tera, the template contract, the filters); [`manifest`] lists
+//! the files and their paths, and [`hosts_block`] is the `/etc/hosts` block's format.
+
+pub mod hosts_block;
+pub mod manifest;
+
+pub use hosts_block::{HOSTS_BEGIN, HOSTS_END, hosts_begin_line, hosts_end_line, splice_block};
+pub use manifest::{
+    CHECK_HAPROXY_SCRIPT, FileKind, HAPROXY_ADMIN_SOCKET, KEEPALIVED_NOTIFY_LOG,
+    KEEPALIVED_STATE_FILE, NOTIFY_SCRIPT, RenderedFile, builtin_templates,
+};
 
 use crate::inventory::{Loaded, Node, NodeType, Role, Secrets};
 use anyhow::{Context as _, anyhow, bail};
+use hosts_block::check_block;
+use manifest::{FILES, Hosts, SecretUse};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use tera::{Context, Kwargs, State, Tera};
-
-/// Start of the marker line opening hactl's block in `/etc/hosts`. The rendered line is
-/// `HOSTS_BEGIN (cluster NAME)`: find a block by lines *starting* with these constants.
-pub const HOSTS_BEGIN: &str = "# BEGIN hactl managed block";
-/// Start of the marker line closing hactl's block in `/etc/hosts`.
-pub const HOSTS_END: &str = "# END hactl managed block";
-
-/// HAProxy's admin socket (status and tests read backend state from it).
-pub const HAPROXY_ADMIN_SOCKET: &str = "/run/haproxy/admin.sock";
-/// Written by the keepalived notify script: the current VRRP state, one word.
-pub const KEEPALIVED_STATE_FILE: &str = "/run/keepalived.state";
-/// Appended to by the keepalived notify script: one line per state change.
-pub const KEEPALIVED_NOTIFY_LOG: &str = "/var/log/keepalived-notify.log";
-pub const CHECK_HAPROXY_SCRIPT: &str = "/etc/keepalived/check_haproxy.sh";
-pub const NOTIFY_SCRIPT: &str = "/etc/keepalived/notify.sh";
-
-/// The first line of the `/etc/hosts` block for `cluster`.
-pub fn hosts_begin_line(cluster: &str) -> String {
-    format!("{HOSTS_BEGIN} (cluster {cluster})")
-}
-
-/// The last line of the `/etc/hosts` block for `cluster`.
-pub fn hosts_end_line(cluster: &str) -> String {
-    format!("{HOSTS_END} (cluster {cluster})")
-}
-
-/// How a rendered file goes onto a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    /// The file is replaced whole.
-    Whole,
-    /// `content` is a block, marker lines included, that replaces the block between lines
-    /// starting with [`HOSTS_BEGIN`] and [`HOSTS_END`] in an existing file, or is appended to
-    /// it (see [`splice_block`]).
-    ManagedBlock,
-}
-
-/// One file for one host. `content` may hold secrets: Debug prints only its length.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RenderedFile {
-    /// Absolute target path on the host, e.g. `/etc/haproxy/haproxy.cfg`.
-    pub path: String,
-    pub content: String,
-    pub mode: u32,
-    pub owner: String,
-    pub group: String,
-    /// Who besides root may own the file's directory (the service user for its own config
-    /// directory, as Debian ships /etc/rabbitmq).
-    pub dir_owner: &'static str,
-    /// A program that must accept the file on the host before it replaces the old one.
-    pub check: &'static [&'static str],
-    pub kind: FileKind,
-}
-
-impl fmt::Debug for RenderedFile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RenderedFile")
-            .field("path", &self.path)
-            .field("content", &format_args!("<{} bytes>", self.content.len()))
-            .field("mode", &format_args!("{:04o}", self.mode))
-            .field("owner", &self.owner)
-            .field("group", &self.group)
-            .field("dir_owner", &self.dir_owner)
-            .field("check", &self.check)
-            .field("kind", &self.kind)
-            .finish()
-    }
-}
-
-/// Which secret a template is given.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum SecretUse {
-    None,
-    StatsPassword,
-    VrrpPassword,
-}
-
-/// Which hosts get a file.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Hosts {
-    All,
-    RabbitMq,
-    LoadBalancer,
-}
-
-/// A built-in template and the file it becomes.
-struct FileSpec {
-    template: &'static str,
-    source: &'static str,
-    path: &'static str,
-    mode: u32,
-    owner: &'static str,
-    group: &'static str,
-    dir_owner: &'static str,
-    check: &'static [&'static str],
-    kind: FileKind,
-    hosts: Hosts,
-    secret: SecretUse,
-}
-
-/// haproxy.cfg is checked by the host's own haproxy before it replaces a working one.
-const HAPROXY_CHECK: &[&str] = &["haproxy", "-c", "-q", "-f", "{}"];
-
-/// Every built-in template, in the order files are produced for a host.
-const FILES: &[FileSpec] = &[
-    FileSpec {
-        template: "hosts.tera",
-        source: include_str!("../templates/hosts.tera"),
-        path: "/etc/hosts",
-        mode: 0o644,
-        owner: "root",
-        group: "root",
-        dir_owner: "root",
-        check: &[],
-        kind: FileKind::ManagedBlock,
-        hosts: Hosts::All,
-        secret: SecretUse::None,
-    },
-    FileSpec {
-        template: "rabbitmq.conf.tera",
-        source: include_str!("../templates/rabbitmq.conf.tera"),
-        path: "/etc/rabbitmq/rabbitmq.conf",
-        mode: 0o640,
-        owner: "root",
-        group: "rabbitmq",
-        dir_owner: "rabbitmq",
-        check: &[],
-        kind: FileKind::Whole,
-        hosts: Hosts::RabbitMq,
-        secret: SecretUse::None,
-    },
-    FileSpec {
-        template: "enabled_plugins.tera",
-        source: include_str!("../templates/enabled_plugins.tera"),
-        path: "/etc/rabbitmq/enabled_plugins",
-        mode: 0o640,
-        owner: "root",
-        group: "rabbitmq",
-        dir_owner: "rabbitmq",
-        check: &[],
-        kind: FileKind::Whole,
-        hosts: Hosts::RabbitMq,
-        secret: SecretUse::None,
-    },
-    FileSpec {
-        template: "haproxy.cfg.tera",
-        source: include_str!("../templates/haproxy.cfg.tera"),
-        path: "/etc/haproxy/haproxy.cfg",
-        mode: 0o640,
-        owner: "root",
-        group: "haproxy",
-        dir_owner: "root",
-        check: HAPROXY_CHECK,
-        kind: FileKind::Whole,
-        hosts: Hosts::LoadBalancer,
-        secret: SecretUse::StatsPassword,
-    },
-    FileSpec {
-        template: "keepalived.conf.tera",
-        source: include_str!("../templates/keepalived.conf.tera"),
-        path: "/etc/keepalived/keepalived.conf",
-        mode: 0o600,
-        owner: "root",
-        group: "root",
-        dir_owner: "root",
-        check: &[],
-        kind: FileKind::Whole,
-        hosts: Hosts::LoadBalancer,
-        secret: SecretUse::VrrpPassword,
-    },
-    FileSpec {
-        template: "check_haproxy.sh.tera",
-        source: include_str!("../templates/check_haproxy.sh.tera"),
-        path: CHECK_HAPROXY_SCRIPT,
-        mode: 0o755,
-        owner: "root",
-        group: "root",
-        dir_owner: "root",
-        check: &[],
-        kind: FileKind::Whole,
-        hosts: Hosts::LoadBalancer,
-        secret: SecretUse::None,
-    },
-    FileSpec {
-        template: "notify.sh.tera",
-        source: include_str!("../templates/notify.sh.tera"),
-        path: NOTIFY_SCRIPT,
-        mode: 0o755,
-        owner: "root",
-        group: "root",
-        dir_owner: "root",
-        check: &[],
-        kind: FileKind::Whole,
-        hosts: Hosts::LoadBalancer,
-        secret: SecretUse::None,
-    },
-    FileSpec {
-        template: "sysctl.conf.tera",
-        source: include_str!("../templates/sysctl.conf.tera"),
-        path: "/etc/sysctl.d/90-hactl.conf",
-        mode: 0o644,
-        owner: "root",
-        group: "root",
-        dir_owner: "root",
-        check: &[],
-        kind: FileKind::Whole,
-        hosts: Hosts::LoadBalancer,
-        secret: SecretUse::None,
-    },
-];
-
-/// The built-in templates' file names, and the target path of each.
-pub fn builtin_templates() -> impl Iterator<Item = (&'static str, &'static str)> {
-    FILES.iter().map(|f| (f.template, f.path))
-}
 
 /// Where a registered template came from, for messages.
 #[derive(Debug, Clone)]
@@ -719,56 +518,6 @@ pub fn erlang_atom(s: &str) -> String {
     out
 }
 
-/// A hosts block must start and end with the marker lines, or `up` could not find it again.
-fn check_block(content: &str, cluster: &str) -> anyhow::Result<()> {
-    let begin = hosts_begin_line(cluster);
-    let end = hosts_end_line(cluster);
-    let lines: Vec<&str> = content.lines().collect();
-    if lines.first() != Some(&begin.as_str()) || lines.last() != Some(&end.as_str()) {
-        bail!(
-            "the block must start with the line `{begin}` and end with the line `{end}` \
-             (use {{{{ hosts_begin }}}} and {{{{ hosts_end }}}})"
-        );
-    }
-    let inner = &lines[1..lines.len() - 1];
-    if inner
-        .iter()
-        .any(|l| l.starts_with(HOSTS_BEGIN) || l.starts_with(HOSTS_END))
-    {
-        bail!("the block must not contain marker lines inside it");
-    }
-    Ok(())
-}
-
-/// Puts `block` (marker lines included) into `existing`: replaces the lines from one starting
-/// with [`HOSTS_BEGIN`] to the next starting with [`HOSTS_END`], or appends the block (after a
-/// newline if `existing` lacks a final one). Text outside the block is kept byte for byte.
-pub fn splice_block(existing: &str, block: &str) -> String {
-    let mut block = block.to_string();
-    if !block.ends_with('\n') {
-        block.push('\n');
-    }
-    let mut offset = 0;
-    let mut begin = None;
-    for line in existing.split_inclusive('\n') {
-        let start = offset;
-        offset += line.len();
-        match begin {
-            None if line.starts_with(HOSTS_BEGIN) => begin = Some(start),
-            Some(b) if line.starts_with(HOSTS_END) => {
-                return format!("{}{}{}", &existing[..b], block, &existing[offset..]);
-            }
-            _ => {}
-        }
-    }
-    let mut out = existing.to_string();
-    if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(&block);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -805,25 +554,5 @@ mod tests {
         assert!(parse_vip("10.0.0.1").is_err());
         assert!(parse_vip("10.0.0.1/33").is_err());
         assert!(parse_vip("fd00::1/64").is_ok());
-    }
-
-    #[test]
-    fn splice_replaces_or_appends() {
-        let block = format!(
-            "{}\n1.2.3.4 a\n{}\n",
-            hosts_begin_line("c"),
-            hosts_end_line("c")
-        );
-        let plain = "127.0.0.1 localhost\n";
-        let once = splice_block(plain, &block);
-        assert_eq!(once, format!("{plain}{block}"));
-        let new_block = format!(
-            "{}\n5.6.7.8 b\n{}\n",
-            hosts_begin_line("c"),
-            hosts_end_line("c")
-        );
-        let twice = splice_block(&format!("{once}::1 localhost\n"), &new_block);
-        assert_eq!(twice, format!("{plain}{new_block}::1 localhost\n"));
-        assert_eq!(splice_block("x", &block), format!("x\n{block}"));
     }
 }

@@ -6,7 +6,6 @@ pub mod cookie;
 pub mod definitions;
 pub mod facts;
 pub mod files;
-pub mod health;
 pub mod hosts_file;
 pub mod join;
 pub mod loadbalancer;

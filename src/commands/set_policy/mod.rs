@@ -1,0 +1,99 @@
+//! `hactl set-policy PRESET|NAME` and `hactl set-policy --remove NAME`: one policy on the
+//! running cluster, through the seed (or, when the seed is down, the first RabbitMQ node that
+//! runs).
+//!
+//! Order of work: the request is built and validated completely (name, vhost, pattern,
+//! definition: the inventory's own checks) before any host is contacted, so a bad request
+//! exits 2 having touched nothing. Then one `export_definitions` gives the version and the
+//! current policies: an identical policy is left alone (reported unchanged), ha-* keys are
+//! refused on RabbitMQ 4.x, queue-type `apply-to` values before 3.12. Only then, and not in a
+//! dry run, one `set_policy` or `clear_policy`. Two rabbitmqctl calls at most.
+//!
+//! The work is split by stage: `request` builds and checks the policy from the flags (and
+//! against the cluster's version), `relation` compares it with the inventory, `execute` finds
+//! the node and sets or clears it, `output` prints the outcome. The presets are data in
+//! [`crate::rabbitmq::presets`].
+
+mod execute;
+mod output;
+mod relation;
+mod request;
+
+use crate::cli::SetPolicyArgs;
+use crate::exit::{self, InvalidInput};
+use crate::report::Reporter;
+use crate::runner::Options;
+use crate::ssh::HostKeyPolicy;
+use execute::execute;
+use output::human;
+use relation::relation_to_inventory;
+use request::build_request;
+use serde_json::json;
+use std::sync::Arc;
+
+pub fn run(args: &SetPolicyArgs) -> anyhow::Result<()> {
+    let result = run_inner(args);
+    if args.json
+        && let Err(e) = &result
+    {
+        let outcome = if exit::code_for(e) == exit::INVALID_INPUT {
+            "invalid_input"
+        } else {
+            "failed"
+        };
+        println!(
+            "{}",
+            json!({"command": "set-policy", "result": outcome, "error": format!("{e:#}")})
+        );
+    }
+    result
+}
+
+fn run_inner(args: &SetPolicyArgs) -> anyhow::Result<()> {
+    let loaded = super::load_inventory(&args.inventory_file)?;
+    let inv = &loaded.inventory;
+    // Everything is checked here, before any host is contacted.
+    let (request, mut warnings) = build_request(args, inv).map_err(|errors| {
+        InvalidInput(format!(
+            "refused, nothing was contacted:\n  {}",
+            errors.join("\n  ")
+        ))
+    })?;
+    let inventory = relation_to_inventory(inv, &request, &mut warnings);
+    let reporter = Arc::new(Reporter::new(
+        args.verbose,
+        args.dry_run,
+        Default::default(),
+    ));
+    let opts = Options {
+        dry_run: args.dry_run,
+        verbose: args.verbose,
+        parallel: 10,
+        host_keys: if args.accept_new_host_keys {
+            HostKeyPolicy::AcceptNew
+        } else {
+            HostKeyPolicy::Strict
+        },
+        force_reset: false,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let outcome = rt.block_on(execute(inv, &request, &reporter, &opts, args.dry_run));
+    reporter.finish_bars();
+    let mut outcome = outcome?;
+    warnings.append(&mut outcome.warnings);
+    outcome.warnings = warnings;
+    outcome.inventory = inventory.0;
+    outcome.inventory_snippet = inventory.1;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print!("{}", crate::terminal::escape(&human(&outcome)));
+        for w in &outcome.warnings {
+            eprintln!("hactl: warning: {}", crate::terminal::escape(w));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

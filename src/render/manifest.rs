@@ -1,0 +1,204 @@
+//! The file manifest: every file hactl installs, its path on the host, owner, mode, which hosts
+//! get it, which secret its template is given, and what must accept it before it is installed.
+//! The renderer fills in the content; nothing else lists target paths.
+
+use std::fmt;
+
+/// HAProxy's admin socket (status and tests read backend state from it).
+pub const HAPROXY_ADMIN_SOCKET: &str = "/run/haproxy/admin.sock";
+/// Written by the keepalived notify script: the current VRRP state, one word.
+pub const KEEPALIVED_STATE_FILE: &str = "/run/keepalived.state";
+/// Appended to by the keepalived notify script: one line per state change.
+pub const KEEPALIVED_NOTIFY_LOG: &str = "/var/log/keepalived-notify.log";
+pub const CHECK_HAPROXY_SCRIPT: &str = "/etc/keepalived/check_haproxy.sh";
+pub const NOTIFY_SCRIPT: &str = "/etc/keepalived/notify.sh";
+
+/// How a rendered file goes onto a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// The file is replaced whole.
+    Whole,
+    /// `content` is a block, marker lines included, that replaces the block between lines
+    /// starting with [`HOSTS_BEGIN`](super::HOSTS_BEGIN) and [`HOSTS_END`](super::HOSTS_END)
+    /// in an existing file, or is appended to it (see [`splice_block`](super::splice_block)).
+    ManagedBlock,
+}
+
+/// One file for one host. `content` may hold secrets: Debug prints only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    /// Absolute target path on the host, e.g. `/etc/haproxy/haproxy.cfg`.
+    pub path: String,
+    pub content: String,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    /// Who besides root may own the file's directory (the service user for its own config
+    /// directory, as Debian ships /etc/rabbitmq).
+    pub dir_owner: &'static str,
+    /// A program that must accept the file on the host before it replaces the old one.
+    pub check: &'static [&'static str],
+    pub kind: FileKind,
+}
+
+impl fmt::Debug for RenderedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedFile")
+            .field("path", &self.path)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .field("mode", &format_args!("{:04o}", self.mode))
+            .field("owner", &self.owner)
+            .field("group", &self.group)
+            .field("dir_owner", &self.dir_owner)
+            .field("check", &self.check)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+/// Which secret a template is given.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum SecretUse {
+    None,
+    StatsPassword,
+    VrrpPassword,
+}
+
+/// Which hosts get a file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Hosts {
+    All,
+    RabbitMq,
+    LoadBalancer,
+}
+
+/// A built-in template and the file it becomes.
+pub(super) struct FileSpec {
+    pub(super) template: &'static str,
+    pub(super) source: &'static str,
+    pub(super) path: &'static str,
+    pub(super) mode: u32,
+    pub(super) owner: &'static str,
+    pub(super) group: &'static str,
+    pub(super) dir_owner: &'static str,
+    pub(super) check: &'static [&'static str],
+    pub(super) kind: FileKind,
+    pub(super) hosts: Hosts,
+    pub(super) secret: SecretUse,
+}
+
+/// haproxy.cfg is checked by the host's own haproxy before it replaces a working one.
+const HAPROXY_CHECK: &[&str] = &["haproxy", "-c", "-q", "-f", "{}"];
+
+/// Every built-in template, in the order files are produced for a host.
+pub(super) const FILES: &[FileSpec] = &[
+    FileSpec {
+        template: "hosts.tera",
+        source: include_str!("../../templates/hosts.tera"),
+        path: "/etc/hosts",
+        mode: 0o644,
+        owner: "root",
+        group: "root",
+        dir_owner: "root",
+        check: &[],
+        kind: FileKind::ManagedBlock,
+        hosts: Hosts::All,
+        secret: SecretUse::None,
+    },
+    FileSpec {
+        template: "rabbitmq.conf.tera",
+        source: include_str!("../../templates/rabbitmq.conf.tera"),
+        path: "/etc/rabbitmq/rabbitmq.conf",
+        mode: 0o640,
+        owner: "root",
+        group: "rabbitmq",
+        dir_owner: "rabbitmq",
+        check: &[],
+        kind: FileKind::Whole,
+        hosts: Hosts::RabbitMq,
+        secret: SecretUse::None,
+    },
+    FileSpec {
+        template: "enabled_plugins.tera",
+        source: include_str!("../../templates/enabled_plugins.tera"),
+        path: "/etc/rabbitmq/enabled_plugins",
+        mode: 0o640,
+        owner: "root",
+        group: "rabbitmq",
+        dir_owner: "rabbitmq",
+        check: &[],
+        kind: FileKind::Whole,
+        hosts: Hosts::RabbitMq,
+        secret: SecretUse::None,
+    },
+    FileSpec {
+        template: "haproxy.cfg.tera",
+        source: include_str!("../../templates/haproxy.cfg.tera"),
+        path: "/etc/haproxy/haproxy.cfg",
+        mode: 0o640,
+        owner: "root",
+        group: "haproxy",
+        dir_owner: "root",
+        check: HAPROXY_CHECK,
+        kind: FileKind::Whole,
+        hosts: Hosts::LoadBalancer,
+        secret: SecretUse::StatsPassword,
+    },
+    FileSpec {
+        template: "keepalived.conf.tera",
+        source: include_str!("../../templates/keepalived.conf.tera"),
+        path: "/etc/keepalived/keepalived.conf",
+        mode: 0o600,
+        owner: "root",
+        group: "root",
+        dir_owner: "root",
+        check: &[],
+        kind: FileKind::Whole,
+        hosts: Hosts::LoadBalancer,
+        secret: SecretUse::VrrpPassword,
+    },
+    FileSpec {
+        template: "check_haproxy.sh.tera",
+        source: include_str!("../../templates/check_haproxy.sh.tera"),
+        path: CHECK_HAPROXY_SCRIPT,
+        mode: 0o755,
+        owner: "root",
+        group: "root",
+        dir_owner: "root",
+        check: &[],
+        kind: FileKind::Whole,
+        hosts: Hosts::LoadBalancer,
+        secret: SecretUse::None,
+    },
+    FileSpec {
+        template: "notify.sh.tera",
+        source: include_str!("../../templates/notify.sh.tera"),
+        path: NOTIFY_SCRIPT,
+        mode: 0o755,
+        owner: "root",
+        group: "root",
+        dir_owner: "root",
+        check: &[],
+        kind: FileKind::Whole,
+        hosts: Hosts::LoadBalancer,
+        secret: SecretUse::None,
+    },
+    FileSpec {
+        template: "sysctl.conf.tera",
+        source: include_str!("../../templates/sysctl.conf.tera"),
+        path: "/etc/sysctl.d/90-hactl.conf",
+        mode: 0o644,
+        owner: "root",
+        group: "root",
+        dir_owner: "root",
+        check: &[],
+        kind: FileKind::Whole,
+        hosts: Hosts::LoadBalancer,
+        secret: SecretUse::None,
+    },
+];
+
+/// The built-in templates' file names, and the target path of each.
+pub fn builtin_templates() -> impl Iterator<Item = (&'static str, &'static str)> {
+    FILES.iter().map(|f| (f.template, f.path))
+}

@@ -1,0 +1,233 @@
+//! From reads to report to text: the diagnosis of healthy and broken clusters.
+
+use super::diagnose::analyse;
+use super::gather::HostRead;
+use super::output::{human, plain};
+use super::read::rabbitmq::parse_cluster_view;
+use super::read::{Backend, ClusterView, LbRead, NodeRead, QueueRead, UnsyncedQueue};
+use crate::inventory::{Inventory, Node};
+use crate::steps::join::ClusterStatus;
+
+fn inventory() -> Inventory {
+    let yaml = r#"
+cluster: {name: t}
+cookie: {value: abc}
+rabbitmq: {seed: n1}
+loadbalancer:
+  vip: 10.0.0.100/24
+  interface: eth0
+  virtual_router_id: 51
+  auth_password: {value: x}
+  stats: {user: s, password: {value: y}}
+nodes:
+  - {name: n1, address: 10.0.0.11, roles: [rabbitmq]}
+  - {name: n2, address: 10.0.0.12, roles: [rabbitmq]}
+  - {name: n3, address: 10.0.0.13, roles: [rabbitmq]}
+  - {name: n4, address: 10.0.0.14, roles: [loadbalancer], priority: 150}
+  - {name: n5, address: 10.0.0.15, roles: [loadbalancer], priority: 100}
+"#;
+    serde_saphyr::from_str(yaml).unwrap()
+}
+
+fn view(members: &[&str], running: &[&str]) -> ClusterView {
+    let s = |l: &[&str]| l.iter().map(|n| format!("rabbit@{n}")).collect();
+    ClusterView {
+        status: ClusterStatus {
+            disk_nodes: s(members),
+            ram_nodes: vec![],
+            running_nodes: s(running),
+        },
+        versions: members
+            .iter()
+            .map(|n| (format!("rabbit@{n}"), "3.10.8".to_string()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn node_up(v: ClusterView) -> HostRead {
+    HostRead {
+        node: Some(NodeRead {
+            beam_running: true,
+            view: Some(v),
+            error: None,
+            rabbitmqctl_calls: 1,
+        }),
+        ..Default::default()
+    }
+}
+
+fn lb(holds: bool, state: &str) -> HostRead {
+    HostRead {
+        lb: Some(LbRead {
+            haproxy_running: true,
+            keepalived_running: true,
+            keepalived_state: Some(state.into()),
+            holds_vip: holds,
+            backends: ["n1", "n2", "n3"]
+                .iter()
+                .map(|s| Backend {
+                    proxy: "rabbitmq_amqp".into(),
+                    server: s.to_string(),
+                    status: "UP".into(),
+                    check: "L7OK".into(),
+                })
+                .collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn reads(inv: &Inventory, hr: Vec<HostRead>) -> Vec<(Node, HostRead)> {
+    inv.nodes.iter().cloned().zip(hr).collect()
+}
+
+fn queues_ok() -> Option<QueueRead> {
+    Some(QueueRead {
+        node: "n1".into(),
+        checked: true,
+        mirrored: 2,
+        rabbitmqctl_calls: 1,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn a_healthy_cluster_has_no_problems() {
+    let inv = inventory();
+    let all = ["n1", "n2", "n3"];
+    let r = analyse(
+        &inv,
+        &reads(
+            &inv,
+            vec![
+                node_up(view(&all, &all)),
+                node_up(view(&all, &all)),
+                node_up(view(&all, &all)),
+                lb(true, "MASTER"),
+                lb(false, "BACKUP"),
+            ],
+        ),
+        queues_ok(),
+    );
+    assert!(r.healthy, "{:?}", r.problems);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert_eq!(r.rabbitmqctl_calls, 4);
+    assert_eq!(r.rabbitmq.running_nodes.len(), 3);
+    assert!(r.rabbitmq.agree);
+    assert_eq!(r.vip.as_ref().unwrap().holders, ["n4"]);
+    let text = plain(&r);
+    assert!(text.contains("status healthy"), "{text}");
+    assert!(human(&r).contains("HEALTHY"));
+}
+
+#[test]
+fn a_dead_node_an_unreachable_lb_and_disagreement_are_problems() {
+    let inv = inventory();
+    let all = ["n1", "n2", "n3"];
+    let unreachable = HostRead {
+        error: Some("n5: timed out: connecting".into()),
+        ..Default::default()
+    };
+    let r = analyse(
+        &inv,
+        &reads(
+            &inv,
+            vec![
+                node_up(view(&all, &["n1", "n3"])),
+                HostRead {
+                    node: Some(NodeRead::default()),
+                    ..Default::default()
+                },
+                node_up(view(&all, &["n1", "n2", "n3"])),
+                lb(true, "MASTER"),
+                unreachable,
+            ],
+        ),
+        queues_ok(),
+    );
+    assert!(!r.healthy);
+    let kinds: Vec<&str> = r.problems.iter().map(|p| p.kind).collect();
+    for k in ["rabbitmq_down", "unreachable", "disagreement", "node_down"] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    let down = r.problems.iter().find(|p| p.kind == "node_down").unwrap();
+    assert_eq!(down.host.as_deref(), Some("n2"));
+    assert!(down.message.contains("as seen by n1"), "{}", down.message);
+    let vip = r.vip.as_ref().unwrap();
+    assert_eq!(vip.holders, ["n4"]);
+    assert_eq!(vip.unknown, ["n5"]);
+    // One holder among those read is not itself a VIP problem.
+    assert!(!kinds.contains(&"vip"));
+    assert_eq!(r.rabbitmq.running_nodes, ["rabbit@n1", "rabbit@n3"]);
+}
+
+#[test]
+fn vip_holders_alarms_partitions_backends_and_mirrors() {
+    let inv = inventory();
+    let all = ["n1", "n2", "n3"];
+    let mut v = parse_cluster_view(
+        r#"{"disk_nodes":["rabbit@n1","rabbit@n2","rabbit@n3"],"running_nodes":["rabbit@n1","rabbit@n2","rabbit@n3"],
+               "alarms":[{"node":"rabbit@n2","resource":"disk","type":"resource_limit"}],
+               "partitions":{"rabbit@n1":["rabbit@n3"]}}"#,
+    )
+    .unwrap();
+    v.versions = view(&all, &all).versions;
+    let mut down_backend = lb(true, "MASTER");
+    down_backend.lb.as_mut().unwrap().backends[1].status = "DOWN".into();
+    let mut q = queues_ok().unwrap();
+    q.unsynchronised.push(UnsyncedQueue {
+        vhost: "/".into(),
+        name: "ha.q".into(),
+        policy: "ha-all".into(),
+        mirrors: 2,
+        unsynchronised: 1,
+    });
+    let r = analyse(
+        &inv,
+        &reads(
+            &inv,
+            vec![
+                node_up(v.clone()),
+                node_up(v.clone()),
+                node_up(v),
+                down_backend,
+                lb(true, "MASTER"),
+            ],
+        ),
+        Some(q),
+    );
+    let kinds: Vec<&str> = r.problems.iter().map(|p| p.kind).collect();
+    for k in [
+        "alarm",
+        "partition",
+        "backend_down",
+        "vip",
+        "unsynchronised_mirrors",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    // Reported once, though three nodes say so.
+    assert_eq!(kinds.iter().filter(|k| **k == "alarm").count(), 1);
+    let vip = r.problems.iter().find(|p| p.kind == "vip").unwrap();
+    assert!(vip.message.contains("n4 and n5"), "{}", vip.message);
+
+    // No holder at all.
+    let r = analyse(
+        &inv,
+        &reads(
+            &inv,
+            vec![
+                node_up(view(&all, &all)),
+                node_up(view(&all, &all)),
+                node_up(view(&all, &all)),
+                lb(false, "BACKUP"),
+                lb(false, "BACKUP"),
+            ],
+        ),
+        queues_ok(),
+    );
+    let vip = r.problems.iter().find(|p| p.kind == "vip").unwrap();
+    assert!(vip.message.contains("no load balancer"), "{}", vip.message);
+}
