@@ -6,19 +6,30 @@ use crate::ssh::Cmd;
 use anyhow::bail;
 use std::time::{Duration, Instant};
 
+/// Whether `ip -o addr show` output lists `vip` (address, with or without prefix).
+pub fn lists_address(ip_output: &str, vip: &str) -> bool {
+    let addr = vip.split('/').next().unwrap_or(vip);
+    ip_output.lines().any(|l| {
+        let mut words = l.split_whitespace();
+        while let Some(w) = words.next() {
+            if (w == "inet" || w == "inet6")
+                && words.next().and_then(|a| a.split('/').next()) == Some(addr)
+            {
+                return true;
+            }
+        }
+        false
+    })
+}
+
 /// Which of `lbs` hold `vip` on `interface` right now.
 pub async fn holders(lbs: &[Host], vip: &str, interface: &str) -> anyhow::Result<Vec<String>> {
-    let addr = vip.split('/').next().unwrap_or(vip).to_string();
     let mut holders = Vec::new();
     for h in lbs {
         let out = h
             .run(&Cmd::new("ip").args(["-o", "addr", "show", "dev", interface]))
             .await?;
-        if out
-            .stdout
-            .split_whitespace()
-            .any(|w| w.split('/').next() == Some(addr.as_str()))
-        {
+        if lists_address(&out.stdout, vip) {
             holders.push(h.name().to_string());
         }
     }

@@ -5,6 +5,7 @@ use super::{section, sections};
 use crate::host::{Host, tail};
 use crate::render::{HAPROXY_ADMIN_SOCKET, KEEPALIVED_STATE_FILE};
 use crate::ssh::Cmd;
+use crate::steps::vip;
 use serde::Serialize;
 
 /// The HAProxy stats socket is read with `socat` when the host has it, else with the Perl of
@@ -101,22 +102,6 @@ pub struct LbRead {
     pub stats_error: Option<String>,
 }
 
-/// Whether `ip -o addr show` output lists `vip` (address, with or without prefix).
-pub fn lists_address(ip_output: &str, vip: &str) -> bool {
-    let addr = vip.split('/').next().unwrap_or(vip);
-    ip_output.lines().any(|l| {
-        let mut words = l.split_whitespace();
-        while let Some(w) = words.next() {
-            if (w == "inet" || w == "inet6")
-                && words.next().and_then(|a| a.split('/').next()) == Some(addr)
-            {
-                return true;
-            }
-        }
-        false
-    })
-}
-
 /// Parses the output of [`LB_SCRIPT`].
 pub fn parse_lb_read(stdout: &str, vip: &str) -> LbRead {
     let secs = sections(stdout);
@@ -126,7 +111,7 @@ pub fn parse_lb_read(stdout: &str, vip: &str) -> LbRead {
         keepalived_state: section(&secs, "state")
             .map(|(_, b)| b.trim().to_string())
             .filter(|s| !s.is_empty()),
-        holds_vip: section(&secs, "addr").is_some_and(|(_, b)| lists_address(b, vip)),
+        holds_vip: section(&secs, "addr").is_some_and(|(_, b)| vip::lists_address(b, vip)),
         ..Default::default()
     };
     if let Some((why, _)) = section(&secs, "stat-error") {
