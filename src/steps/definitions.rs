@@ -30,6 +30,11 @@ pub enum Action {
         read: String,
     },
     SetPolicy(Policy),
+    /// Only on request (`set-policy --remove`): `up` leaves policies it does not list alone.
+    ClearPolicy {
+        name: String,
+        vhost: String,
+    },
 }
 
 impl Action {
@@ -49,6 +54,9 @@ impl Action {
             } => format!(
                 "set permissions of {user} on vhost {vhost} to configure={configure} write={write} read={read}"
             ),
+            Action::ClearPolicy { name, vhost } => {
+                format!("remove policy {name} from vhost {vhost}")
+            }
             Action::SetPolicy(p) => format!(
                 "set policy {} on vhost {}: pattern {} apply-to {} priority {} definition {}",
                 p.name,
@@ -302,6 +310,7 @@ pub fn action_cmd(action: &Action) -> Cmd {
             read,
         ]),
         Action::SetPolicy(p) => set_policy_cmd(p),
+        Action::ClearPolicy { name, vhost } => clear_policy_cmd(name, vhost),
     }
 }
 

@@ -5,10 +5,11 @@ use super::output::{Outcome, policy_json};
 use super::request::{Request, check_against_version};
 use crate::exit::InvalidInput;
 use crate::host::Host;
-use crate::inventory::{Inventory, Policy};
+use crate::inventory::Policy;
+use crate::plan::Action;
 use crate::report::Reporter;
 use crate::runner::{self, Options};
-use crate::steps::{self, Changes, definitions};
+use crate::steps::{Ctx, definitions};
 use anyhow::anyhow;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -44,12 +45,13 @@ pub(super) fn rivals(defs: &Value, p: &Policy) -> Vec<String> {
 
 /// Finds the node to go through, reads the cluster's definitions, and sets or clears.
 pub(super) async fn execute(
-    inv: &Inventory,
+    ctx: &Ctx,
     request: &Request,
     reporter: &Arc<Reporter>,
     opts: &Options,
     dry_run: bool,
 ) -> anyhow::Result<Outcome> {
+    let inv = &ctx.loaded.inventory;
     let seed = inv.rabbitmq.seed.clone();
     let mut order: Vec<String> = vec![seed.clone()];
     order.extend(
@@ -137,29 +139,13 @@ pub(super) async fn execute(
             let same = before
                 .as_ref()
                 .is_some_and(|c| definitions::policy_matches(c, p));
-            let change = (!same).then(|| {
-                (
-                    definitions::set_policy_cmd(p),
-                    format!(
-                        "set policy {} on vhost {}: pattern {} apply-to {} priority {} \
-                         definition {}",
-                        p.name,
-                        p.vhost,
-                        p.pattern,
-                        p.apply_to.as_str(),
-                        p.priority,
-                        definitions::definition_json(p)
-                    ),
-                )
-            });
+            let change = (!same).then(|| definitions::Action::SetPolicy(p.clone()));
             ("set", policy_json(p), change)
         }
         Request::Remove { name, vhost } => {
-            let change = before.is_some().then(|| {
-                (
-                    definitions::clear_policy_cmd(name, vhost),
-                    format!("remove policy {name} from vhost {vhost}"),
-                )
+            let change = before.is_some().then(|| definitions::Action::ClearPolicy {
+                name: name.clone(),
+                vhost: vhost.clone(),
             });
             ("remove", json!({"name": name, "vhost": vhost}), change)
         }
@@ -171,18 +157,8 @@ pub(super) async fn execute(
     };
     let calls = 1 + u32::from(change.is_some() && !dry_run);
     let step = action_step_name(action);
-    steps::step(&host, step, async {
-        match change {
-            None => Ok(((), Changes::none())),
-            Some((cmd, what)) => {
-                if !dry_run {
-                    host.run(&cmd).await?;
-                }
-                Ok(((), Changes::one(what)))
-            }
-        }
-    })
-    .await?;
+    let plan: Vec<Action> = change.into_iter().map(Action::Definition).collect();
+    runner::execute(ctx, opts, &host, step, async { Ok(plan) }).await?;
     Ok(Outcome {
         command: "set-policy",
         action,
