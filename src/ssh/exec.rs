@@ -52,13 +52,7 @@ impl Connection {
         };
 
         // Waiting for a free channel slot doesn't count against the command's own time.
-        let permit = self
-            .inner
-            .channels
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| channel_err("connection is shutting down".into()))?;
+        let permit = self.channel_slot().await?;
         let started = Instant::now();
         // The host's `timeout` stops the command at `command_timeout`; our own deadline comes a
         // little later so its exit (124) normally arrives first, and covers a host that hangs.
@@ -274,6 +268,19 @@ pub enum Hold {
 }
 
 impl Connection {
+    /// One of the connection's channel slots (sshd's MaxSessions), held until dropped.
+    async fn channel_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, SshError> {
+        self.inner
+            .channels
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| SshError::Channel {
+                host: self.target().host.clone(),
+                reason: "connection is shutting down".into(),
+            })
+    }
+
     /// Starts `cmd` with stdin left open and no time limit, and waits (bounded by the command
     /// timeout) for its first line of output. For a remote lock that must live exactly as long
     /// as this run: if hactl dies, the connection drops and the remote command ends with it.
@@ -283,13 +290,7 @@ impl Connection {
             host: target.host.clone(),
             reason,
         };
-        let permit = self
-            .inner
-            .channels
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| channel_err("connection is shutting down".into()))?;
+        let permit = self.channel_slot().await?;
         let deadline = Instant::from_std(super::deadline(
             std::time::Instant::now(),
             target.command_timeout,
