@@ -40,8 +40,59 @@ pub enum Command {
     /// invalid policy, before any host is contacted.
     #[command(after_long_help = set_policy_help())]
     SetPolicy(SetPolicyArgs),
+    /// Write a commented starter inventory from flags; `validate` accepts it as written.
+    Init(InitArgs),
     /// Print a shell completion script to standard output.
     Completions(CompletionsArgs),
+    /// Write man pages (hactl.1 and one per subcommand) into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write the pages into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The inventory file to write (refused when it exists, unless --force).
+    #[arg(value_name = "FILE", default_value = "inventory.yaml")]
+    pub out: PathBuf,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub force: bool,
+    /// RabbitMQ nodes as NAME=ADDRESS (short host names); the first is the seed.
+    #[arg(
+        long,
+        value_name = "NAME=ADDRESS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub nodes: Vec<String>,
+    /// Load balancers (HAProxy + Keepalived) as NAME=ADDRESS; the first is the preferred VIP
+    /// holder. Needs --vip and --interface.
+    #[arg(long, value_name = "NAME=ADDRESS", value_delimiter = ',')]
+    pub lbs: Vec<String>,
+    /// The virtual IP with its prefix length, e.g. 10.0.0.100/24.
+    #[arg(long, value_name = "ADDRESS/PREFIX")]
+    pub vip: Option<String>,
+    /// The load balancers' interface that carries the VIP.
+    #[arg(long, value_name = "NAME")]
+    pub interface: Option<String>,
+    /// VRRP virtual router id, unique on the network segment.
+    #[arg(long, value_name = "ID", default_value_t = 51, value_parser = clap::value_parser!(u8).range(1..))]
+    pub router_id: u8,
+    /// The cluster's name (also names its run lock).
+    #[arg(long, value_name = "NAME", default_value = "rabbitmq")]
+    pub cluster: String,
+    /// The SSH login user (root, or a user with password-less sudo).
+    #[arg(long, value_name = "USER", default_value = "root")]
+    pub ssh_user: String,
+    /// The SSH private key (default: ~/.ssh/id_ed25519).
+    #[arg(long, value_name = "FILE")]
+    pub identity_file: Option<PathBuf>,
 }
 
 /// Where the inventory comes from: `-i FILE`, a positional FILE, `$HACTL_INVENTORY`, or

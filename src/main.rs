@@ -12,7 +12,9 @@ fn main() {
         Command::RemoveNode(a) => commands::remove_node::run(a),
         Command::Status(a) => commands::status::run(a),
         Command::SetPolicy(a) => commands::set_policy::run(a),
+        Command::Init(a) => commands::init::run(a),
         Command::Completions(a) => commands::completions::run(a),
+        Command::Man(a) => commands::man::run(a),
     };
     if let Err(err) = result {
         eprintln!("hactl: {}", hactl::terminal::escape(&format!("{err:#}")));

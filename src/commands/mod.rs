@@ -2,6 +2,8 @@
 
 pub mod add_node;
 pub mod completions;
+pub mod init;
+pub mod man;
 pub mod remove_node;
 pub mod render;
 pub mod set_policy;
