@@ -42,6 +42,9 @@ pub enum Command {
     SetPolicy(SetPolicyArgs),
     /// Write a commented starter inventory from flags; `validate` accepts it as written.
     Init(InitArgs),
+    /// Print what a pipeline needs after `up` (AMQP and management URLs through the VIP, the
+    /// nodes) as shell `export` lines or JSON, from the inventory alone.
+    Endpoints(EndpointsArgs),
     /// Print a shell completion script to standard output.
     Completions(CompletionsArgs),
     /// Write man pages (hactl.1 and one per subcommand) into a directory.
@@ -53,6 +56,21 @@ pub struct ManArgs {
     /// Directory to write the pages into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointsArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Print JSON instead of `export` lines.
+    #[arg(long)]
+    pub json: bool,
+    /// The user in the AMQP URL (default: the inventory's first user).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Put the user's password (read from its secret) into the AMQP URL.
+    #[arg(long)]
+    pub with_password: bool,
 }
 
 #[derive(Debug, Args)]

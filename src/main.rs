@@ -13,6 +13,7 @@ fn main() {
         Command::Status(a) => commands::status::run(a),
         Command::SetPolicy(a) => commands::set_policy::run(a),
         Command::Init(a) => commands::init::run(a),
+        Command::Endpoints(a) => commands::endpoints::run(a),
         Command::Completions(a) => commands::completions::run(a),
         Command::Man(a) => commands::man::run(a),
     };

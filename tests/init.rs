@@ -179,3 +179,58 @@ fn bad_flags_are_invalid_input_and_write_nothing() {
         assert!(!inv.exists(), "{args:?} wrote the file");
     }
 }
+
+#[test]
+fn endpoints_give_a_pipeline_the_urls_and_the_password_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inventory.yaml");
+    assert_eq!(init(&inv, &[]).status.code(), Some(0));
+    let p = inv.to_str().unwrap();
+    let password = ("HACTL_APP_PASSWORD", "p@ss w'rd");
+
+    // The export lines are shell: eval them and read the variables back.
+    let script = format!(
+        "eval \"$({HACTL} endpoints {p})\" && printf '%s\\n' \"$HACTL_AMQP_URL\" \
+         \"$HACTL_MANAGEMENT_URL\" \"$HACTL_NODES\""
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .env(password.0, password.1)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "amqp://app@10.0.0.100:5672/%2F\nhttp://10.0.0.100:15672/\nnode1 node2 node3\n"
+    );
+
+    let out = hactl(&["endpoints", p, "--with-password", "--json"], &[password]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["amqp_url"],
+        "amqp://app:p%40ss%20w%27rd@10.0.0.100:5672/%2F"
+    );
+    assert_eq!(v["nodes"], serde_json::json!(["node1", "node2", "node3"]));
+
+    // Asked for, but the secret is not there: exit 2 naming it, never a value.
+    let out = hactl(&["endpoints", p, "--with-password"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HACTL_APP_PASSWORD"));
+
+    // Without load balancers the URL points at the seed; an IPv6 address gets brackets.
+    let solo = dir.path().join("solo.yaml");
+    let out = hactl(
+        &["init", solo.to_str().unwrap(), "--nodes", "node1=fd00::11"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = hactl(&["endpoints", solo.to_str().unwrap(), "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["amqp_url"],
+        "amqp://app@[fd00::11]:5672/%2F",
+        "{}",
+        text(&out)
+    );
+}
