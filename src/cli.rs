@@ -196,6 +196,9 @@ pub struct RunArgs {
     /// Directory of `*.tera` files overriding built-in templates by name.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// Also append every line of the run, dated (ISO 8601, UTC), to this file (created 0600).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
 }
 
 impl RunArgs {

@@ -50,6 +50,8 @@ pub struct Reporter {
     multi: Option<MultiProgress>,
     bars: Mutex<BTreeMap<String, ProgressBar>>,
     records: Mutex<Vec<StepRecord>>,
+    /// `--log-file`: every line also appended here, with an ISO-8601 date.
+    log: Option<Mutex<std::fs::File>>,
 }
 
 impl Reporter {
@@ -66,7 +68,24 @@ impl Reporter {
             multi: (mode == Mode::Tty).then(MultiProgress::new),
             bars: Mutex::new(BTreeMap::new()),
             records: Mutex::new(Vec::new()),
+            log: None,
         }
+    }
+
+    /// Appends every line of the run to `path` too (created 0600, never through a symlink).
+    pub fn with_log_file(mut self, path: &std::path::Path) -> anyhow::Result<Reporter> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc_nofollow())
+            .open(path)
+            .map_err(|e| {
+                crate::exit::InvalidInput(format!("--log-file {}: {e}", path.display()))
+            })?;
+        self.log = Some(Mutex::new(file));
+        Ok(self)
     }
 
     pub fn dry_run(&self) -> bool {
@@ -83,7 +102,33 @@ impl Reporter {
         &self.redactor
     }
 
+    /// Appends to `--log-file`, whatever is shown on the terminal.
+    fn log(&self, host: &str, text: &str) {
+        if let Some(log) = &self.log {
+            let redacted = self.redact(text);
+            let text = crate::terminal::escape(&redacted);
+            let mut f = log.lock().unwrap();
+            for l in text.lines() {
+                let _ = writeln!(f, "{} {host} {l}", iso8601(SystemTime::now()));
+            }
+        }
+    }
+
+    /// The run's last log line: the command, its outcome and the error, if any.
+    pub fn log_outcome(&self, command: &str, outcome: &str, error: Option<&anyhow::Error>) {
+        let text = match error {
+            Some(e) => format!("{command}: {outcome}: {e:#}"),
+            None => format!("{command}: {outcome}"),
+        };
+        self.log("hactl", &text);
+    }
+
     fn line(&self, host: &str, text: &str) {
+        self.log(host, text);
+        self.show(host, text);
+    }
+
+    fn show(&self, host: &str, text: &str) {
         let redacted = self.redact(text);
         let text = crate::terminal::escape(&redacted);
         match (&self.mode, &self.multi) {
@@ -116,7 +161,10 @@ impl Reporter {
 
     pub fn step_started(&self, host: &str, step: &str) {
         match self.bar(host) {
-            Some(bar) => bar.set_message(step.to_string()),
+            Some(bar) => {
+                self.log(host, &format!("{step}: started"));
+                bar.set_message(step.to_string())
+            }
             None => self.line(host, &format!("{step}: started")),
         }
     }
@@ -139,10 +187,15 @@ impl Reporter {
         record.error = record.error.as_deref().map(|e| self.redact(e));
         if self.mode == Mode::Plain || record.status != Status::Ok {
             self.line(&record.host, &self.summary(&record));
+        } else {
+            self.log(&record.host, &self.summary(&record));
         }
-        if self.dry_run {
-            for d in &record.diffs {
+        // Diffs: shown in a dry run, always in the log (a record of what changed).
+        for d in &record.diffs {
+            if self.dry_run {
                 self.line(&record.host, d);
+            } else {
+                self.log(&record.host, d);
             }
         }
         self.records.lock().unwrap().push(record);
@@ -257,6 +310,35 @@ pub struct HostSummary {
     pub duration_ms: u128,
 }
 
+/// `O_NOFOLLOW` (Linux's value; std has no constant for it).
+fn libc_nofollow() -> i32 {
+    0o400000
+}
+
+/// UTC date and time, `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn iso8601(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let s = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60,
+        d.subsec_millis()
+    )
+}
+
 /// UTC wall clock, `HH:MM:SS.mmm`.
 fn timestamp() -> String {
     let now = SystemTime::now()
@@ -275,6 +357,15 @@ fn timestamp() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso8601_dates() {
+        let at = |s: u64| iso8601(UNIX_EPOCH + Duration::from_millis(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(at(1_796_035_500_000), "2026-11-30T10:45:00.000Z");
+        assert_eq!(at(4_107_542_399_000), "2100-02-28T23:59:59.000Z");
+    }
 
     #[test]
     fn redact_replaces_every_secret() {

@@ -285,7 +285,34 @@ fn uploads_resist_a_racing_rabbitmq_user_and_refuse_unsafe_directories() {
         NODE,
         "rm /etc/rabbitmq/rabbitmq.conf && mv /etc/rabbitmq/rabbitmq.conf.keep /etc/rabbitmq/rabbitmq.conf",
     );
-    up(&inv, "up after the refusals").expect_code(0);
+    // The last run also keeps a dated log of every step (--log-file).
+    let log = lab.state_dir().join("uploads-run.log");
+    let _ = std::fs::remove_file(&log);
+    up_with(
+        &inv,
+        "up after the refusals",
+        &["--log-file", log.to_str().unwrap()],
+    )
+    .expect_code(0);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    for expected in [
+        "node1 facts: started",
+        "node1 cookie: ok",
+        "node1 keepalived: changed: update /etc/keepalived/keepalived.conf",
+        "hactl up: ok",
+    ] {
+        assert!(
+            logged.lines().any(|l| l.get(25..) == Some(expected)
+                || l.get(25..).is_some_and(|r| r.starts_with(expected))),
+            "the log has `{expected}`:\n{logged}"
+        );
+    }
+    assert!(
+        logged
+            .lines()
+            .all(|l| l.len() > 25 && &l[10..11] == "T" && &l[23..25] == "Z "),
+        "every log line starts with an ISO-8601 UTC date:\n{logged}"
+    );
     assert_eq!(
         lab.ssh_ok(
             NODE,

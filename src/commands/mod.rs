@@ -60,11 +60,15 @@ pub fn prepare(
         InvalidInput(format!("{} secret(s) not available", diags.len()))
     })?;
     let opts = run.options();
-    let reporter = std::sync::Arc::new(crate::report::Reporter::new(
+    let mut reporter = crate::report::Reporter::new(
         opts.verbose,
         opts.dry_run,
         crate::redact::Redactor::new(&secrets),
-    ));
+    );
+    if let Some(path) = &run.log_file {
+        reporter = reporter.with_log_file(path)?;
+    }
+    let reporter = std::sync::Arc::new(reporter);
     let ctx = crate::runner::build_ctx(loaded, secrets, run.templates.as_deref(), &opts)?;
     Ok((std::sync::Arc::new(ctx), reporter, opts))
 }
@@ -77,12 +81,13 @@ pub fn finish(
     result: anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     reporter.print_summary();
+    let outcome = match &result {
+        Ok(()) => "ok",
+        Err(e) if crate::exit::code_for(e) == crate::exit::INVALID_INPUT => "invalid_input",
+        Err(_) => "failed",
+    };
+    reporter.log_outcome(command, outcome, result.as_ref().err());
     if json {
-        let outcome = match &result {
-            Ok(()) => "ok",
-            Err(e) if crate::exit::code_for(e) == crate::exit::INVALID_INPUT => "invalid_input",
-            Err(_) => "failed",
-        };
         println!("{}", reporter.json(command, outcome));
     }
     result.map_err(|e| {
