@@ -41,7 +41,8 @@ pub fn quote(arg: &str) -> String {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Cmd {
     argv: Vec<String>,
-    redactions: Vec<String>,
+    /// (text, what `Display` shows instead).
+    redactions: Vec<(String, String)>,
 }
 
 impl Cmd {
@@ -82,10 +83,16 @@ impl Cmd {
 
     /// Hides every occurrence of `text` in this command's `Display` (the remote side still gets
     /// the real value). Empty text is ignored.
-    pub fn redact(mut self, text: impl Into<String>) -> Cmd {
+    pub fn redact(self, text: impl Into<String>) -> Cmd {
+        self.shown_as(text, "<redacted>")
+    }
+
+    /// Shows `label` instead of every occurrence of `text` in this command's `Display`, e.g. a
+    /// long constant script in error messages. Empty text is ignored.
+    pub fn shown_as(mut self, text: impl Into<String>, label: impl Into<String>) -> Cmd {
         let text = text.into();
         if !text.is_empty() {
-            self.redactions.push(text);
+            self.redactions.push((text, label.into()));
         }
         self
     }
@@ -135,10 +142,10 @@ impl fmt::Display for Cmd {
                 f.write_str(" ")?;
             }
             first = false;
-            if self.redactions.iter().any(|r| a.contains(r.as_str())) {
+            if self.redactions.iter().any(|(r, _)| a.contains(r.as_str())) {
                 let mut shown = a.clone();
-                for r in &self.redactions {
-                    shown = shown.replace(r.as_str(), "<redacted>");
+                for (r, label) in &self.redactions {
+                    shown = shown.replace(r.as_str(), label);
                 }
                 f.write_str(&quote(&shown))?;
             } else {

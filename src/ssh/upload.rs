@@ -90,6 +90,7 @@ impl Upload<'_> {
     fn command(&self) -> Cmd {
         Cmd::new("perl")
             .args(["-e", HELPER, "--"])
+            .shown_as(HELPER, "<hactl upload helper>")
             .args([
                 self.path.to_string(),
                 format!("{:04o}", self.mode),
@@ -194,5 +195,11 @@ mod tests {
             " -- /var/lib/rabbitmq/.erlang.cookie 0644 root root {} root",
             secret.len()
         )));
+        // Messages name the helper, not its 3 kB of Perl.
+        let shown = f.command().to_string();
+        assert!(
+            shown.starts_with("perl -e '<hactl upload helper>' -- /var/lib"),
+            "{shown}"
+        );
     }
 }
