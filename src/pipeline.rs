@@ -82,10 +82,16 @@ async fn converge_host(
     let (facts, set_name) = facts::read(&host).await?;
     host.facts = Some(facts);
     let h = &host;
-    let mut planned = runner::execute(ctx, opts, h, "facts", async { Ok(set_name) }).await?;
-    planned.extend(runner::execute(ctx, opts, h, "hosts_file", hosts_file::plan(ctx, h)).await?);
+    let mut n = runner::execute(ctx, opts, h, "facts", async { Ok(set_name) })
+        .await?
+        .len();
+    n += runner::execute(ctx, opts, h, "hosts_file", hosts_file::plan(ctx, h))
+        .await?
+        .len();
     if scope == Scope::Full {
-        planned.extend(runner::execute(ctx, opts, h, "packages", packages::plan(ctx, h)).await?);
+        n += runner::execute(ctx, opts, h, "packages", packages::plan(ctx, h))
+            .await?
+            .len();
     }
     if h.node.is_rabbitmq() && scope == Scope::Full {
         let cookie = runner::execute(ctx, opts, h, "cookie", cookie::plan(ctx, h)).await?;
@@ -93,21 +99,25 @@ async fn converge_host(
         let config =
             runner::execute(ctx, opts, h, "rabbitmq_config", rabbitmq::config(ctx, h)).await?;
         let service = rabbitmq::service(h, !config.is_empty(), stopped);
-        planned.extend(cookie);
-        planned.extend(config);
-        planned.extend(runner::execute(ctx, opts, h, "rabbitmq_service", service).await?);
+        n += cookie.len() + config.len();
+        n += runner::execute(ctx, opts, h, "rabbitmq_service", service)
+            .await?
+            .len();
     }
     if h.node.is_loadbalancer() {
         if scope == Scope::Full {
             let sysctl = loadbalancer::sysctl(ctx, h);
-            planned.extend(runner::execute(ctx, opts, h, "sysctl", sysctl).await?);
+            n += runner::execute(ctx, opts, h, "sysctl", sysctl).await?.len();
         }
         let haproxy = loadbalancer::haproxy(ctx, h);
-        planned.extend(runner::execute(ctx, opts, h, "haproxy", haproxy).await?);
+        n += runner::execute(ctx, opts, h, "haproxy", haproxy)
+            .await?
+            .len();
         let keepalived = loadbalancer::keepalived(ctx, h);
-        planned.extend(runner::execute(ctx, opts, h, "keepalived", keepalived).await?);
+        n += runner::execute(ctx, opts, h, "keepalived", keepalived)
+            .await?
+            .len();
     }
-    let n = planned.len();
     Ok((host, n))
 }
 
@@ -200,13 +210,11 @@ pub async fn load_balancers(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow
         return Ok(());
     }
     steps::step(first, "vip", async {
-        let (holder, changes) = vip::wait_single_holder(ctx, &lbs).await?;
-        if !holder.is_empty() {
-            first
-                .reporter
-                .note(first.name(), &format!("vip: held by {holder}"));
-        }
-        Ok(((), changes))
+        let holder = vip::wait_single_holder(lb, &lbs).await?;
+        first
+            .reporter
+            .note(first.name(), &format!("vip: held by {holder}"));
+        Ok(((), steps::Changes::none()))
     })
     .await
 }

@@ -162,15 +162,6 @@ impl Action {
         }
     }
 
-    /// Whether applying it stops or restarts a running service or RabbitMQ app.
-    pub fn restarts(&self) -> bool {
-        match self {
-            Action::Service { verb, .. } => *verb != Verb::Start,
-            Action::Join { .. } | Action::LeaveCluster { .. } => true,
-            _ => false,
-        }
-    }
-
     /// Whether applying it leaves RabbitMQ stopped on the host.
     pub fn stops_rabbitmq(&self) -> bool {
         matches!(

@@ -44,6 +44,15 @@ pub fn print_diagnostics(diags: &[Diagnostic]) {
     }
 }
 
+/// Every secret of the inventory; a missing or unusable one is printed (field and source,
+/// never a value) and makes the run invalid input.
+pub fn resolve_secrets(loaded: &Loaded) -> anyhow::Result<crate::inventory::Secrets> {
+    crate::inventory::Secrets::resolve(loaded).map_err(|diags| {
+        print_diagnostics(&diags);
+        InvalidInput(format!("{} secret(s) not available", diags.len())).into()
+    })
+}
+
 /// What every host-touching command starts from: the inventory loaded and validated, its
 /// secrets read, every host's files rendered, and a reporter that redacts the secrets.
 pub fn prepare(
@@ -55,10 +64,7 @@ pub fn prepare(
     crate::runner::Options,
 )> {
     let loaded = load_inventory(inventory)?;
-    let secrets = crate::inventory::Secrets::resolve(&loaded).map_err(|diags| {
-        print_diagnostics(&diags);
-        InvalidInput(format!("{} secret(s) not available", diags.len()))
-    })?;
+    let secrets = resolve_secrets(&loaded)?;
     let opts = run.options();
     let mut reporter = crate::report::Reporter::new(
         opts.verbose,

@@ -21,7 +21,7 @@ mod upload;
 pub use exec::{Held, Hold};
 pub use quote::{Cmd, quote};
 pub use session::{Connection, KEEPALIVE_MAX};
-pub use upload::{HELPER as UPLOAD_HELPER, Upload, UploadFailure};
+pub use upload::{Upload, UploadFailure};
 
 use crate::inventory::model::{Inventory, Node, SshSettings};
 use std::fmt;

@@ -1,7 +1,7 @@
 //! The virtual IP: after the load balancers converge, exactly one of them must hold it.
 
-use super::{Changes, Ctx};
 use crate::host::Host;
+use crate::inventory::LoadBalancer;
 use crate::ssh::Cmd;
 use anyhow::bail;
 use std::time::{Duration, Instant};
@@ -37,15 +37,12 @@ pub async fn holders(lbs: &[Host], vip: &str, interface: &str) -> anyhow::Result
 }
 
 /// Waits (bounded) until exactly one load balancer holds the VIP; returns its name.
-pub async fn wait_single_holder(ctx: &Ctx, lbs: &[Host]) -> anyhow::Result<(String, Changes)> {
-    let Some(lb) = &ctx.loaded.inventory.loadbalancer else {
-        return Ok((String::new(), Changes::none()));
-    };
+pub async fn wait_single_holder(lb: &LoadBalancer, lbs: &[Host]) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let now = holders(lbs, &lb.vip, &lb.interface).await?;
         if now.len() == 1 {
-            return Ok((now[0].clone(), Changes::none()));
+            return Ok(now[0].clone());
         }
         if Instant::now() > deadline {
             bail!(

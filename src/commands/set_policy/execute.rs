@@ -49,8 +49,8 @@ pub(super) async fn execute(
     request: &Request,
     reporter: &Arc<Reporter>,
     opts: &Options,
-    dry_run: bool,
 ) -> anyhow::Result<Outcome> {
+    let dry_run = opts.dry_run;
     let inv = &ctx.loaded.inventory;
     let seed = inv.rabbitmq.seed.clone();
     let mut order: Vec<String> = vec![seed.clone()];

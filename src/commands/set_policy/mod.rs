@@ -62,10 +62,7 @@ fn run_inner(args: &SetPolicyArgs) -> anyhow::Result<()> {
     let inventory = relation_to_inventory(inv, &request, &mut warnings);
     // The same context as every mutating command: secrets read (and redacted from all
     // output), files rendered; the change is applied through `runner::execute`.
-    let secrets = crate::inventory::Secrets::resolve(&loaded).map_err(|diags| {
-        super::print_diagnostics(&diags);
-        InvalidInput(format!("{} secret(s) not available", diags.len()))
-    })?;
+    let secrets = super::resolve_secrets(&loaded)?;
     let reporter = Arc::new(Reporter::new(
         args.verbose,
         args.dry_run,
@@ -84,7 +81,7 @@ fn run_inner(args: &SetPolicyArgs) -> anyhow::Result<()> {
     };
     let ctx = crate::runner::build_ctx(loaded, secrets, None, &opts)?;
     let rt = tokio::runtime::Runtime::new()?;
-    let outcome = rt.block_on(execute(&ctx, &request, &reporter, &opts, args.dry_run));
+    let outcome = rt.block_on(execute(&ctx, &request, &reporter, &opts));
     reporter.finish_bars();
     let mut outcome = outcome?;
     warnings.append(&mut outcome.warnings);
