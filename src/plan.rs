@@ -162,6 +162,15 @@ impl Action {
         }
     }
 
+    /// Whether applying it stops, restarts or reloads a running service or the RabbitMQ app.
+    pub fn restarts(&self) -> bool {
+        match self {
+            Action::Service { verb, .. } => *verb != Verb::Start,
+            Action::Join { .. } | Action::LeaveCluster { .. } => true,
+            _ => false,
+        }
+    }
+
     /// Whether applying it leaves RabbitMQ stopped on the host.
     pub fn stops_rabbitmq(&self) -> bool {
         matches!(
@@ -262,5 +271,42 @@ impl Action {
                 .await
                 .map(drop),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_say_what_they_run_and_whether_they_restart_something() {
+        let join = Action::Join {
+            node: "node2".into(),
+            seed: "node1".into(),
+            node_type: NodeType::Disc,
+            reset: true,
+        };
+        assert_eq!(
+            join.describe(),
+            "join rabbit@node2 to rabbit@node1: stop_app, reset (--force-reset), join_cluster, \
+             start_app"
+        );
+        assert!(join.restarts());
+        let service = |name, verb| Action::Service {
+            name,
+            verb,
+            because: None,
+        };
+        assert_eq!(service("haproxy", Verb::Start).describe(), "start haproxy");
+        assert!(!service("haproxy", Verb::Start).restarts());
+        assert!(service("haproxy", Verb::Reload).restarts());
+        assert!(service("rabbitmq-server", Verb::Stop).stops_rabbitmq());
+        assert!(!service("haproxy", Verb::Stop).stops_rabbitmq());
+        let sysctl = Action::Sysctl {
+            key: "net.ipv4.ip_nonlocal_bind",
+            value: "1",
+        };
+        assert_eq!(sysctl.describe(), "set net.ipv4.ip_nonlocal_bind=1 (live)");
+        assert!(!sysctl.restarts() && sysctl.diff().is_none());
     }
 }

@@ -29,6 +29,9 @@ pub struct StepRecord {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diffs: Vec<String>,
     pub duration_ms: u128,
+    /// Some action of the step stops, restarts or reloads something (shown only when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub restarts: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -384,6 +387,7 @@ mod tests {
             changes: vec!["set policy p: pattern \x1b]0;owned\x07^a\nn2 ok".into()],
             diffs: Vec::new(),
             duration_ms: 1,
+            restarts: false,
             error: None,
         };
         let line = r.summary(&record);

@@ -925,6 +925,28 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
     let repaired = runs[i].expect_code(0).json();
     timings.push(("up, drift repaired".into(), runs[i].took));
     assert_dry_run_was_the_plan(&planned, &repaired, "drifted lab");
+    // Each step says whether it restarted something: the reload did, the password did not.
+    let restarts = |report: &Value, host: &str, step: &str| {
+        report["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|s| s["host"] == host && s["step"] == step)
+            .map(|s| s["restarts"] == true)
+            .unwrap_or_else(|| panic!("no step {host}/{step} in the report"))
+    };
+    assert!(
+        restarts(&repaired, "node4", "haproxy"),
+        "reload haproxy restarts"
+    );
+    assert!(
+        restarts(&repaired, "node3", "join"),
+        "a join restarts the app"
+    );
+    assert!(
+        !restarts(&repaired, "node1", "definitions"),
+        "definitions restart nothing"
+    );
     let i = hactl(
         &mut runs,
         "up --dry-run --json (drift repaired)",

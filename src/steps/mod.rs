@@ -46,24 +46,13 @@ impl Ctx {
 pub struct Changes {
     pub items: Vec<String>,
     pub diffs: Vec<String>,
+    /// Some change stops, restarts or reloads something.
+    pub restarts: bool,
 }
 
 impl Changes {
     pub fn none() -> Changes {
         Changes::default()
-    }
-    pub fn one(what: impl Into<String>) -> Changes {
-        Changes {
-            items: vec![what.into()],
-            diffs: Vec::new(),
-        }
-    }
-    pub fn push(&mut self, what: impl Into<String>) {
-        self.items.push(what.into());
-    }
-    pub fn extend(&mut self, other: Changes) {
-        self.items.extend(other.items);
-        self.diffs.extend(other.diffs);
     }
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
@@ -76,6 +65,7 @@ impl Changes {
                 .iter()
                 .filter_map(|a| a.diff().map(str::to_string))
                 .collect(),
+            restarts: actions.iter().any(|a| a.restarts()),
         }
     }
 }
@@ -102,6 +92,7 @@ where
                 },
                 changes: changes.items,
                 diffs: changes.diffs,
+                restarts: changes.restarts,
                 duration_ms,
                 error: None,
             });
@@ -115,6 +106,7 @@ where
                 status: Status::Failed,
                 changes: Vec::new(),
                 diffs: Vec::new(),
+                restarts: false,
                 duration_ms,
                 error: Some(message.clone()),
             });
