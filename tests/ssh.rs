@@ -248,11 +248,12 @@ async fn a_command_killed_by_a_signal_is_reported() {
     assert!(out.stderr.contains("TERM"), "{out:?}");
 }
 
-/// A directory only root can write, as upload targets must be (not /tmp: world-writable).
+/// A directory only root can write, as upload targets must be: under /run (root 0755), not
+/// under the checkout, which may itself sit below a world-writable /tmp that uploads refuse.
 fn private_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
-        .prefix("upload-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .prefix("hactl-upload-test-")
+        .tempdir_in("/run")
         .unwrap()
 }
 
