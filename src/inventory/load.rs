@@ -123,7 +123,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         _ => None,
     };
     if let Some(inv) = &inventory {
-        diagnostics.extend(validate::validate_located(inv, path, Some(&root)));
+        diagnostics.extend(validate::validate_located(inv, path, &base_dir, Some(&root)));
     }
     // Document order; problems without a position last.
     diagnostics.sort_by_key(|d| (d.line.unwrap_or(usize::MAX), d.column.unwrap_or(0)));

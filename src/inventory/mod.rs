@@ -9,6 +9,7 @@ pub mod overlap;
 pub mod policy;
 pub mod schema;
 pub mod secrets;
+pub mod signing_key;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, Severity};

@@ -68,6 +68,24 @@ pub struct RabbitMq {
     pub keep_guest: bool,
     #[serde(default)]
     pub policies: Vec<Policy>,
+    /// The exact Debian version of rabbitmq-server to install and hold, e.g. `3.10.8-1.1`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// An apt source for RabbitMQ's own repository (needs `version`).
+    #[serde(default)]
+    pub apt_source: Option<AptSource>,
+}
+
+/// An apt repository written as a deb822 source, signed by a key from a local file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AptSource {
+    /// `https://…` or `http://…` (apt checks the signature either way).
+    pub url: String,
+    pub suite: String,
+    pub components: Vec<String>,
+    /// An OpenPGP public key, armored or binary; relative to the inventory.
+    pub signing_key: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

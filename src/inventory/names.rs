@@ -124,6 +124,66 @@ pub fn debian_package(s: &str) -> Result<(), String> {
     }
 }
 
+/// A Debian version (Policy 5.6.12): `[epoch:]upstream[-revision]`; the upstream part starts
+/// with a digit, so the value can never pass for an option on a command line.
+pub fn debian_version(s: &str) -> Result<(), String> {
+    let (epoch, rest) = s.split_once(':').unwrap_or(("0", s));
+    let (upstream, revision) = match rest.rsplit_once('-') {
+        Some((u, r)) => (u, Some(r)),
+        None => (rest, None),
+    };
+    let tokens = |t: &str, extra: &str| {
+        !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    };
+    let ok = s.len() <= 100
+        && !epoch.is_empty()
+        && epoch.bytes().all(|b| b.is_ascii_digit())
+        && upstream.starts_with(|c: char| c.is_ascii_digit())
+        && tokens(upstream, ".+~-")
+        && revision.is_none_or(|r| tokens(r, ".+~"));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a Debian version: write it as `apt-cache policy` shows it, \
+             e.g. \"3.10.8-1.1+deb12u1\" ([epoch:]upstream[-revision]; the upstream part starts \
+             with a digit; letters, digits and `.+~`)"
+        ))
+    }
+}
+
+/// An apt repository URL: `http://` or `https://`, no white space or control characters
+/// (deb822 fields are lines; a space would start a second URI).
+pub fn apt_url(s: &str) -> Result<(), String> {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{s:?} is not a repository URL: write http://HOST/PATH or https://HOST/PATH, \
+             without spaces"
+        )),
+    }
+}
+
+/// An apt suite or component name, e.g. `bookworm` or `main`.
+pub fn apt_word(what: &str, s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+~/-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not an apt {what}: use letters, digits and `._+~/-`, not starting with `-`"
+        ))
+    }
+}
+
 /// A Linux network interface name: at most 15 bytes (IFNAMSIZ - 1), not `.` or `..`, no `/`,
 /// `:` or white space; kept to letters, digits, `-`, `_` and `.` so it is safe in configs and
 /// commands.
@@ -373,5 +433,26 @@ mod tests {
         assert!(env_var("A-B").is_err());
         assert!(path("a/b").is_ok());
         assert!(path("").is_err());
+    }
+
+    #[test]
+    fn debian_versions() {
+        for ok in ["3.10.8-1.1", "3.10.8-1.1+deb12u1", "1:2.2.7-1+b2", "4.0.5-6+deb13u2", "3.13.7-1", "1.0", "2.0~rc1"] {
+            assert!(debian_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-1", "--force", "a1.0", "1.0-", "1.0-r:1", "x:1.0", "1.0 1", "1.0-1_2", ":1.0"] {
+            assert!(debian_version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn apt_urls_and_words() {
+        assert!(apt_url("https://ppa1.rabbitmq.com/rabbitmq/rabbitmq-server/deb/debian").is_ok());
+        for bad in ["ftp://x", "https://", "https://a b", "file:/x", "https://a\nTypes: deb-src"] {
+            assert!(apt_url(bad).is_err(), "{bad}");
+        }
+        assert!(apt_word("suite", "bookworm").is_ok());
+        assert!(apt_word("suite", "-o").is_err());
+        assert!(apt_word("component", "main contrib").is_err());
     }
 }

@@ -7,6 +7,7 @@
 //! The rules are methods of one `Validator`, a group per inventory section; the `rabbitmq:`
 //! section's, the largest, are in `rabbitmq`.
 
+mod apt;
 mod rabbitmq;
 
 use super::located::{FieldPath, Node, fp};
@@ -18,14 +19,21 @@ use std::net::IpAddr;
 use std::path::Path;
 
 /// Every problem in `inv`, errors and warnings, in rule order, without positions.
-pub fn validate(inv: &Inventory, file: &Path, _base_dir: &Path) -> Vec<Diagnostic> {
-    validate_located(inv, file, None)
+pub fn validate(inv: &Inventory, file: &Path, base_dir: &Path) -> Vec<Diagnostic> {
+    validate_located(inv, file, base_dir, None)
 }
 
 /// Every problem in `inv`; positions come from `tree`, the document `inv` was read from.
-pub fn validate_located(inv: &Inventory, file: &Path, tree: Option<&Node>) -> Vec<Diagnostic> {
+/// Files the inventory names (an apt signing key) are read relative to `base_dir`.
+pub fn validate_located(
+    inv: &Inventory,
+    file: &Path,
+    base_dir: &Path,
+    tree: Option<&Node>,
+) -> Vec<Diagnostic> {
     let mut v = Validator {
         file,
+        base_dir,
         tree,
         out: Vec::new(),
     };
@@ -38,6 +46,7 @@ pub fn validate_located(inv: &Inventory, file: &Path, tree: Option<&Node>) -> Ve
         v.error(&fp("templates"), e);
     }
     v.rabbitmq(inv);
+    v.apt(inv);
     v.loadbalancer(inv);
     v.nodes(inv);
     v.out
@@ -49,6 +58,7 @@ pub const MAX_DURATION_SECS: u64 = 86_400;
 
 struct Validator<'a> {
     file: &'a Path,
+    base_dir: &'a Path,
     tree: Option<&'a Node>,
     out: Vec<Diagnostic>,
 }
