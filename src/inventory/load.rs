@@ -177,7 +177,10 @@ mod tests {
 
     #[test]
     fn example_loads_and_matches_serde_saphyr() {
-        let loaded = load_str(EXAMPLE, Path::new("example.yaml")).unwrap_or_else(|d| {
+        let loaded = load_str(
+            EXAMPLE,
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/example.yaml")),
+        ).unwrap_or_else(|d| {
             panic!(
                 "{}",
                 d.iter()
