@@ -43,12 +43,13 @@
 //! This file is the renderer (tera, the template contract, the filters); [`manifest`] lists
 //! the files and their paths, and [`hosts_block`] is the `/etc/hosts` block's format.
 
+mod apt_source;
 pub mod hosts_block;
 pub mod manifest;
 
 pub use hosts_block::{HOSTS_BEGIN, HOSTS_END, hosts_begin_line, hosts_end_line, splice_block};
 pub use manifest::{
-    CHECK_HAPROXY_SCRIPT, FileKind, HAPROXY_ADMIN_SOCKET, KEEPALIVED_NOTIFY_LOG,
+    APT_KEYRING, APT_SOURCE, CHECK_HAPROXY_SCRIPT, FileKind, HAPROXY_ADMIN_SOCKET, KEEPALIVED_NOTIFY_LOG,
     KEEPALIVED_STATE_FILE, NOTIFY_SCRIPT, RenderedFile, builtin_templates,
 };
 
@@ -145,7 +146,7 @@ impl Renderer {
     }
 
     /// Every file `node` gets, in a fixed order: the `/etc/hosts` block, then the RabbitMQ
-    /// files, then the load balancer files. Errors name the template and the problem and never
+    /// files, then the load balancer files, then the apt source's key and source. Errors name the template and the problem and never
     /// contain a secret value.
     pub fn host_files(
         &self,
@@ -206,8 +207,10 @@ impl Renderer {
                 dir_owner: spec.dir_owner,
                 check: spec.check,
                 kind: spec.kind,
+                package: spec.package,
             });
         }
+        out.extend(apt_source::files(loaded, node)?);
         Ok(out)
     }
 }

@@ -46,11 +46,17 @@ fn colocated() -> PathBuf {
     Path::new(ROOT).join("tests/inventories/good/colocated.yaml")
 }
 
-/// A copy of inventories/example.yaml in `dir`, with the `secrets/admin-password` file it
-/// refers to.
+/// A copy of inventories/example.yaml in `dir`, with the `secrets/admin-password` and
+/// `keys/example-signing-key.asc` files it refers to.
 fn example_in(dir: &Path) -> PathBuf {
     let inv = dir.join("example.yaml");
     std::fs::copy(Path::new(ROOT).join("inventories/example.yaml"), &inv).unwrap();
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::copy(
+        Path::new(ROOT).join("inventories/keys/example-signing-key.asc"),
+        dir.join("keys/example-signing-key.asc"),
+    )
+    .unwrap();
     std::fs::create_dir_all(dir.join("secrets")).unwrap();
     std::fs::write(dir.join("secrets/admin-password"), format!("{ADMIN_PW}\n")).unwrap();
     inv

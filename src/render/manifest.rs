@@ -12,6 +12,10 @@ pub const KEEPALIVED_STATE_FILE: &str = "/run/keepalived.state";
 pub const KEEPALIVED_NOTIFY_LOG: &str = "/var/log/keepalived-notify.log";
 pub const CHECK_HAPROXY_SCRIPT: &str = "/etc/keepalived/check_haproxy.sh";
 pub const NOTIFY_SCRIPT: &str = "/etc/keepalived/notify.sh";
+/// The signing key of `rabbitmq.apt_source`, always armored (see `inventory::signing_key`).
+pub const APT_KEYRING: &str = "/etc/apt/keyrings/hactl-rabbitmq.asc";
+/// The deb822 source of `rabbitmq.apt_source`, trusting only [`APT_KEYRING`].
+pub const APT_SOURCE: &str = "/etc/apt/sources.list.d/hactl-rabbitmq.sources";
 
 /// How a rendered file goes onto a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +43,10 @@ pub struct RenderedFile {
     /// A program that must accept the file on the host before it replaces the old one.
     pub check: &'static [&'static str],
     pub kind: FileKind,
+    /// The package whose directory the file lives in. A run that installs the package writes
+    /// the file whatever the host holds before (the package may ship a default of it), so a
+    /// dry run, which installs nothing, plans the same write.
+    pub package: Option<&'static str>,
 }
 
 impl fmt::Debug for RenderedFile {
@@ -52,6 +60,7 @@ impl fmt::Debug for RenderedFile {
             .field("dir_owner", &self.dir_owner)
             .field("check", &self.check)
             .field("kind", &self.kind)
+            .field("package", &self.package)
             .finish()
     }
 }
@@ -85,6 +94,7 @@ pub(super) struct FileSpec {
     pub(super) kind: FileKind,
     pub(super) hosts: Hosts,
     pub(super) secret: SecretUse,
+    pub(super) package: Option<&'static str>,
 }
 
 /// haproxy.cfg is checked by the host's own haproxy before it replaces a working one.
@@ -104,6 +114,7 @@ pub(super) const FILES: &[FileSpec] = &[
         kind: FileKind::ManagedBlock,
         hosts: Hosts::All,
         secret: SecretUse::None,
+        package: None,
     },
     FileSpec {
         template: "rabbitmq.conf.tera",
@@ -117,6 +128,7 @@ pub(super) const FILES: &[FileSpec] = &[
         kind: FileKind::Whole,
         hosts: Hosts::RabbitMq,
         secret: SecretUse::None,
+        package: Some("rabbitmq-server"),
     },
     FileSpec {
         template: "enabled_plugins.tera",
@@ -130,6 +142,7 @@ pub(super) const FILES: &[FileSpec] = &[
         kind: FileKind::Whole,
         hosts: Hosts::RabbitMq,
         secret: SecretUse::None,
+        package: Some("rabbitmq-server"),
     },
     FileSpec {
         template: "haproxy.cfg.tera",
@@ -143,6 +156,7 @@ pub(super) const FILES: &[FileSpec] = &[
         kind: FileKind::Whole,
         hosts: Hosts::LoadBalancer,
         secret: SecretUse::StatsPassword,
+        package: Some("haproxy"),
     },
     FileSpec {
         template: "keepalived.conf.tera",
@@ -156,6 +170,7 @@ pub(super) const FILES: &[FileSpec] = &[
         kind: FileKind::Whole,
         hosts: Hosts::LoadBalancer,
         secret: SecretUse::VrrpPassword,
+        package: Some("keepalived"),
     },
     FileSpec {
         template: "check_haproxy.sh.tera",
@@ -169,6 +184,7 @@ pub(super) const FILES: &[FileSpec] = &[
         kind: FileKind::Whole,
         hosts: Hosts::LoadBalancer,
         secret: SecretUse::None,
+        package: Some("keepalived"),
     },
     FileSpec {
         template: "notify.sh.tera",
@@ -182,6 +198,7 @@ pub(super) const FILES: &[FileSpec] = &[
         kind: FileKind::Whole,
         hosts: Hosts::LoadBalancer,
         secret: SecretUse::None,
+        package: Some("keepalived"),
     },
     FileSpec {
         template: "sysctl.conf.tera",
@@ -195,6 +212,7 @@ pub(super) const FILES: &[FileSpec] = &[
         kind: FileKind::Whole,
         hosts: Hosts::LoadBalancer,
         secret: SecretUse::None,
+        package: None,
     },
 ];
 
