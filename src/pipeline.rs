@@ -28,7 +28,8 @@ pub struct HostPhase {
     pub changed: BTreeSet<String>,
 }
 
-/// Per-host steps on all `hosts` in parallel; fails after all finished if any failed.
+/// Per-host steps on all `hosts` in parallel; fails after all finished if any failed. A host
+/// with a pinned package at another version stops the run before any host changes.
 pub async fn converge_hosts(
     ctx: &Arc<Ctx>,
     hosts: Vec<Host>,
@@ -42,6 +43,12 @@ pub async fn converge_hosts(
             (h, s)
         })
         .collect();
+    let full: Vec<&Host> = hosts
+        .iter()
+        .filter(|(_, s)| *s == Scope::Full)
+        .map(|(h, _)| h)
+        .collect();
+    packages::refuse_other_versions(ctx, &full).await?;
     let results = runner::parallel(hosts, opts.parallel, |(host, scope)| {
         let ctx = ctx.clone();
         let opts = opts.clone();
@@ -88,16 +95,19 @@ async fn converge_host(
     n += runner::execute(ctx, opts, h, "hosts_file", hosts_file::plan(ctx, h))
         .await?
         .len();
+    let mut packages = Vec::new();
     if scope == Scope::Full {
-        n += runner::execute(ctx, opts, h, "packages", packages::plan(ctx, h))
-            .await?
-            .len();
+        packages = runner::execute(ctx, opts, h, "packages", packages::plan(ctx, h)).await?;
+        n += packages.len();
     }
+    // Later steps plan files of packages installed now the same in a dry and a real run.
+    let installing = packages::installing(&packages);
+    let installing = installing.as_slice();
     if h.node.is_rabbitmq() && scope == Scope::Full {
         let cookie = runner::execute(ctx, opts, h, "cookie", cookie::plan(ctx, h)).await?;
         let stopped = cookie.iter().any(|a| a.stops_rabbitmq());
-        let config =
-            runner::execute(ctx, opts, h, "rabbitmq_config", rabbitmq::config(ctx, h)).await?;
+        let config = rabbitmq::config(ctx, h, installing);
+        let config = runner::execute(ctx, opts, h, "rabbitmq_config", config).await?;
         let service = rabbitmq::service(h, !config.is_empty(), stopped);
         n += cookie.len() + config.len();
         n += runner::execute(ctx, opts, h, "rabbitmq_service", service)
@@ -109,11 +119,11 @@ async fn converge_host(
             let sysctl = loadbalancer::sysctl(ctx, h);
             n += runner::execute(ctx, opts, h, "sysctl", sysctl).await?.len();
         }
-        let haproxy = loadbalancer::haproxy(ctx, h);
+        let haproxy = loadbalancer::haproxy(ctx, h, installing);
         n += runner::execute(ctx, opts, h, "haproxy", haproxy)
             .await?
             .len();
-        let keepalived = loadbalancer::keepalived(ctx, h);
+        let keepalived = loadbalancer::keepalived(ctx, h, installing);
         n += runner::execute(ctx, opts, h, "keepalived", keepalived)
             .await?
             .len();
@@ -228,7 +238,7 @@ pub async fn report_config_drift(ctx: &Ctx, hosts: &[Host], skip: &[String]) -> 
         .iter()
         .filter(|h| h.node.is_rabbitmq() && !skip.contains(&h.node.name))
     {
-        for action in rabbitmq::config(ctx, h).await? {
+        for action in rabbitmq::config(ctx, h, &[]).await? {
             if let Action::Install { file, .. } = action {
                 drifted.push(format!("{}:{}", h.name(), file.path));
             }

@@ -8,13 +8,18 @@ use crate::inventory::NodeType;
 use crate::rabbitmq::{ctl, node_name};
 use crate::render::RenderedFile;
 use crate::ssh::{Cmd, Upload};
-use crate::steps::{Ctx, cookie, definitions};
+use crate::steps::{Ctx, cookie, definitions, packages};
 
 /// How a file differs from what hactl renders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileChange {
     Create,
     Update,
+    /// Written whatever the host holds: the run installs `package`, which may ship a default
+    /// of the file, and a dry run cannot see that default.
+    WithPackage {
+        package: &'static str,
+    },
     /// Only hactl's managed block changes (`/etc/hosts`).
     UpdateBlock,
     /// Same content; owner, group or mode differ (`was` is `owner:group mode m`).
@@ -61,7 +66,16 @@ pub enum Action {
         was: String,
         init: InitSystem,
     },
-    InstallPackages(Vec<String>),
+    /// `apt-get update` alone: hactl changed the apt sources, nothing is to be installed.
+    AptUpdate,
+    InstallPackages(packages::apt::Install),
+    /// `apt-mark hold`: the pinned version stays until someone unholds it.
+    Hold {
+        package: String,
+        version: String,
+    },
+    /// `systemctl enable`: the services come back after a reboot without hactl.
+    EnableUnits(Vec<&'static str>),
     /// A kernel setting, live.
     Sysctl {
         key: &'static str,
@@ -101,6 +115,9 @@ impl Action {
             Action::Install { file, change, .. } => match change {
                 FileChange::Create => format!("create {}", file.path),
                 FileChange::Update => format!("update {}", file.path),
+                FileChange::WithPackage { package } => {
+                    format!("write {} ({package} is installed in this run)", file.path)
+                }
                 FileChange::UpdateBlock => format!("update {} (managed block)", file.path),
                 FileChange::Ownership { was } => format!(
                     "set {} to {}:{} mode {:o} (was {was})",
@@ -115,7 +132,14 @@ impl Action {
                 cookie::PATH
             ),
             Action::SetHostname { name, was, .. } => format!("set host name {name} (was {was})"),
-            Action::InstallPackages(pkgs) => format!("install {}", pkgs.join(" ")),
+            Action::AptUpdate => "apt-get update (hactl changed the apt sources)".into(),
+            Action::InstallPackages(install) => install.describe(),
+            Action::Hold { package, version } => {
+                format!("hold {package} at {version} (apt-mark hold: no upgrade moves it)")
+            }
+            Action::EnableUnits(units) => {
+                format!("enable {} at boot (systemctl enable)", units.join(", "))
+            }
             Action::Sysctl { key, value } => format!("set {key}={value} (live)"),
             Action::Service {
                 name,
@@ -210,15 +234,10 @@ impl Action {
                 };
                 host.run(&cmd).await.map(drop)
             }
-            Action::InstallPackages(pkgs) => host
-                .run(&Cmd::sh(
-                    "export DEBIAN_FRONTEND=noninteractive; \
-                     apt-get -q -o DPkg::Lock::Timeout=300 update && \
-                     apt-get -q -y -o DPkg::Lock::Timeout=300 install \"$@\"",
-                    pkgs,
-                ))
-                .await
-                .map(drop),
+            Action::AptUpdate => packages::apt::update(host).await,
+            Action::InstallPackages(install) => install.apply(host).await,
+            Action::Hold { package, .. } => packages::apt::hold(host, package).await,
+            Action::EnableUnits(units) => packages::apt::enable(host, units).await,
             Action::Sysctl { key, value } => host
                 .run(&Cmd::new("sysctl").args(["-q", "-w", &format!("{key}={value}")]))
                 .await
@@ -307,6 +326,28 @@ mod tests {
             value: "1",
         };
         assert_eq!(sysctl.describe(), "set net.ipv4.ip_nonlocal_bind=1 (live)");
+        // A file of a package the run installs reads the same whether the package's default
+        // is there (real run) or not yet (dry run): the text does not depend on it.
+        let file = RenderedFile {
+            path: "/etc/haproxy/haproxy.cfg".into(),
+            content: String::new(),
+            mode: 0o640,
+            owner: "root".into(),
+            group: "haproxy".into(),
+            dir_owner: "root",
+            check: &[],
+            kind: crate::render::FileKind::Whole,
+            package: Some("haproxy"),
+        };
+        let write = Action::Install {
+            file,
+            change: FileChange::WithPackage { package: "haproxy" },
+            diff: None,
+        };
+        assert_eq!(
+            write.describe(),
+            "write /etc/haproxy/haproxy.cfg (haproxy is installed in this run)"
+        );
         assert!(!sysctl.restarts() && sysctl.diff().is_none());
     }
 }

@@ -49,8 +49,8 @@ pub mod manifest;
 
 pub use hosts_block::{HOSTS_BEGIN, HOSTS_END, hosts_begin_line, hosts_end_line, splice_block};
 pub use manifest::{
-    APT_KEYRING, APT_SOURCE, CHECK_HAPROXY_SCRIPT, FileKind, HAPROXY_ADMIN_SOCKET, KEEPALIVED_NOTIFY_LOG,
-    KEEPALIVED_STATE_FILE, NOTIFY_SCRIPT, RenderedFile, builtin_templates,
+    APT_KEYRING, APT_SOURCE, CHECK_HAPROXY_SCRIPT, FileKind, HAPROXY_ADMIN_SOCKET,
+    KEEPALIVED_NOTIFY_LOG, KEEPALIVED_STATE_FILE, NOTIFY_SCRIPT, RenderedFile, builtin_templates,
 };
 
 use crate::inventory::{Loaded, Node, NodeType, Role, Secrets};

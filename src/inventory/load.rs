@@ -123,7 +123,12 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         _ => None,
     };
     if let Some(inv) = &inventory {
-        diagnostics.extend(validate::validate_located(inv, path, &base_dir, Some(&root)));
+        diagnostics.extend(validate::validate_located(
+            inv,
+            path,
+            &base_dir,
+            Some(&root),
+        ));
     }
     // Document order; problems without a position last.
     diagnostics.sort_by_key(|d| (d.line.unwrap_or(usize::MAX), d.column.unwrap_or(0)));
@@ -179,8 +184,12 @@ mod tests {
     fn example_loads_and_matches_serde_saphyr() {
         let loaded = load_str(
             EXAMPLE,
-            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/example.yaml")),
-        ).unwrap_or_else(|d| {
+            Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/inventories/example.yaml"
+            )),
+        )
+        .unwrap_or_else(|d| {
             panic!(
                 "{}",
                 d.iter()

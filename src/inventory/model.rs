@@ -76,6 +76,9 @@ pub struct RabbitMq {
     pub apt_source: Option<AptSource>,
 }
 
+/// The package `rabbitmq.version` pins.
+pub const PINNED_PACKAGE: &str = "rabbitmq-server";
+
 /// An apt repository written as a deb822 source, signed by a key from a local file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

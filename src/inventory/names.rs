@@ -133,7 +133,9 @@ pub fn debian_version(s: &str) -> Result<(), String> {
         None => (rest, None),
     };
     let tokens = |t: &str, extra: &str| {
-        !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+        !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
     };
     let ok = s.len() <= 100
         && !epoch.is_empty()
@@ -437,10 +439,20 @@ mod tests {
 
     #[test]
     fn debian_versions() {
-        for ok in ["3.10.8-1.1", "3.10.8-1.1+deb12u1", "1:2.2.7-1+b2", "4.0.5-6+deb13u2", "3.13.7-1", "1.0", "2.0~rc1"] {
+        for ok in [
+            "3.10.8-1.1",
+            "3.10.8-1.1+deb12u1",
+            "1:2.2.7-1+b2",
+            "4.0.5-6+deb13u2",
+            "3.13.7-1",
+            "1.0",
+            "2.0~rc1",
+        ] {
             assert!(debian_version(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-1", "--force", "a1.0", "1.0-", "1.0-r:1", "x:1.0", "1.0 1", "1.0-1_2", ":1.0"] {
+        for bad in [
+            "", "-1", "--force", "a1.0", "1.0-", "1.0-r:1", "x:1.0", "1.0 1", "1.0-1_2", ":1.0",
+        ] {
             assert!(debian_version(bad).is_err(), "{bad}");
         }
     }
@@ -448,7 +460,13 @@ mod tests {
     #[test]
     fn apt_urls_and_words() {
         assert!(apt_url("https://ppa1.rabbitmq.com/rabbitmq/rabbitmq-server/deb/debian").is_ok());
-        for bad in ["ftp://x", "https://", "https://a b", "file:/x", "https://a\nTypes: deb-src"] {
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://a b",
+            "file:/x",
+            "https://a\nTypes: deb-src",
+        ] {
             assert!(apt_url(bad).is_err(), "{bad}");
         }
         assert!(apt_word("suite", "bookworm").is_ok());

@@ -35,7 +35,9 @@ fn armored(bytes: &[u8]) -> Result<String, String> {
         && text.contains("-----BEGIN PGP")
     {
         if text.contains("PRIVATE KEY BLOCK") {
-            return Err(format!("this is a private key, never needed by apt; {EXPORT}"));
+            return Err(format!(
+                "this is a private key, never needed by apt; {EXPORT}"
+            ));
         }
         return match (text.find(BEGIN), text.find(END)) {
             (Some(b), Some(e)) if b < e => Ok(text.to_string()),
@@ -109,13 +111,25 @@ mod tests {
         // An old-format public-key packet header (tag 6, two-byte length) is enough to tell.
         let key = [0x99, 0x00, 0x03, 0x04, 0x01, 0x02];
         let text = armored(&key).unwrap();
-        assert!(text.starts_with(&format!("{BEGIN}\n\nmQADBAEC\n=")), "{text}");
+        assert!(
+            text.starts_with(&format!("{BEGIN}\n\nmQADBAEC\n=")),
+            "{text}"
+        );
         assert!(text.ends_with(&format!("{END}\n")));
-        assert_eq!(armored(text.as_bytes()).unwrap(), text, "armored stays as it is");
+        assert_eq!(
+            armored(text.as_bytes()).unwrap(),
+            text,
+            "armored stays as it is"
+        );
         assert_eq!(packet_tag(0xC6), Some(6), "new format");
         assert!(armored(&[0x95, 0x01]).unwrap_err().contains("secret key"));
         assert!(armored(b"hello").unwrap_err().contains("not an OpenPGP"));
-        let private = "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nx\n-----END PGP PRIVATE KEY BLOCK-----\n";
-        assert!(armored(private.as_bytes()).unwrap_err().contains("private key"));
+        let private =
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nx\n-----END PGP PRIVATE KEY BLOCK-----\n";
+        assert!(
+            armored(private.as_bytes())
+                .unwrap_err()
+                .contains("private key")
+        );
     }
 }

@@ -4,8 +4,24 @@ use crate::host::Host;
 use crate::plan::{Action, FileChange};
 use crate::render::RenderedFile;
 
-/// What it takes to bring `file` into place: nothing, or one write.
-pub async fn plan(host: &Host, file: &RenderedFile) -> anyhow::Result<Vec<Action>> {
+/// What it takes to bring `file` into place: nothing, or one write. `installing`: the packages
+/// the packages step installs in this run (see [`FileChange::WithPackage`]).
+pub async fn plan(
+    host: &Host,
+    file: &RenderedFile,
+    installing: &[&str],
+) -> anyhow::Result<Vec<Action>> {
+    if let Some(package) = file.package.filter(|p| installing.contains(p)) {
+        let diff = host
+            .reporter
+            .redactor()
+            .file_diff(&file.path, "", &file.content);
+        return Ok(vec![install(
+            file.clone(),
+            FileChange::WithPackage { package },
+            diff,
+        )]);
+    }
     let current = host.read_file(&file.path).await?;
     if current.as_deref() != Some(file.content.as_str()) {
         let diff = host.reporter.redactor().file_diff(
@@ -36,10 +52,11 @@ pub async fn plan(host: &Host, file: &RenderedFile) -> anyhow::Result<Vec<Action
 pub async fn plan_all<'a>(
     host: &Host,
     files: impl IntoIterator<Item = &'a RenderedFile>,
+    installing: &[&str],
 ) -> anyhow::Result<Vec<Action>> {
     let mut actions = Vec::new();
     for f in files {
-        actions.extend(plan(host, f).await?);
+        actions.extend(plan(host, f, installing).await?);
     }
     Ok(actions)
 }

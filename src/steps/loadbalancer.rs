@@ -18,7 +18,7 @@ fn files_under<'a>(ctx: &'a Ctx, host: &Host, dir: &str) -> Vec<&'a RenderedFile
 }
 
 pub async fn sysctl(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
-    let mut actions = files::plan_all(host, files_under(ctx, host, "/etc/sysctl.d/")).await?;
+    let mut actions = files::plan_all(host, files_under(ctx, host, "/etc/sysctl.d/"), &[]).await?;
     let live = host.read_file(NONLOCAL_BIND).await?.unwrap_or_default();
     if live.trim() != "1" {
         actions.push(Action::Sysctl {
@@ -30,26 +30,30 @@ pub async fn sysctl(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
 }
 
 /// haproxy.cfg is checked by the host's haproxy before it replaces the old one (see render).
-pub async fn haproxy(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
-    daemon(host, "haproxy", files_under(ctx, host, "/etc/haproxy/")).await
+/// `installing`: the packages this run installs.
+pub async fn haproxy(ctx: &Ctx, host: &Host, installing: &[&str]) -> anyhow::Result<Vec<Action>> {
+    let files = files_under(ctx, host, "/etc/haproxy/");
+    daemon(host, "haproxy", files, installing).await
 }
 
-pub async fn keepalived(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
-    daemon(
-        host,
-        "keepalived",
-        files_under(ctx, host, "/etc/keepalived/"),
-    )
-    .await
+pub async fn keepalived(
+    ctx: &Ctx,
+    host: &Host,
+    installing: &[&str],
+) -> anyhow::Result<Vec<Action>> {
+    let files = files_under(ctx, host, "/etc/keepalived/");
+    daemon(host, "keepalived", files, installing).await
 }
 
-/// The daemon's files; then it is started when it is not running, reloaded when they change.
+/// The daemon's files; then it is started when it is not running, reloaded when they change
+/// (HAProxy running with Debian's default config, too).
 async fn daemon(
     host: &Host,
     name: &'static str,
     files: Vec<&RenderedFile>,
+    installing: &[&str],
 ) -> anyhow::Result<Vec<Action>> {
-    let mut actions = files::plan_all(host, files).await?;
+    let mut actions = files::plan_all(host, files, installing).await?;
     let verb = match (host.process_running(name).await?, !actions.is_empty()) {
         (false, _) => Verb::Start,
         (true, true) => Verb::Reload,

@@ -10,13 +10,13 @@ pub const CONFIG_FILES: [&str; 2] = [
     "/etc/rabbitmq/enabled_plugins",
 ];
 
-/// Plans rabbitmq.conf and enabled_plugins.
-pub async fn config(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
+/// Plans rabbitmq.conf and enabled_plugins; `installing`: the packages this run installs.
+pub async fn config(ctx: &Ctx, host: &Host, installing: &[&str]) -> anyhow::Result<Vec<Action>> {
     let mut files = Vec::new();
     for path in CONFIG_FILES {
         files.extend(ctx.file(host.name(), path));
     }
-    files::plan_all(host, files).await
+    files::plan_all(host, files, installing).await
 }
 
 /// Starts RabbitMQ when it is not running (or the cookie step stops it), restarts it when its

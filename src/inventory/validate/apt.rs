@@ -3,10 +3,7 @@
 
 use super::Validator;
 use crate::inventory::located::fp;
-use crate::inventory::{Inventory, names, signing_key};
-
-/// The package `rabbitmq.version` pins.
-pub const PINNED_PACKAGE: &str = "rabbitmq-server";
+use crate::inventory::{Inventory, PINNED_PACKAGE, names, signing_key};
 
 impl Validator<'_> {
     pub(super) fn apt(&mut self, inv: &Inventory) {
