@@ -2,6 +2,7 @@
 //! every step uses.
 
 use crate::inventory::Node;
+use crate::procs::proc_fns;
 use crate::render::RenderedFile;
 use crate::report::Reporter;
 use crate::ssh::{Cmd, Connection, Output, Upload};
@@ -144,17 +145,18 @@ impl Host {
 
     /// Whether a process with exactly this name runs on the host.
     pub async fn process_running(&self, name: &str) -> anyhow::Result<bool> {
-        let out = self.probe(&Cmd::new("pidof").arg(name)).await?;
+        let script = concat!(proc_fns!(), r#"running "$1""#);
+        let out = self.probe(&Cmd::sh(script, [name])).await?;
         Ok(out.status == 0)
     }
 
-    /// Whether the RabbitMQ server VM runs here. Not `pidof beam.smp`: every `rabbitmqctl`
-    /// call runs a short-lived beam.smp too. The `[r]` keeps the pattern from matching the
-    /// command line that carries it.
+    /// Whether the RabbitMQ server VM runs here. Not by the name beam.smp: every
+    /// `rabbitmqctl` call runs a short-lived beam.smp too. The `[r]` keeps the pattern from
+    /// matching the command line that carries it.
     pub async fn rabbitmq_running(&self) -> anyhow::Result<bool> {
-        let out = self
-            .probe(&Cmd::new("pgrep").args(["-f", "--", crate::rabbitmq::SERVER_VM_PATTERN]))
-            .await?;
+        let script = concat!(proc_fns!(), r#"cmdline_matches "$1""#);
+        let pattern = crate::rabbitmq::SERVER_VM_PATTERN;
+        let out = self.probe(&Cmd::sh(script, [pattern])).await?;
         Ok(out.status == 0)
     }
 

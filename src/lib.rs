@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod lock;
 pub mod pipeline;
 pub mod plan;
+mod procs;
 pub mod rabbitmq;
 pub mod redact;
 pub mod render;

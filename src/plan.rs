@@ -227,8 +227,11 @@ impl Action {
             Action::SetHostname { name, init, .. } => {
                 let cmd = match init {
                     InitSystem::Systemd => Cmd::new("hostnamectl").arg("set-hostname").arg(name),
+                    // What `hostname NAME` does, without the hostname binary (not on every
+                    // minimal host).
                     InitSystem::SysV => Cmd::sh(
-                        "hostname \"$1\" && printf '%s\\n' \"$1\" > /etc/hostname",
+                        "printf '%s' \"$1\" > /proc/sys/kernel/hostname && \
+                         printf '%s\\n' \"$1\" > /etc/hostname",
                         [name],
                     ),
                 };
@@ -238,8 +241,15 @@ impl Action {
             Action::InstallPackages(install) => install.apply(host).await,
             Action::Hold { package, .. } => packages::apt::hold(host, package).await,
             Action::EnableUnits(units) => packages::apt::enable(host, units).await,
+            // Written to /proc/sys directly: sysctl(8) is procps, not on every minimal host.
             Action::Sysctl { key, value } => host
-                .run(&Cmd::new("sysctl").args(["-q", "-w", &format!("{key}={value}")]))
+                .run(&Cmd::sh(
+                    "printf '%s\\n' \"$2\" > \"$1\"",
+                    [
+                        format!("/proc/sys/{}", key.replace('.', "/")),
+                        value.to_string(),
+                    ],
+                ))
                 .await
                 .map(drop),
             Action::Service { name, verb, .. } => {

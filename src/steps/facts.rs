@@ -9,7 +9,8 @@ use anyhow::bail;
 const SCRIPT: &str = r#". /etc/os-release 2>/dev/null
 printf 'id=%s\nversion=%s\n' "${ID:-unknown}" "${VERSION_ID:-}"
 if [ -d /run/systemd/system ]; then echo init=systemd; else echo init=sysv; fi
-printf 'hostname=%s\n' "$(hostname -s 2>/dev/null || hostname)""#;
+h=$(uname -n)
+printf 'hostname=%s\n' "${h%%.*}""#;
 
 /// Reads the host's facts; plans setting the host name when the inventory allows it. The
 /// facts returned already carry the planned name.
@@ -75,5 +76,17 @@ mod tests {
         assert_eq!(f.init, InitSystem::SysV);
         assert_eq!(f.hostname, "node1");
         assert!(parse("id=debian\n").is_err());
+    }
+
+    #[test]
+    fn the_script_needs_no_hostname_binary_and_gives_the_short_name() {
+        let out = std::process::Command::new("sh")
+            .args(["-c", SCRIPT])
+            .env("PATH", "/nonexistent:/usr/bin:/bin")
+            .output()
+            .unwrap();
+        let f = parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        let full = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(f.hostname, full.trim().split('.').next().unwrap());
     }
 }

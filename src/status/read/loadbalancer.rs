@@ -3,6 +3,7 @@
 
 use super::{section, sections};
 use crate::host::{Host, tail};
+use crate::procs::proc_fns;
 use crate::render::{HAPROXY_ADMIN_SOCKET, KEEPALIVED_STATE_FILE};
 use crate::ssh::Cmd;
 use crate::steps::vip;
@@ -14,9 +15,11 @@ const PERL_SHOW_STAT: &str = r#"use IO::Socket::UNIX; my $s = IO::Socket::UNIX->
 
 /// A load balancer: daemons, keepalived's state file, the addresses on the VIP's interface,
 /// and HAProxy's `show stat`. `$1` socket, `$2` state file, `$3` interface, `$4` Perl reader.
-const LB_SCRIPT: &str = r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
-if pidof haproxy >/dev/null 2>&1; then echo '@@haproxy running'; else echo '@@haproxy stopped'; fi
-if pidof keepalived >/dev/null 2>&1; then echo '@@keepalived running'; else echo '@@keepalived stopped'; fi
+const LB_SCRIPT: &str = concat!(
+    proc_fns!(),
+    r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
+if running haproxy; then echo '@@haproxy running'; else echo '@@haproxy stopped'; fi
+if running keepalived; then echo '@@keepalived running'; else echo '@@keepalived stopped'; fi
 if [ -r "$2" ]; then echo '@@state'; cat -- "$2"; else echo '@@nostate'; fi
 echo '@@addr'
 ip -o addr show dev "$3" 2>&1
@@ -28,7 +31,8 @@ else
   echo '@@stat perl'
   perl -e "$4" "$1" 2>&1
 fi
-rc=$?; echo; echo "@@rc $rc""#;
+rc=$?; echo; echo "@@rc $rc""#
+);
 
 /// One server line of HAProxy's `show stat`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

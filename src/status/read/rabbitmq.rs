@@ -3,6 +3,7 @@
 
 use super::{section, sections};
 use crate::host::{Host, tail};
+use crate::procs::proc_fns;
 use crate::ssh::Cmd;
 use crate::steps::join::{self, ClusterStatus};
 use serde::Serialize;
@@ -10,18 +11,23 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// A RabbitMQ node's own view: is beam running, and if so its `cluster_status`.
-/// `$1` is the server VM's pgrep pattern.
-const RABBIT_SCRIPT: &str = r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
-if ! pgrep -f -- "$1" >/dev/null 2>&1; then echo '@@beam stopped'; exit 0; fi
+/// `$1` is the server VM's command-line pattern.
+const RABBIT_SCRIPT: &str = concat!(
+    proc_fns!(),
+    r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
+if ! cmdline_matches "$1"; then echo '@@beam stopped'; exit 0; fi
 echo '@@beam running'
 echo '@@cluster_status'
 /usr/sbin/rabbitmqctl cluster_status --formatter json
-rc=$?; echo; echo "@@rc $rc""#;
+rc=$?; echo; echo "@@rc $rc""#
+);
 
 /// Mirrored queues per vhost (`$2`...): skipped where beam (pattern `$1`) does not run and on
 /// RabbitMQ 4.x packages (classic mirroring was removed in 4.0; the columns do not exist there).
-const QUEUES_SCRIPT: &str = r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
-if ! pgrep -f -- "$1" >/dev/null 2>&1; then echo '@@beam stopped'; exit 0; fi
+const QUEUES_SCRIPT: &str = concat!(
+    proc_fns!(),
+    r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
+if ! cmdline_matches "$1"; then echo '@@beam stopped'; exit 0; fi
 shift
 v=$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || true)
 case "$v" in [4-9].*|[1-9][0-9]*) printf '@@skipped %s\n' "$v"; exit 0;; esac
@@ -29,7 +35,8 @@ for vhost in "$@"; do
   printf '@@vhost %s\n' "$vhost"
   /usr/sbin/rabbitmqctl list_queues -p "$vhost" name policy slave_pids synchronised_slave_pids --formatter json
   rc=$?; echo; echo "@@rc $rc"
-done"#;
+done"#
+);
 
 /// One resource alarm (`cluster_status`'s `alarms`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
