@@ -527,6 +527,15 @@ fn driver_refuses_bad_input() {
     }
     let out = run(&[], &["up", "90"]);
     assert!(!out.status.success());
+    for args in [
+        &["up", "2", "--image", "sid"][..],
+        &["up", "2", "--image", "node3=trixie"],
+        &["up", "2", "--image", "rabbit1=trixie"],
+        &["up", "2", "--image"],
+    ] {
+        let out = run(&[], args);
+        assert!(!out.status.success(), "lab {args:?} succeeded");
+    }
     let out = run(&[("HACTL_LAB_PREFIX", "much-too-long")], &["status"]);
     assert!(!out.status.success());
     let out = run(&[("HACTL_LAB_SUBNET", "10.0.300")], &["status"]);
