@@ -527,6 +527,15 @@ fn driver_refuses_bad_input() {
     }
     let out = run(&[], &["up", "90"]);
     assert!(!out.status.success());
+    for args in [
+        &["up", "2", "--image", "sid"][..],
+        &["up", "2", "--image", "node3=trixie"],
+        &["up", "2", "--image", "rabbit1=trixie"],
+        &["up", "2", "--image"],
+    ] {
+        let out = run(&[], args);
+        assert!(!out.status.success(), "lab {args:?} succeeded");
+    }
     let out = run(&[("HACTL_LAB_PREFIX", "much-too-long")], &["status"]);
     assert!(!out.status.success());
     let out = run(&[("HACTL_LAB_SUBNET", "10.0.300")], &["status"]);
@@ -535,4 +544,242 @@ fn driver_refuses_bad_input() {
     assert!(!out.status.success());
     let out = run(&[], &["ssh", "rabbit1"]);
     assert!(!out.status.success());
+}
+
+/// Per image host, in one SSH round trip: what a production-shaped host looks like at start.
+const IMAGE_PROBE: &str = r#"
+echo "init=$(cat /proc/1/comm)"
+echo "system=$(timeout 60 systemctl is-system-running --wait)"
+echo "failed=$(systemctl list-units --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')"
+echo "codename=$(. /etc/os-release && echo "$VERSION_CODENAME")"
+echo "hostname=$(hostname)"
+echo "debian_line=$(grep '^127\.0\.1\.1' /etc/hosts)"
+echo "machine_id=$(cat /etc/machine-id)"
+echo "sources_list=$(test -e /etc/apt/sources.list && echo present || echo absent)"
+echo "sources=$(ls /etc/apt/sources.list.d | tr '\n' ' ')"
+echo "signed_by=$(sed -n 's/^Signed-By: //p' /etc/apt/sources.list.d/*.sources)"
+echo "trusted=$(grep -rci trusted /etc/apt/sources.list.d | awk -F: '{s += $2} END {print s}')"
+echo "update=$(apt-get -qq update >/dev/null 2>&1 && echo ok || echo failed)"
+echo "origins=$(apt-cache policy | sed -n 's/^ *[0-9]* \(http[^ ]*\).*/\1/p' | sort -u | tr '\n' ' ')"
+for p in rabbitmq-server haproxy keepalived; do
+    echo "installed_$p=$(dpkg-query -W -f='${db:Status-Status}' $p 2>/dev/null || echo not-installed)"
+done
+echo "default_route=$(ip route show default | wc -l)"
+echo "ssh_keys=$(ls /etc/ssh/ssh_host_*_key | tr '\n' ' ')"
+"#;
+
+/// apt on the host refuses the lab's mirror when it is checked against another key.
+const WRONG_KEY_UPDATE: &str = r#"
+d=$(mktemp -d)
+mkdir "$d/partial"
+sed 's|^Signed-By: .*|Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg|' \
+    /etc/apt/sources.list.d/hactl-lab.sources > "$d/wrong.sources"
+apt-get update -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$d" \
+    -o Dir::State::Lists="$d" 2>&1
+echo "rc=$?"
+"#;
+
+#[test]
+fn image_hosts_boot_systemd_with_a_signed_mirror() {
+    let Some(lab) = Lab::up_with(2, &["--image", "bookworm", "--image", "node2=trixie"]) else {
+        return;
+    };
+    let test_started = Instant::now(); // after the lab is up
+    let nodes = lab.nodes();
+    let mirror = format!("http://{}.1:", lab.subnet());
+    assert_eq!(lab.image("node1"), "bookworm");
+    assert_eq!(lab.image("node2"), "trixie");
+    let status = lab.driver_ok(["status"]);
+    for (node, image) in [("node1", "bookworm"), ("node2", "trixie")] {
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with(&format!("{node} ")) && l.contains(&format!(" {image} "))),
+            "{status}"
+        );
+    }
+
+    let outputs = lab.ssh_each_ok(&nodes, IMAGE_PROBE);
+    let mut machine_ids = BTreeSet::new();
+    for (node, out) in nodes.iter().zip(&outputs) {
+        let f = fields(out);
+        let get = |k: &str| {
+            f.get(k)
+                .map(String::as_str)
+                .unwrap_or_else(|| panic!("{node}: no {k} in:\n{out}"))
+        };
+        assert_eq!(get("init"), "systemd", "{node}: PID 1");
+        assert_eq!(
+            get("system"),
+            "running",
+            "{node}: failed units: {}",
+            get("failed")
+        );
+        assert_eq!(get("codename"), lab.image(node));
+        assert_eq!(get("hostname"), node);
+        assert_eq!(get("debian_line"), format!("127.0.1.1\t{node}"));
+        machine_ids.insert(get("machine_id").to_string());
+        // apt: only the lab's mirror, checked against the lab's key.
+        assert_eq!(get("sources_list"), "absent", "{node}");
+        assert_eq!(get("sources").trim(), "hactl-lab.sources", "{node}");
+        assert_eq!(
+            get("signed_by"),
+            "/etc/apt/keyrings/hactl-lab.gpg",
+            "{node}"
+        );
+        assert_eq!(get("trusted"), "0", "{node}: trusted= in sources");
+        assert_eq!(get("update"), "ok", "{node}: apt-get update");
+        let origins: Vec<_> = get("origins").split_whitespace().collect();
+        assert!(
+            origins.len() == 1 && origins[0].starts_with(&mirror),
+            "{node}: apt origins {origins:?}"
+        );
+        for p in ["rabbitmq-server", "haproxy", "keepalived"] {
+            assert_eq!(
+                get(&format!("installed_{p}")),
+                "not-installed",
+                "{node}: {p}"
+            );
+        }
+        assert_eq!(get("default_route"), "0", "{node}");
+        assert_eq!(
+            get("ssh_keys").trim(),
+            "/etc/ssh/ssh_host_ed25519_key",
+            "{node}"
+        );
+    }
+    assert_eq!(machine_ids.len(), 2, "machine-ids not distinct");
+
+    // A signature that does not check out is refused (apt really verifies the mirror).
+    let wrong = lab.ssh_ok("node1", WRONG_KEY_UPDATE);
+    assert!(
+        !wrong.contains("rc=0") && wrong.contains("not signed"),
+        "apt accepted the mirror with the wrong key:\n{wrong}"
+    );
+
+    // A real install from the mirror; systemd starts the service.
+    let started = Instant::now();
+    lab.ssh_ok(
+        "node2",
+        "DEBIAN_FRONTEND=noninteractive apt-get -q -y install haproxy </dev/null",
+    );
+    eprintln!(
+        "apt-get install haproxy (trixie): {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "haproxy is active on node2",
+        || {
+            lab.ssh_ok("node2", "systemctl is-active haproxy || true")
+                .trim()
+                == "active"
+        },
+    );
+
+    // kill: that host's program only (each host has its own PID namespace).
+    lab.ssh_each_ok(
+        &nodes,
+        "systemd-run --unit=lab-probe-sleep --quiet sleep 4242",
+    );
+    lab.driver_ok(["kill", "node1", "sleep", "KILL"]);
+    wait_until(Duration::from_secs(5), "node1's sleep is gone", || {
+        !lab.ssh("node1", "pgrep -x sleep").status.success()
+    });
+    assert!(
+        lab.ssh("node2", "pgrep -x sleep").status.success(),
+        "node2's sleep was killed"
+    );
+
+    // poweroff: power lost: every process gone, network gone, root unmounted, disk kept.
+    lab.ssh_ok("node2", "echo kept > /root/disk-marker && sync");
+    let nspawn = lab.host_pid("node2").expect("node2 running");
+    let mut before = vec![(nspawn, process_start_time(nspawn).unwrap())];
+    before.extend(netns_processes(&lab, "node2"));
+    assert!(before.len() >= 5, "{before:?}");
+    let root = lab
+        .state_dir()
+        .join("hosts/node2/root")
+        .display()
+        .to_string();
+    let started = Instant::now();
+    lab.driver_ok(["poweroff", "node2"]);
+    eprintln!(
+        "poweroff (image host): {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    for p in &before {
+        assert!(!still_running(p), "node2 process {p:?} survived poweroff");
+    }
+    assert!(!ip(&["netns", "list"]).contains(&lab.netns("node2")));
+    assert!(
+        !fs::read_to_string("/proc/mounts").unwrap().contains(&root),
+        "node2's root still mounted"
+    );
+    assert!(ssh_fails(&lab, "node2"), "ssh to a powered-off host works");
+    assert_eq!(lab.ssh_ok("node1", "hostname").trim(), "node1");
+
+    // poweron: systemd boots the disk again and starts what is enabled (haproxy).
+    let started = Instant::now();
+    lab.driver_ok(["poweron", "node2"]);
+    eprintln!(
+        "poweron (image host): {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    let after = fields(&lab.ssh_ok(
+        "node2",
+        "echo init=$(cat /proc/1/comm); \
+         echo system=$(timeout 60 systemctl is-system-running --wait); \
+         echo marker=$(cat /root/disk-marker); \
+         echo haproxy=$(systemctl is-active haproxy)",
+    ));
+    assert_eq!(after["init"], "systemd");
+    assert_eq!(after["system"], "running");
+    assert_eq!(after["marker"], "kept");
+    assert_eq!(after["haproxy"], "active");
+
+    // down: nothing of the lab is left: processes, namespaces, links, mounts, mirror server.
+    let mut recorded = Vec::new();
+    for node in &nodes {
+        let pid = lab.host_pid(node).unwrap();
+        recorded.push((pid, process_start_time(pid).unwrap()));
+        recorded.extend(netns_processes(&lab, node));
+    }
+    let mirror_pid = fs::read_to_string(lab.state_dir().join("mirror.pid")).expect("mirror.pid");
+    let mut mirror_pid = mirror_pid.split_whitespace();
+    recorded.push((
+        mirror_pid.next().unwrap().parse().unwrap(),
+        mirror_pid.next().unwrap().to_string(),
+    ));
+    let started = Instant::now();
+    lab.driver_ok(["down"]);
+    eprintln!(
+        "down (2 image hosts): {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    for p in &recorded {
+        assert!(!still_running(p), "lab process {p:?} still running");
+    }
+    let prefix = format!("{}-", lab.prefix());
+    let netns = ip(&["netns", "list"]);
+    assert!(!netns.lines().any(|l| l.starts_with(&prefix)), "{netns}");
+    let links = ip(&["-o", "link", "show"]);
+    assert!(
+        !links
+            .lines()
+            .any(|l| l.split(": ").nth(1).is_some_and(|n| n.starts_with(&prefix))),
+        "links left: {links}"
+    );
+    let state = lab.state_dir().display().to_string();
+    let mounts = fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts.lines().any(|l| l.contains(&state)),
+        "mounts left: {mounts}"
+    );
+    assert!(!lab.state_dir().join("mirror.pid").exists());
+    assert!(!lab.state_dir().join("hosts/node2/disk").exists());
+    eprintln!(
+        "image_hosts_boot_systemd_with_a_signed_mirror: {:.1}s",
+        test_started.elapsed().as_secs_f64()
+    );
 }

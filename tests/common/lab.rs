@@ -4,10 +4,13 @@
 //! left behind, brings up `node1..nodeN` and returns a guard that tears the lab down when dropped,
 //! also when the test panics. Without root (or without the lab's programs) it returns `None` after
 //! a loud message on stderr; with `HACTL_LAB_REQUIRED=1` it panics instead.
+//! `Lab::up_with(n, &["--image", "trixie", "--image", "node2=bookworm"])` passes options to
+//! `lab up`: production-shaped hosts (systemd, own root filesystem, the lab's signed mirror).
 //!
 //! The lab's settings come from the same environment variables as the driver:
-//! `HACTL_LAB_PREFIX`, `HACTL_LAB_SUBNET`, `HACTL_LAB_STATE`. `HACTL_LAB_KEEP=1` leaves the lab
-//! up after the test (for debugging; tear it down with `tests/lab/lab down`).
+//! `HACTL_LAB_PREFIX`, `HACTL_LAB_SUBNET`, `HACTL_LAB_STATE`, `HACTL_LAB_CACHE`.
+//! `HACTL_LAB_KEEP=1` leaves the lab up after the test (for debugging; tear it down with
+//! `tests/lab/lab down`).
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
@@ -41,7 +44,20 @@ impl Lab {
     /// Brings up a fresh lab with hosts `node1..node{n}`; `None` (after a loud message) if this
     /// machine cannot run the lab and `HACTL_LAB_REQUIRED` is not `1`.
     pub fn up(n: usize) -> Option<Lab> {
-        if let Err(why) = can_run() {
+        Lab::up_with(n, &[])
+    }
+
+    /// As `up`, with options for `lab up` (e.g. `--image trixie`, `--image node3=bookworm`).
+    /// The first image host on a machine builds the image and mirror (minutes; cached after).
+    pub fn up_with(n: usize, options: &[&str]) -> Option<Lab> {
+        // Image names: `--image X`, `--image=X`, with X `IMAGE` or `nodeK=IMAGE`.
+        let images = options
+            .iter()
+            .zip(options.iter().skip(1))
+            .filter_map(|(o, next)| (*o == "--image").then_some(*next))
+            .chain(options.iter().filter_map(|o| o.strip_prefix("--image=")))
+            .any(|v| v.rsplit('=').next() != Some("shared"));
+        if let Err(why) = can_run().and_then(|()| if images { can_run_images() } else { Ok(()) }) {
             skip(&why);
             return None;
         }
@@ -59,9 +75,17 @@ impl Lab {
         let started = Instant::now();
         // A lab left by a test that was killed (no Drop) is ours to clear: we hold the lock.
         lab.driver_ok(["down"]);
-        lab.driver_ok(["up", &n.to_string()]);
+        let up = lab.driver([&["up", &n.to_string()][..], options].concat());
+        assert!(
+            up.status.success(),
+            "lab up {n} {options:?} failed ({}):\n{}",
+            up.status,
+            describe(&up)
+        );
+        // The driver's own account: builds and boot times.
+        eprint!("{}", String::from_utf8_lossy(&up.stderr));
         eprintln!(
-            "lab: up {n} (after clearing) took {:.2}s",
+            "lab: up {n} {options:?} (after clearing) took {:.2}s",
             started.elapsed().as_secs_f64()
         );
         Some(lab)
@@ -144,7 +168,17 @@ impl Lab {
         self.state.join("known_hosts")
     }
 
-    /// Root-namespace PID of `node`'s tini (its PID 1) as recorded by the driver, if running.
+    /// The image `node` was made from: `shared`, `bookworm` or `trixie`.
+    pub fn image(&self, node: &str) -> String {
+        let path = self.state.join("hosts").join(node).join("image");
+        fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// Root-namespace PID of `node`'s tini (its PID 1; for an image host, its systemd-nspawn) as
+    /// recorded by the driver, if running.
     pub fn host_pid(&self, node: &str) -> Option<u32> {
         let text = fs::read_to_string(self.state.join("hosts").join(node).join("pid")).ok()?;
         let mut fields = text.split_whitespace();
@@ -356,6 +390,29 @@ fn can_run() -> Result<(), String> {
         return Err("the kernel has no overlayfs".into());
     }
     Ok(())
+}
+
+/// Why this machine cannot run image hosts, if it cannot.
+fn can_run_images() -> Result<(), String> {
+    let missing: Vec<&str> = [
+        "debootstrap",
+        "systemd-nspawn",
+        "apt-ftparchive",
+        "gpg",
+        "setpriv",
+    ]
+    .into_iter()
+    .filter(|p| !in_path(p))
+    .chain((!Path::new("/usr/bin/python3").is_file()).then_some("/usr/bin/python3"))
+    .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "missing program(s) for image hosts: {} (install them with .ci/install-lab-deps)",
+            missing.join(", ")
+        ))
+    }
 }
 
 fn in_path(program: &str) -> bool {
