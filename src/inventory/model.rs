@@ -28,10 +28,14 @@ pub struct Cluster {
     pub name: String,
 }
 
-/// SSH settings; `ssh:` at the top gives defaults, `nodes[].ssh` overrides per host.
+/// SSH settings; `ssh:` at the top gives defaults, `nodes[].ssh` overrides per host. What is
+/// set here wins over OpenSSH's client config; what is unset comes from it, else a default.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SshSettings {
+    /// OpenSSH client config to read instead of `~/.ssh/config` and `/etc/ssh/ssh_config`
+    /// (relative to the inventory; `none` reads none). Top level only.
+    pub config_file: Option<PathBuf>,
     pub user: Option<String>,
     pub port: Option<u16>,
     pub identity_file: Option<PathBuf>,

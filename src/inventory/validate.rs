@@ -95,6 +95,7 @@ impl Validator<'_> {
             self.port(&path.k("port"), p);
         }
         for (key, file) in [
+            ("config_file", &s.config_file),
             ("identity_file", &s.identity_file),
             ("known_hosts", &s.known_hosts),
         ] {
@@ -392,6 +393,12 @@ impl Validator<'_> {
                 (false, None) => {}
             }
             self.ssh(&n.ssh, &np.k("ssh"));
+            if n.ssh.config_file.is_some() {
+                self.error(
+                    &np.k("ssh").k("config_file"),
+                    "config_file applies to every host: set it in the top-level `ssh:`",
+                );
+            }
         }
     }
 }
