@@ -18,7 +18,7 @@ pub fn resolve(
     local: &Local,
 ) -> Result<HostConfig, ConfigError> {
     let mut w = Walker {
-        host: host.to_ascii_lowercase(),
+        host: host.to_string(),
         given_user: user.map(str::to_string),
         local,
         out: HostConfig::default(),
@@ -33,7 +33,8 @@ pub fn resolve(
 }
 
 struct Walker<'a> {
-    /// Lowercased, as ssh matches it.
+    /// As given: `Host` patterns match it case-sensitively, `Match host` and `originalhost`
+    /// (and the final host name) lowercase it, as ssh(1) does.
     host: String,
     given_user: Option<String>,
     local: &'a Local,
@@ -161,7 +162,7 @@ impl Walker<'_> {
             };
             let subject = match criterion.as_str() {
                 "host" => self.match_host(),
-                "originalhost" => self.host.clone(),
+                "originalhost" => self.host.to_ascii_lowercase(),
                 "user" => self.remote_user(),
                 "localuser" => self.local.user.clone(),
                 "all" => {
@@ -192,7 +193,7 @@ impl Walker<'_> {
         self.out
             .hostname
             .as_ref()
-            .map_or_else(|| self.host.clone(), |h| h.value.clone())
+            .map_or_else(|| self.host.to_ascii_lowercase(), |h| h.value.clone())
     }
 
     fn remote_user(&self) -> String {
@@ -504,3 +505,6 @@ const OPENSSH_KEYWORDS: &[&str] = &[
     "warnweakcrypto",
     "xauthlocation",
 ];
+
+#[cfg(test)]
+mod tests;
