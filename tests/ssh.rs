@@ -78,6 +78,32 @@ fn target(port: u16, identity_file: PathBuf, known_hosts: PathBuf) -> SshTarget 
     }
 }
 
+/// A host the ssh config routes through a jump host is never reached directly.
+#[tokio::test]
+async fn proxy_jump_is_refused_before_connecting() {
+    let hop = target(
+        1,
+        PathBuf::from("/nonexistent"),
+        PathBuf::from("/nonexistent"),
+    );
+    let t = SshTarget {
+        proxy_jump: vec![SshTarget {
+            address: "bastion".into(),
+            ..hop.clone()
+        }],
+        ..hop
+    };
+    let err = Connection::connect(&t, HostKeyPolicy::Strict)
+        .await
+        .unwrap_err();
+    assert!(err.is_unsupported(), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ProxyJump is not supported yet") && msg.contains("root@bastion:1"),
+        "{msg}"
+    );
+}
+
 #[tokio::test]
 async fn run_reports_stdout_stderr_and_exit_status() {
     let Some(lab) = lab("run_reports_stdout_stderr_and_exit_status", &[]) else {

@@ -266,3 +266,33 @@ fn resolution_matches_openssh_on_the_corpus() {
         failures.join("\n")
     );
 }
+
+/// A bad ssh config is invalid input (exit 2) before anything is contacted, naming file, line
+/// and keyword; `-F` beats the inventory's `ssh.config_file`.
+#[test]
+fn validate_refuses_a_proxyjump_loop_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.yaml");
+    std::fs::write(
+        &inv,
+        "cluster: {name: c}\nssh: {config_file: none}\ncookie: {env: C}\nrabbitmq: {seed: n1}\n\
+         nodes:\n  - {name: n1, address: 10.0.0.1, roles: [rabbitmq]}\n",
+    )
+    .unwrap();
+    let config = dir.path().join("ssh.conf");
+    std::fs::write(&config, "Host *\n  ProxyJump bastion\n").unwrap();
+    let run = |extra: &[&Path]| {
+        Command::new(env!("CARGO_BIN_EXE_hactl"))
+            .arg("validate")
+            .arg(&inv)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&[]).status.success());
+    let out = run(&[Path::new("-F"), &config]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let at = format!("{}:2: proxyjump: ProxyJump loop", config.display());
+    assert!(stderr.contains(&at) && stderr.contains("n1"), "{stderr}");
+}

@@ -33,9 +33,6 @@ pub struct Cluster {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SshSettings {
-    /// OpenSSH client config to read instead of `~/.ssh/config` and `/etc/ssh/ssh_config`
-    /// (relative to the inventory; `none` reads none). Top level only.
-    pub config_file: Option<PathBuf>,
     pub user: Option<String>,
     pub port: Option<u16>,
     pub identity_file: Option<PathBuf>,
@@ -46,6 +43,9 @@ pub struct SshSettings {
     pub command_timeout: Option<u64>,
     /// Seconds between keepalive probes.
     pub keepalive: Option<u64>,
+    /// OpenSSH client config to read instead of `~/.ssh/config` and `/etc/ssh/ssh_config`
+    /// (relative to the inventory; `none` reads none). Top level only.
+    pub config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

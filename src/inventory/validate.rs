@@ -95,9 +95,9 @@ impl Validator<'_> {
             self.port(&path.k("port"), p);
         }
         for (key, file) in [
-            ("config_file", &s.config_file),
             ("identity_file", &s.identity_file),
             ("known_hosts", &s.known_hosts),
+            ("config_file", &s.config_file),
         ] {
             if let Some(f) = file {
                 self.check(&path.k(key), names::path(&f.to_string_lossy()));

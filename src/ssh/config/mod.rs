@@ -14,7 +14,7 @@ mod tokens;
 
 pub use jump::{Hop, hops};
 pub use resolve::resolve;
-pub use tokens::{Local, Tokens, hostname as expand_hostname, seconds};
+pub use tokens::{Local, Tokens};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
