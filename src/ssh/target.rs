@@ -155,7 +155,7 @@ impl Resolver<'_> {
             &node.address,
             &cfg,
             Some(&explicit),
-            user,
+            (user, None),
             warnings,
         )?;
         let key = key_of(&t);
@@ -171,7 +171,7 @@ impl Resolver<'_> {
         host: &str,
         cfg: &HostConfig,
         explicit: Option<&Explicit>,
-        user: Option<String>,
+        (user, given_port): (Option<String>, Option<u16>),
         warnings: &mut Vec<String>,
     ) -> Result<SshTarget, ConfigError> {
         warnings.extend(cfg.warnings.iter().cloned());
@@ -179,8 +179,8 @@ impl Resolver<'_> {
         let user = user
             .or_else(|| cfg.user.as_ref().map(|u| u.value.clone()))
             .unwrap_or_else(|| "root".to_string());
-        let port = explicit
-            .and_then(|e| e.get(|s| &s.port))
+        let port = given_port
+            .or_else(|| explicit.and_then(|e| e.get(|s| &s.port)))
             .or(cfg.port.as_ref().map(|p| p.value))
             .unwrap_or(22);
         let hostname = cfg
@@ -316,17 +316,15 @@ impl Resolver<'_> {
         for (i, hop) in hops.iter().enumerate() {
             let hop_cfg =
                 config::resolve(&hop.host, hop.user.as_deref(), self.sources, self.local)?;
-            let mut t = self.build(
+            // The hop's own user and port are given, like `ssh -l USER -p PORT HOP`.
+            let t = self.build(
                 &hop.host,
                 &hop.host,
                 &hop_cfg,
                 None,
-                hop.user.clone(),
+                (hop.user.clone(), hop.port),
                 warnings,
             )?;
-            if let Some(p) = hop.port {
-                t.port = p;
-            }
             let key = key_of(&t);
             if let Some(first) = seen.iter().position(|k| *k == key) {
                 let path: Vec<String> = seen.iter().map(show).chain([show(&key)]).collect();
