@@ -143,6 +143,10 @@ impl InventoryArg {
 pub struct ValidateArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
+    /// OpenSSH client config to read instead of ~/.ssh/config and /etc/ssh/ssh_config (and
+    /// the inventory's ssh.config_file), as with `ssh -F`; `none` reads none.
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -199,11 +203,16 @@ pub struct RunArgs {
     /// Also append every line of the run, dated (ISO 8601, UTC), to this file (created 0600).
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// OpenSSH client config to read instead of ~/.ssh/config and /etc/ssh/ssh_config (and
+    /// the inventory's ssh.config_file), as with `ssh -F`; `none` reads none.
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 impl RunArgs {
-    pub fn options(&self) -> crate::runner::Options {
+    pub fn options(&self, targets: crate::ssh::Targets) -> crate::runner::Options {
         crate::runner::Options {
+            targets: std::sync::Arc::new(targets),
             dry_run: self.dry_run,
             verbose: self.verbose,
             parallel: usize::from(self.parallel),
@@ -273,6 +282,10 @@ pub struct StatusArgs {
     /// How many hosts to read at once.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallel: u16,
+    /// OpenSSH client config to read instead of ~/.ssh/config and /etc/ssh/ssh_config (and
+    /// the inventory's ssh.config_file), as with `ssh -F`; `none` reads none.
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 /// set-policy's long help: the presets, listed from [`crate::rabbitmq::presets`], then the rest.
@@ -350,6 +363,10 @@ pub struct SetPolicyArgs {
     /// Learn the keys of hosts not yet in known_hosts (never accepts a changed key).
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// OpenSSH client config to read instead of ~/.ssh/config and /etc/ssh/ssh_config (and
+    /// the inventory's ssh.config_file), as with `ssh -F`; `none` reads none.
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 #[cfg(test)]

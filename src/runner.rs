@@ -20,6 +20,8 @@ use tokio::task::JoinSet;
 /// Options every host-touching command shares.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Every node's SSH target, resolved before anything is contacted.
+    pub targets: Arc<crate::ssh::Targets>,
     pub dry_run: bool,
     pub verbose: bool,
     pub parallel: usize,
@@ -95,14 +97,17 @@ pub async fn connect(
     reporter: &Arc<Reporter>,
     opts: &Options,
 ) -> anyhow::Result<Vec<Host>> {
-    let targets: Vec<(crate::inventory::Node, SshTarget)> = names
+    let targets: Vec<(crate::inventory::Node, Option<SshTarget>)> = names
         .iter()
         .filter_map(|n| inv.node(n))
-        .map(|n| (n.clone(), SshTarget::for_node(inv, n)))
+        .map(|n| (n.clone(), opts.targets.get(&n.name).cloned()))
         .collect();
     let policy = opts.host_keys;
     let results = parallel(targets, opts.parallel, |(node, target)| async move {
-        let conn = Connection::connect(&target, policy).await;
+        let conn = match target {
+            Some(t) => Connection::connect(&t, policy).await,
+            None => Err(unresolved(&node.name)),
+        };
         Ok((node, conn))
     })
     .await;
@@ -119,7 +124,7 @@ pub async fn connect(
                 facts: None,
             }),
             Err(e) => {
-                host_key_refused |= e.is_host_key();
+                host_key_refused |= e.is_host_key() || e.is_unsupported();
                 reporter.note(&node.name, &format!("connect: FAILED: {e}"));
                 errors.push(e.to_string());
             }
@@ -150,21 +155,27 @@ pub async fn connect_each(
     opts: &Options,
     command_timeout: Option<std::time::Duration>,
 ) -> Vec<(crate::inventory::Node, Result<Host, crate::ssh::SshError>)> {
-    let targets: Vec<(crate::inventory::Node, SshTarget)> = names
+    let targets: Vec<(crate::inventory::Node, Option<SshTarget>)> = names
         .iter()
         .filter_map(|n| inv.node(n))
         .map(|n| {
-            let mut target = SshTarget::for_node(inv, n);
-            if let Some(cap) = command_timeout {
-                target.command_timeout = target.command_timeout.min(cap);
-            }
+            let target = opts.targets.get(&n.name).cloned().map(|mut t| {
+                if let Some(cap) = command_timeout {
+                    t.command_timeout = t.command_timeout.min(cap);
+                }
+                t
+            });
             (n.clone(), target)
         })
         .collect();
     let nodes: Vec<crate::inventory::Node> = targets.iter().map(|(n, _)| n.clone()).collect();
     let policy = opts.host_keys;
     let results = parallel(targets, opts.parallel, |(node, target)| async move {
-        Ok((node, Connection::connect(&target, policy).await))
+        let conn = match target {
+            Some(t) => Connection::connect(&t, policy).await,
+            None => Err(unresolved(&node.name)),
+        };
+        Ok((node, conn))
     })
     .await;
     nodes
@@ -190,6 +201,14 @@ pub async fn connect_each(
             (node, host)
         })
         .collect()
+}
+
+/// A node missing from `Options::targets` (commands resolve every node up front).
+pub fn unresolved(node: &str) -> crate::ssh::SshError {
+    crate::ssh::SshError::InvalidRequest {
+        host: node.to_string(),
+        reason: "no SSH settings were resolved for this host".into(),
+    }
 }
 
 /// Runs one step on `host`: awaits its plan and reports it; in a real run first applies

@@ -6,7 +6,9 @@
 #[path = "ssh/sshd.rs"]
 mod sshd;
 
-use hactl::ssh::{Cmd, Connection, HostKeyPolicy, SshError, SshTarget, Upload, UploadFailure};
+use hactl::ssh::{
+    Cmd, Connection, HostKeyPolicy, IdentityAgent, SshError, SshTarget, Upload, UploadFailure,
+};
 use sshd::{Keys, Sshd, keygen, pub_path};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -64,12 +66,42 @@ fn target(port: u16, identity_file: PathBuf, known_hosts: PathBuf) -> SshTarget 
         address: "127.0.0.1".into(),
         port,
         user: "root".into(),
-        identity_file,
-        known_hosts,
+        identity_files: vec![identity_file],
+        identities_only: false,
+        identity_agent: IdentityAgent::Env,
+        known_hosts: vec![known_hosts],
+        host_keys: HostKeyPolicy::Strict,
+        proxy_jump: Vec::new(),
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(20),
         keepalive: Duration::from_secs(15),
     }
+}
+
+/// A host the ssh config routes through a jump host is never reached directly.
+#[tokio::test]
+async fn proxy_jump_is_refused_before_connecting() {
+    let hop = target(
+        1,
+        PathBuf::from("/nonexistent"),
+        PathBuf::from("/nonexistent"),
+    );
+    let t = SshTarget {
+        proxy_jump: vec![SshTarget {
+            address: "bastion".into(),
+            ..hop.clone()
+        }],
+        ..hop
+    };
+    let err = Connection::connect(&t, HostKeyPolicy::Strict)
+        .await
+        .unwrap_err();
+    assert!(err.is_unsupported(), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ProxyJump is not supported yet") && msg.contains("root@bastion:1"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -798,7 +830,7 @@ async fn a_closed_port_is_refused_fast() {
     // The key is read before connecting: give it a real one.
     let keys = Keys::new(&[]);
     let t = SshTarget {
-        identity_file: keys.path("id_ed25519"),
+        identity_files: vec![keys.path("id_ed25519")],
         ..t
     };
     let start = Instant::now();
@@ -928,7 +960,7 @@ async fn rsa_and_ecdsa_user_keys_log_in() {
     };
     for key in ["id_rsa", "id_ecdsa"] {
         let t = SshTarget {
-            identity_file: lab.keys.path(key),
+            identity_files: vec![lab.keys.path(key)],
             ..lab.target()
         };
         let conn = Connection::connect(&t, HostKeyPolicy::Strict)
@@ -954,7 +986,7 @@ async fn bad_keys_fail_with_clear_errors() {
     };
     // A key the server doesn't know.
     let t = SshTarget {
-        identity_file: lab.keys.path("id_stranger"),
+        identity_files: vec![lab.keys.path("id_stranger")],
         ..lab.target()
     };
     let err = Connection::connect(&t, HostKeyPolicy::Strict)
@@ -970,7 +1002,7 @@ async fn bad_keys_fail_with_clear_errors() {
     // A passphrase-protected key, no agent: says so instead of a parse error.
     if std::env::var_os("SSH_AUTH_SOCK").is_none() {
         let t = SshTarget {
-            identity_file: lab.keys.path("id_locked"),
+            identity_files: vec![lab.keys.path("id_locked")],
             ..lab.target()
         };
         let err = Connection::connect(&t, HostKeyPolicy::Strict)
@@ -986,7 +1018,7 @@ async fn bad_keys_fail_with_clear_errors() {
 
     // A missing key file.
     let t = SshTarget {
-        identity_file: lab.keys.path("id_missing"),
+        identity_files: vec![lab.keys.path("id_missing")],
         ..lab.target()
     };
     let msg = Connection::connect(&t, HostKeyPolicy::Strict)

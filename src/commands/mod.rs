@@ -44,6 +44,21 @@ pub fn print_diagnostics(diags: &[Diagnostic]) {
     }
 }
 
+/// Every node's SSH target: the inventory's explicit settings, then the OpenSSH client config
+/// (`flag` is `-F`), then defaults. Nothing is contacted; config warnings are printed, and a
+/// config that can't be used is invalid input.
+pub fn ssh_targets(loaded: &Loaded, flag: Option<&Path>) -> anyhow::Result<crate::ssh::Targets> {
+    use crate::ssh::{Targets, config::Local};
+    let local = Local::current();
+    let sources = Targets::sources(&loaded.inventory, &loaded.base_dir, flag, &local);
+    let targets = Targets::resolve(&loaded.inventory, &sources, &local)
+        .map_err(|e| InvalidInput(format!("ssh config: {e}")))?;
+    for w in &targets.warnings {
+        eprintln!("hactl: warning: {}", crate::terminal::escape(w));
+    }
+    Ok(targets)
+}
+
 /// Every secret of the inventory; a missing or unusable one is printed (field and source,
 /// never a value) and makes the run invalid input.
 pub fn resolve_secrets(loaded: &Loaded) -> anyhow::Result<crate::inventory::Secrets> {
@@ -64,8 +79,9 @@ pub fn prepare(
     crate::runner::Options,
 )> {
     let loaded = load_inventory(inventory)?;
+    let targets = ssh_targets(&loaded, run.ssh_config.as_deref())?;
     let secrets = resolve_secrets(&loaded)?;
-    let opts = run.options();
+    let opts = run.options(targets);
     let mut reporter = crate::report::Reporter::new(
         opts.verbose,
         opts.dry_run,

@@ -12,7 +12,7 @@ use crate::plan::Action;
 use crate::rabbitmq::{ctl, node_name};
 use crate::report::Reporter;
 use crate::runner::{self, Options};
-use crate::ssh::{Connection, SshTarget};
+use crate::ssh::Connection;
 use crate::steps::Ctx;
 use crate::steps::join::{self, ClusterStatus};
 use anyhow::{anyhow, bail};
@@ -109,8 +109,11 @@ async fn remove(
     for name in &args.nodes {
         // The node itself may be dead: try it, without failing the run.
         let node = inv.node(name).expect("checked above").clone();
-        let target = SshTarget::for_node(inv, &node);
-        let gone = match Connection::connect(&target, opts.host_keys).await {
+        let conn = match opts.targets.get(name) {
+            Some(target) => Connection::connect(target, opts.host_keys).await,
+            None => Err(runner::unresolved(name)),
+        };
+        let gone = match conn {
             Ok(conn) => Some(Host {
                 node,
                 conn,

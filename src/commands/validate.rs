@@ -5,6 +5,8 @@ use crate::cli::ValidateArgs;
 pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
     let path = args.inventory.path();
     let loaded = super::load_inventory(&path)?;
+    // The SSH settings `up` would use, resolved now so a bad ssh config shows here too.
+    super::ssh_targets(&loaded, args.ssh_config.as_deref())?;
     println!(
         "{}: valid ({} nodes, {} warning(s))",
         crate::terminal::escape_line(&path.display().to_string()),

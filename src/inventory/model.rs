@@ -28,7 +28,8 @@ pub struct Cluster {
     pub name: String,
 }
 
-/// SSH settings; `ssh:` at the top gives defaults, `nodes[].ssh` overrides per host.
+/// SSH settings; `ssh:` at the top gives defaults, `nodes[].ssh` overrides per host. What is
+/// set here wins over OpenSSH's client config; what is unset comes from it, else a default.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SshSettings {
@@ -42,6 +43,9 @@ pub struct SshSettings {
     pub command_timeout: Option<u64>,
     /// Seconds between keepalive probes.
     pub keepalive: Option<u64>,
+    /// OpenSSH client config to read instead of `~/.ssh/config` and `/etc/ssh/ssh_config`
+    /// (relative to the inventory; `none` reads none). Top level only.
+    pub config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

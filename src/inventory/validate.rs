@@ -107,6 +107,7 @@ impl Validator<'_> {
         for (key, file) in [
             ("identity_file", &s.identity_file),
             ("known_hosts", &s.known_hosts),
+            ("config_file", &s.config_file),
         ] {
             if let Some(f) = file {
                 self.check(&path.k(key), names::path(&f.to_string_lossy()));
@@ -402,6 +403,12 @@ impl Validator<'_> {
                 (false, None) => {}
             }
             self.ssh(&n.ssh, &np.k("ssh"));
+            if n.ssh.config_file.is_some() {
+                self.error(
+                    &np.k("ssh").k("config_file"),
+                    "config_file applies to every host: set it in the top-level `ssh:`",
+                );
+            }
         }
     }
 }

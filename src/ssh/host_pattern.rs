@@ -46,7 +46,7 @@ fn hashed_matches(host: &str, pattern: &str) -> bool {
 }
 
 /// `*` matches any run of bytes, `?` one byte; no backtracking blow-up (linear in practice).
-fn glob(text: &[u8], pattern: &[u8]) -> bool {
+pub(crate) fn glob(text: &[u8], pattern: &[u8]) -> bool {
     let (mut t, mut p) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {

@@ -3,7 +3,8 @@
 //! uploads.
 //!
 //! ```ignore
-//! let target = SshTarget::for_node(&inv, node);
+//! let targets = Targets::resolve(&inv, &sources, &Local::current())?;
+//! let target = targets.get("node1").unwrap();
 //! let conn = Connection::connect(&target, HostKeyPolicy::Strict).await?;
 //! let out = conn.run(&Cmd::new("rabbitmqctl").arg("status")).await?;
 //! out.check(&target.host, &cmd)?;
@@ -11,21 +12,23 @@
 //!     group: "root", dir_owner: "root", check: &[] }).await?;
 //! ```
 
+pub mod config;
 mod exec;
 mod host_pattern;
 mod known_hosts;
 mod quote;
 mod session;
+mod target;
 mod upload;
 
 pub use exec::{Held, Hold};
 pub use quote::{Cmd, quote};
 pub use session::{Connection, KEEPALIVE_MAX};
+pub use target::{IdentityAgent, SshTarget, TargetError, Targets};
 pub use upload::{Upload, UploadFailure};
 
-use crate::inventory::model::{Inventory, Node, SshSettings};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Most channels open at once on one connection (sshd's MaxSessions defaults to 10).
@@ -34,102 +37,9 @@ pub const MAX_CHANNELS_PER_CONNECTION: usize = 8;
 /// Lines of stderr (or stdout) kept in a [`CommandFailed`].
 pub const TAIL_LINES: usize = 20;
 
-/// Where and how to reach one host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshTarget {
-    /// Node name, for messages.
-    pub host: String,
-    pub address: String,
-    pub port: u16,
-    pub user: String,
-    pub identity_file: PathBuf,
-    pub known_hosts: PathBuf,
-    pub connect_timeout: Duration,
-    pub command_timeout: Duration,
-    pub keepalive: Duration,
-}
-
-impl SshTarget {
-    /// Settings for `node`: `node.ssh` overrides the inventory's `ssh:`, which overrides the
-    /// defaults (user root, port 22, identity `~/.ssh/id_ed25519` or else `id_ecdsa`, `id_rsa`,
-    /// known_hosts `~/.ssh/known_hosts`, connect 10 s, command 300 s, keepalive 15 s).
-    /// A leading `~/` is expanded from `$HOME`.
-    pub fn for_node(inv: &Inventory, node: &Node) -> SshTarget {
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        Self::resolve(
-            &node.name,
-            &node.address,
-            &inv.ssh,
-            &node.ssh,
-            home.as_deref(),
-        )
-    }
-
-    fn resolve(
-        name: &str,
-        address: &str,
-        global: &SshSettings,
-        node: &SshSettings,
-        home: Option<&Path>,
-    ) -> SshTarget {
-        let expand = |p: &Path| expand_home(p, home);
-        let secs =
-            |n: Option<u64>, g: Option<u64>, d: u64| Duration::from_secs(n.or(g).unwrap_or(d));
-        let identity_file = match node
-            .identity_file
-            .as_ref()
-            .or(global.identity_file.as_ref())
-        {
-            Some(p) => expand(p),
-            None => default_identity(home),
-        };
-        let known_hosts = match node.known_hosts.as_ref().or(global.known_hosts.as_ref()) {
-            Some(p) => expand(p),
-            None => expand(Path::new("~/.ssh/known_hosts")),
-        };
-        SshTarget {
-            host: name.to_string(),
-            address: address.to_string(),
-            port: node.port.or(global.port).unwrap_or(22),
-            user: node
-                .user
-                .clone()
-                .or_else(|| global.user.clone())
-                .unwrap_or_else(|| "root".to_string()),
-            identity_file,
-            known_hosts,
-            connect_timeout: secs(node.connect_timeout, global.connect_timeout, 10),
-            command_timeout: secs(node.command_timeout, global.command_timeout, 300),
-            keepalive: secs(node.keepalive, global.keepalive, 15),
-        }
-    }
-}
-
-/// Default key names tried in order when no identity file is configured.
-const DEFAULT_IDENTITIES: [&str; 3] = ["id_ed25519", "id_ecdsa", "id_rsa"];
-
-fn default_identity(home: Option<&Path>) -> PathBuf {
-    let candidates: Vec<PathBuf> = DEFAULT_IDENTITIES
-        .iter()
-        .map(|n| expand_home(&Path::new("~/.ssh").join(n), home))
-        .collect();
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .unwrap_or(&candidates[0])
-        .clone()
-}
-
-fn expand_home(p: &Path, home: Option<&Path>) -> PathBuf {
-    match (p.strip_prefix("~"), home) {
-        // Component-wise: `~` and `~/x` match, `~user/x` doesn't.
-        (Ok(rest), Some(home)) => home.join(rest),
-        _ => p.to_path_buf(),
-    }
-}
-
 /// What to do with a host key that known_hosts doesn't hold. A *changed* key is always refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Ordered from strict to loose: the looser of the flag and the host's ssh_config wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum HostKeyPolicy {
     /// Refuse unknown host keys (the default).
     #[default]
@@ -285,6 +195,10 @@ pub enum SshError {
     #[error(transparent)]
     Command(#[from] CommandFailed),
 
+    /// Settings hactl resolved but can't honour yet (ProxyJump); nothing was sent.
+    #[error("{host}: {reason}")]
+    Unsupported { host: String, reason: String },
+
     /// A request hactl itself got wrong (e.g. a relative upload path); nothing was sent.
     #[error("{host}: {reason}")]
     InvalidRequest { host: String, reason: String },
@@ -301,6 +215,11 @@ impl SshError {
         )
     }
 
+    /// Settings hactl can't honour yet: the CLI exits 2 (invalid input) for these too.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, SshError::Unsupported { .. })
+    }
+
     /// The node name the error is about.
     pub fn host(&self) -> &str {
         match self {
@@ -311,6 +230,7 @@ impl SshError {
             | SshError::Timeout { host, .. }
             | SshError::Auth { host, .. }
             | SshError::Channel { host, .. }
+            | SshError::Unsupported { host, .. }
             | SshError::InvalidRequest { host, .. } => host,
             SshError::Command(c) => &c.host,
         }
@@ -329,63 +249,6 @@ pub fn deadline(from: std::time::Instant, after: Duration) -> std::time::Instant
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn target_defaults_and_overrides() {
-        let home = tempfile::tempdir().unwrap();
-        let ssh = home.path().join(".ssh");
-        std::fs::create_dir(&ssh).unwrap();
-        let none = SshSettings::default();
-
-        // No key at all: id_ed25519 is named (and reported missing later).
-        let t = SshTarget::resolve("n1", "10.0.0.1", &none, &none, Some(home.path()));
-        assert_eq!(t.user, "root");
-        assert_eq!(t.port, 22);
-        assert_eq!(t.identity_file, ssh.join("id_ed25519"));
-        assert_eq!(t.known_hosts, ssh.join("known_hosts"));
-        assert_eq!(t.connect_timeout, Duration::from_secs(10));
-        assert_eq!(t.command_timeout, Duration::from_secs(300));
-        assert_eq!(t.keepalive, Duration::from_secs(15));
-        assert_eq!((t.host.as_str(), t.address.as_str()), ("n1", "10.0.0.1"));
-
-        // Fallback to the first existing default key.
-        std::fs::write(ssh.join("id_rsa"), "x").unwrap();
-        let t = SshTarget::resolve("n1", "10.0.0.1", &none, &none, Some(home.path()));
-        assert_eq!(t.identity_file, ssh.join("id_rsa"));
-        std::fs::write(ssh.join("id_ecdsa"), "x").unwrap();
-        let t = SshTarget::resolve("n1", "10.0.0.1", &none, &none, Some(home.path()));
-        assert_eq!(t.identity_file, ssh.join("id_ecdsa"));
-
-        let global = SshSettings {
-            user: Some("deploy".into()),
-            port: Some(2222),
-            identity_file: Some("~/keys/deploy".into()),
-            known_hosts: Some("/etc/hactl/known_hosts".into()),
-            connect_timeout: Some(5),
-            command_timeout: Some(60),
-            keepalive: Some(7),
-        };
-        let node = SshSettings {
-            port: Some(22022),
-            command_timeout: Some(900),
-            identity_file: Some("~other/key".into()),
-            ..Default::default()
-        };
-        let t = SshTarget::resolve("n2", "10.0.0.2", &global, &node, Some(home.path()));
-        assert_eq!(t.user, "deploy");
-        assert_eq!(t.port, 22022);
-        assert_eq!(
-            t.identity_file,
-            PathBuf::from("~other/key"),
-            "only ~/ is expanded"
-        );
-        assert_eq!(t.known_hosts, PathBuf::from("/etc/hactl/known_hosts"));
-        assert_eq!(t.connect_timeout, Duration::from_secs(5));
-        assert_eq!(t.command_timeout, Duration::from_secs(900));
-        assert_eq!(t.keepalive, Duration::from_secs(7));
-        let t = SshTarget::resolve("n2", "10.0.0.2", &global, &none, Some(home.path()));
-        assert_eq!(t.identity_file, home.path().join("keys/deploy"));
-    }
 
     /// Callers return `Result<_, SshError>` everywhere; keep it under clippy's
     /// `result_large_err` threshold (128 bytes) so they needn't box it.

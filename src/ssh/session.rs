@@ -47,14 +47,38 @@ impl Connection {
         target: &SshTarget,
         policy: HostKeyPolicy,
     ) -> Result<Connection, SshError> {
+        // Never connect directly to a host the config says to reach through a jump host.
+        if !target.proxy_jump.is_empty() {
+            let via: Vec<String> = target
+                .proxy_jump
+                .iter()
+                .map(|h| format!("{}@{}:{}", h.user, h.address, h.port))
+                .collect();
+            return Err(SshError::Unsupported {
+                host: target.host.clone(),
+                reason: format!(
+                    "ProxyJump is not supported yet: the ssh config says to reach {}:{} through                      {}, and hactl does not connect directly instead",
+                    target.address,
+                    target.port,
+                    via.join(" -> ")
+                ),
+            });
+        }
+        let policy = policy.max(target.host_keys);
         // Read the key first: a bad key file is reported without touching the network.
         let identity = load_identity(target)?;
-        let recorded = known_hosts::recorded(&target.address, target.port, &target.known_hosts)
-            .map_err(|reason| SshError::KnownHosts {
-                host: target.host.clone(),
-                path: target.known_hosts.clone(),
-                reason,
-            })?;
+        let mut recorded = Vec::new();
+        for path in &target.known_hosts {
+            recorded.extend(
+                known_hosts::recorded(&target.address, target.port, path).map_err(|reason| {
+                    SshError::KnownHosts {
+                        host: target.host.clone(),
+                        path: path.clone(),
+                        reason,
+                    }
+                })?,
+            );
+        }
 
         let mut config = client::Config {
             keepalive_interval: (!target.keepalive.is_zero()).then_some(target.keepalive),
@@ -162,20 +186,51 @@ pub(super) struct Client {
     host: String,
     address: String,
     port: u16,
-    known_hosts: std::path::PathBuf,
+    /// Checked in order; unknown keys are learnt into the first.
+    known_hosts: Vec<std::path::PathBuf>,
     policy: HostKeyPolicy,
     /// Why the key was refused; `connect` reports this instead of russh's bare "unknown key".
     refusal: Arc<Mutex<Option<SshError>>>,
 }
 
 impl Client {
+    /// Every file's verdict counts as OpenSSH's do: revoked anywhere refuses, known anywhere
+    /// passes, then the first changed or CA-only verdict; else the key is unknown.
+    fn verdict(&self, offered: &PublicKey) -> Result<(Verdict, &Path), SshError> {
+        let mut verdicts = Vec::new();
+        for path in &self.known_hosts {
+            let v =
+                known_hosts::check(&self.address, self.port, offered, path).map_err(|reason| {
+                    SshError::KnownHosts {
+                        host: self.host.clone(),
+                        path: path.clone(),
+                        reason,
+                    }
+                })?;
+            verdicts.push((v, path.as_path()));
+        }
+        let rank = |v: &Verdict| match v {
+            Verdict::Revoked { .. } => 0,
+            Verdict::Known => 1,
+            Verdict::Changed { .. } => 2,
+            Verdict::CertAuthority { .. } => 3,
+            Verdict::Unknown => 4,
+        };
+        // Stable: among equals the earlier file wins.
+        verdicts.sort_by_key(|(v, _)| rank(v));
+        let first = self
+            .known_hosts
+            .first()
+            .map_or(Path::new(""), |p| p.as_path());
+        Ok(verdicts
+            .into_iter()
+            .next()
+            .unwrap_or((Verdict::Unknown, first)))
+    }
+
     fn judge(&self, offered: &PublicKey) -> Result<(), SshError> {
-        let verdict = known_hosts::check(&self.address, self.port, offered, &self.known_hosts)
-            .map_err(|reason| SshError::KnownHosts {
-                host: self.host.clone(),
-                path: self.known_hosts.clone(),
-                reason,
-            })?;
+        let (verdict, file) = self.verdict(offered)?;
+        let file = file.to_path_buf();
         match verdict {
             Verdict::Known => Ok(()),
             // Also when only keys of other types are recorded and the host offers none of them
@@ -192,12 +247,12 @@ impl Client {
                     known_hosts::key_type(offered),
                     known_hosts::fingerprint(offered)
                 ),
-                known_hosts: self.known_hosts.clone(),
+                known_hosts: file.clone(),
                 line,
             }),
             Verdict::Revoked { line } => Err(SshError::KnownHosts {
                 host: self.host.clone(),
-                path: self.known_hosts.clone(),
+                path: file.clone(),
                 reason: format!(
                     "the host offered {} {}, which line {line} marks @revoked: refusing it \
                      (also with --accept-new-host-keys)",
@@ -207,7 +262,7 @@ impl Client {
             }),
             Verdict::CertAuthority { line } => Err(SshError::KnownHosts {
                 host: self.host.clone(),
-                path: self.known_hosts.clone(),
+                path: file.clone(),
                 reason: format!(
                     "line {line} trusts a @cert-authority for this host, but hactl does not \
                      check host certificates and no plain key is recorded; add the host's own \
@@ -223,15 +278,16 @@ impl Client {
                     address: self.address.clone(),
                     port: self.port,
                     fingerprint: known_hosts::fingerprint(offered),
-                    known_hosts: self.known_hosts.clone(),
+                    known_hosts: file.clone(),
                 }),
                 HostKeyPolicy::AcceptNew => {
-                    known_hosts::learn(&self.address, self.port, offered, &self.known_hosts)
-                        .map_err(|reason| SshError::KnownHosts {
+                    known_hosts::learn(&self.address, self.port, offered, &file).map_err(|reason| {
+                        SshError::KnownHosts {
                             host: self.host.clone(),
-                            path: self.known_hosts.clone(),
+                            path: file.clone(),
                             reason,
-                        })
+                        }
+                    })
                 }
             },
         }
@@ -263,8 +319,19 @@ enum Identity {
     Encrypted(Option<PublicKey>),
 }
 
+/// The first of the target's identity files that exists (else the first, reported missing).
+/// Offering each in turn is left to the transport work that also brings agent-only keys.
+fn identity_file(target: &SshTarget) -> &Path {
+    let files = &target.identity_files;
+    files
+        .iter()
+        .find(|p| p.exists())
+        .or(files.first())
+        .map_or(Path::new(""), |p| p.as_path())
+}
+
 fn load_identity(target: &SshTarget) -> Result<Identity, SshError> {
-    let path = &target.identity_file;
+    let path = identity_file(target);
     let auth_err = |reason: String| SshError::Auth {
         host: target.host.clone(),
         user: target.user.clone(),
@@ -318,7 +385,7 @@ async fn authenticate(
         user: target.user.clone(),
         reason,
     };
-    let file = target.identity_file.display();
+    let file = identity_file(target).display();
     let (public, result) = match identity {
         Identity::Key(key) => {
             let public = key.public_key().clone();

@@ -51,6 +51,7 @@ pub fn run(args: &SetPolicyArgs) -> anyhow::Result<()> {
 
 fn run_inner(args: &SetPolicyArgs) -> anyhow::Result<()> {
     let loaded = super::load_inventory(&args.inventory_file)?;
+    let targets = super::ssh_targets(&loaded, args.ssh_config.as_deref())?;
     let inv = &loaded.inventory;
     // Everything is checked here, before any host is contacted.
     let (request, mut warnings) = build_request(args, inv).map_err(|errors| {
@@ -69,6 +70,7 @@ fn run_inner(args: &SetPolicyArgs) -> anyhow::Result<()> {
         crate::redact::Redactor::new(&secrets),
     ));
     let opts = Options {
+        targets: Arc::new(targets),
         dry_run: args.dry_run,
         verbose: args.verbose,
         parallel: 10,
