@@ -217,25 +217,74 @@ fn hactl(label: &str, args: &[&str], bound: Duration, mut watch: Option<Watch>) 
 // ---------------------------------------------------------------------------------------------
 // The cluster under test
 
-/// A queue as `list_queues` shows it: the nodes of its master and mirrors.
+/// How the cluster under test replicates its queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replication {
+    /// RabbitMQ 3.x classic queues mirrored by the inventory's `ha-all` policy.
+    Mirrored,
+    /// RabbitMQ 4.x quorum queues (the vhost's `default_queue_type: quorum`).
+    Quorum,
+}
+
+/// A queue as `list_queues` shows it: the node of its master (leader) and those of its other
+/// replicas (mirrors or quorum members), and which of those are in sync (synchronised mirrors,
+/// online members).
 #[derive(Debug, Clone)]
 struct Queue {
     name: String,
-    master: Option<String>,
-    mirrors: BTreeSet<String>,
-    synced: BTreeSet<String>,
+    leader: Option<String>,
+    replicas: BTreeSet<String>,
+    in_sync: BTreeSet<String>,
 }
 
-/// Lab host names (`node1`) in the text form of Erlang PIDs (`<rabbit@node1.1.2.3>`).
-fn pid_hosts(text: &str) -> BTreeSet<String> {
-    text.split("<rabbit@")
+/// Lab host names (`node1`) in RabbitMQ's text forms: Erlang PIDs (`<rabbit@node1.1.2.3>`) and
+/// node lists (`[rabbit@node1, rabbit@node2]`).
+fn node_hosts(text: &str) -> BTreeSet<String> {
+    text.split("rabbit@")
         .skip(1)
-        .filter_map(|p| p.split_once('.').map(|(n, _)| n.to_string()))
+        .map(|p| {
+            p.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|n| !n.is_empty())
         .collect()
 }
 
+/// The hosts and cluster the scenarios run on.
+struct Flavour {
+    name: &'static str,
+    /// The inventory (inventories/NAME.yaml, adapted to the lab).
+    inventory: &'static str,
+    /// `lab up` arguments choosing the hosts' image (none: the shared-`/usr` hosts).
+    image: &'static [&'static str],
+    replication: Replication,
+    /// The hosts boot systemd, which restarts a daemon that dies (see `keep_faults`).
+    systemd: bool,
+}
+
+/// Debian 12 container-like hosts (no init system), RabbitMQ 3.10, mirrored queues.
+const SHARED: Flavour = Flavour {
+    name: "shared-/usr hosts, RabbitMQ 3.10, mirrored queues",
+    inventory: "lab",
+    image: &[],
+    replication: Replication::Mirrored,
+    systemd: false,
+};
+
+/// Debian 13 systemd hosts (packages installed by hactl), RabbitMQ 4.0, quorum queues.
+const TRIXIE: Flavour = Flavour {
+    name: "trixie systemd hosts, RabbitMQ 4.0, quorum queues",
+    inventory: "lab-trixie",
+    image: &["--image", "trixie"],
+    replication: Replication::Quorum,
+    systemd: true,
+};
+
 struct World<'a> {
     lab: &'a Lab,
+    flavour: &'a Flavour,
+    replication: Replication,
     /// The inventory every `up` uses (node6 joins it in scenario 4).
     inventory: PathBuf,
     rabbits: Vec<String>,
@@ -247,12 +296,14 @@ struct World<'a> {
 }
 
 impl<'a> World<'a> {
-    fn new(lab: &'a Lab) -> World<'a> {
-        let inventory = lab.write_inventory("lab");
+    fn new(lab: &'a Lab, flavour: &'a Flavour) -> World<'a> {
+        let inventory = lab.write_inventory(flavour.inventory);
         let password = fs::read_to_string(lab.state_dir().join("secrets/app-password"))
             .expect("read the lab's app password");
         World {
             lab,
+            flavour,
+            replication: flavour.replication,
             inventory,
             rabbits: ["node1", "node2", "node3"].map(String::from).to_vec(),
             vip: format!("{}.100", lab.subnet()),
@@ -479,12 +530,16 @@ impl<'a> World<'a> {
         })
     }
 
-    /// The `ha.*` queues as `node` lists them.
+    /// The `ha.*` queues as `node` lists them. On a quorum cluster a queue of another type
+    /// there (the vhost default not applied) fails the test.
     fn queues(&self, node: &str) -> Option<Vec<Queue>> {
+        let columns = match self.replication {
+            Replication::Mirrored => "name pid slave_pids synchronised_slave_pids",
+            Replication::Quorum => "name leader members online type",
+        };
         let out = self.ctl(
             node,
-            "list_queues -q --no-table-headers --timeout 20 name pid slave_pids \
-             synchronised_slave_pids",
+            &format!("list_queues -q --no-table-headers --timeout 20 {columns}"),
         )?;
         Some(
             out.lines()
@@ -492,11 +547,23 @@ impl<'a> World<'a> {
                 .map(|l| {
                     let cols: Vec<&str> = l.split('\t').collect();
                     let col = |i: usize| cols.get(i).copied().unwrap_or("");
+                    let leader = node_hosts(col(1)).into_iter().next();
+                    let others = |i: usize| -> BTreeSet<String> {
+                        let mut set = node_hosts(col(i));
+                        if self.replication == Replication::Quorum {
+                            // members and online list the leader too
+                            set.retain(|n| Some(n) != leader.as_ref());
+                        }
+                        set
+                    };
+                    if self.replication == Replication::Quorum {
+                        assert_eq!(col(4), "quorum", "{} is a quorum queue: {l:?}", col(0));
+                    }
                     Queue {
                         name: col(0).to_string(),
-                        master: pid_hosts(col(1)).into_iter().next(),
-                        mirrors: pid_hosts(col(2)),
-                        synced: pid_hosts(col(3)),
+                        replicas: others(2),
+                        in_sync: others(3),
+                        leader,
                     }
                 })
                 .collect(),
@@ -507,13 +574,24 @@ impl<'a> World<'a> {
         self.queues(node)?.into_iter().find(|q| q.name == name)
     }
 
-    /// Whether `q` has its master on one of `nodes` and synchronised mirrors on all the others.
-    fn fully_mirrored(&self, q: &Queue, nodes: &[String]) -> bool {
-        let Some(master) = &q.master else {
+    /// Whether `q` has its leader on one of `nodes` and every replica in sync. Mirrored: a
+    /// synchronised mirror on each of the other nodes (`ha-mode: all`). Quorum: every member
+    /// online, on `nodes`, and at least three members (or all nodes, if fewer): a node that
+    /// joins later gets no member of an existing queue unless someone grows it.
+    fn fully_replicated(&self, q: &Queue, nodes: &[String]) -> bool {
+        let Some(leader) = &q.leader else {
             return false;
         };
-        let others: BTreeSet<String> = nodes.iter().filter(|n| *n != master).cloned().collect();
-        nodes.contains(master) && q.mirrors == others && q.synced == others
+        let others: BTreeSet<String> = nodes.iter().filter(|n| *n != leader).cloned().collect();
+        if !nodes.contains(leader) || q.in_sync != q.replicas {
+            return false;
+        }
+        match self.replication {
+            Replication::Mirrored => q.replicas == others,
+            Replication::Quorum => {
+                q.replicas.is_subset(&others) && q.replicas.len() + 1 >= nodes.len().min(3)
+            }
+        }
     }
 
     /// PIDs of the daemons and inode + mtime of every managed file on `nodes`, and the
@@ -563,7 +641,9 @@ impl<'a> World<'a> {
                 &format!("{context}: every ha.* queue has synchronised mirrors on all nodes"),
                 || {
                     queues = self.queues(&self.rabbits[0]).unwrap_or_default();
-                    queues.iter().all(|q| self.fully_mirrored(q, &self.rabbits))
+                    queues
+                        .iter()
+                        .all(|q| self.fully_replicated(q, &self.rabbits))
                 },
             )
         }));
@@ -824,10 +904,11 @@ fn rabbit_loss(w: &mut World) {
         &format!("{s}: {queue} has synchronised mirrors on all nodes"),
         || {
             q = w.queue("node1", queue);
-            q.as_ref().is_some_and(|q| w.fully_mirrored(q, &w.rabbits))
+            q.as_ref()
+                .is_some_and(|q| w.fully_replicated(q, &w.rabbits))
         },
     );
-    let master = q.unwrap().master.unwrap();
+    let master = q.unwrap().leader.unwrap();
     let survivor = w.rabbits.iter().find(|n| **n != master).unwrap().clone();
 
     // kill -9 of the master's node.
@@ -840,7 +921,7 @@ fn rabbit_loss(w: &mut World) {
         Duration::from_secs(90),
         &format!("{s}: a mirror of {queue} is promoted after {master} was killed"),
         || {
-            now_master = w.queue(&survivor, queue).and_then(|q| q.master);
+            now_master = w.queue(&survivor, queue).and_then(|q| q.leader);
             now_master.as_ref().is_some_and(|m| *m != master)
         },
     );
@@ -880,7 +961,7 @@ fn rabbit_loss(w: &mut World) {
         &format!("{s}: {queue} is mirrored and synchronised on {master} again"),
         || {
             w.queue(&survivor, queue)
-                .is_some_and(|q| w.fully_mirrored(&q, &w.rabbits))
+                .is_some_and(|q| w.fully_replicated(&q, &w.rabbits))
         },
     );
     w.figure(
@@ -889,7 +970,7 @@ fn rabbit_loss(w: &mut World) {
     );
 
     // Power off the host of the current master.
-    let victim = w.queue(&survivor, queue).and_then(|q| q.master).unwrap();
+    let victim = w.queue(&survivor, queue).and_then(|q| q.leader).unwrap();
     let survivors: Vec<String> = w
         .rabbits
         .iter()
@@ -934,7 +1015,7 @@ fn rabbit_loss(w: &mut World) {
         Duration::from_secs(60),
         &format!("{s}: {queue} has a master on a survivor"),
         || {
-            promoted_to = w.queue(&survivors[0], queue).and_then(|q| q.master);
+            promoted_to = w.queue(&survivors[0], queue).and_then(|q| q.leader);
             promoted_to.as_ref().is_some_and(|m| survivors.contains(m))
         },
     );
@@ -953,7 +1034,7 @@ fn rabbit_loss(w: &mut World) {
         &format!("{s}: {victim} runs in the cluster and {queue} is synchronised there"),
         || {
             w.queue(&survivors[0], queue)
-                .is_some_and(|q| w.fully_mirrored(&q, &w.rabbits))
+                .is_some_and(|q| w.fully_replicated(&q, &w.rabbits))
         },
     );
     w.figure(
@@ -1117,7 +1198,12 @@ fn split_vip(w: &mut World) {
 /// Scenarios 4b-d. Faults during `hactl up`, on a sixth host that joins as a fourth RabbitMQ node.
 fn faults_during_up(w: &mut World) {
     let s = "4 faults during `up`";
-    w.lab.driver_ok(["up", "6"]);
+    let up6: Vec<&str> = ["up", "6"]
+        .into_iter()
+        .chain(w.flavour.image.iter().copied())
+        .collect();
+    w.lab.driver_ok(up6);
+    keep_faults(w, &["node6"]);
     let addr = w.lab.address("node6");
     w.inventory = inventory_copy(&w.inventory, "failover-node6.yaml", |t| {
         replace_once(
@@ -1387,12 +1473,41 @@ fn faults_during_up(w: &mut World) {
 /// One scenario, run on the shared cluster.
 type Scenario = fn(&mut World);
 
+/// On systemd hosts a daemon that dies is restarted by its unit (`Restart=` of Debian's
+/// haproxy, rabbitmq-server and ssh units). The scenarios are about a daemon that stays dead
+/// (a crash loop past the unit's start limit, say), so the test turns that off on `nodes`
+/// with a drop-in of its own, outside everything hactl manages, before any fault.
+fn keep_faults(w: &World, nodes: &[&str]) {
+    if !w.flavour.systemd {
+        return;
+    }
+    let script = "for u in rabbitmq-server haproxy keepalived ssh; do \
+         mkdir -p /etc/systemd/system/$u.service.d && \
+         printf '[Service]\nRestart=no\n' > /etc/systemd/system/$u.service.d/hactl-test-stays-dead.conf; \
+         done; systemctl daemon-reload";
+    w.lab.ssh_each_ok(nodes, script);
+    eprintln!("{nodes:?}: systemd restarts no daemon that dies (test drop-ins)");
+}
+
 #[test]
 fn ha_promise_holds_when_hosts_fail() {
-    let Some(lab) = Lab::up(5) else { return };
+    ha_promise(&SHARED);
+}
+
+#[test]
+fn ha_promise_holds_on_trixie_with_quorum_queues() {
+    ha_promise(&TRIXIE);
+}
+
+fn ha_promise(flavour: &Flavour) {
+    let Some(lab) = Lab::up_with(5, flavour.image) else {
+        return;
+    };
+    eprintln!("failover test on {}", flavour.name);
     let started = Instant::now();
     let audit = ExecAudit::start(Some(&lab));
-    let mut w = World::new(&lab);
+    let mut w = World::new(&lab, flavour);
+    keep_faults(&w, &["node1", "node2", "node3", "node4", "node5"]);
     w.up("cold, builds the cluster");
     w.check_healthy("after the first up");
 
@@ -1477,7 +1592,7 @@ fn failover_benchmark() {
     let Some(lab) = Lab::up(5) else { return };
     let rounds = env_num("HACTL_BENCH_ROUNDS", 3).clamp(1, 20);
     let started = Instant::now();
-    let mut w = World::new(&lab);
+    let mut w = World::new(&lab, &SHARED);
     let cold = w.up("cold").took;
     w.check_healthy("bench: after the first up");
 
@@ -1530,9 +1645,10 @@ fn failover_benchmark() {
         let mut q = None;
         wait_until(SETTLE, "bench: queue fully mirrored", || {
             q = w.queue("node1", queue);
-            q.as_ref().is_some_and(|q| w.fully_mirrored(q, &w.rabbits))
+            q.as_ref()
+                .is_some_and(|q| w.fully_replicated(q, &w.rabbits))
         });
-        let master = q.unwrap().master.unwrap();
+        let master = q.unwrap().leader.unwrap();
         let survivor = w.rabbits.iter().find(|n| **n != master).unwrap().clone();
         let before = Instant::now();
         w.lab.driver_ok(["kill", &master, "beam.smp", "KILL"]);
@@ -1542,7 +1658,7 @@ fn failover_benchmark() {
             "bench: promotion",
             || {
                 w.queue(&survivor, queue)
-                    .and_then(|q| q.master)
+                    .and_then(|q| q.leader)
                     .is_some_and(|m| m != master)
             },
         ));
@@ -1557,7 +1673,7 @@ fn failover_benchmark() {
         w.up("bench: restarts the killed node");
         wait_until(SETTLE, "bench: resynchronised", || {
             w.queue(&survivor, queue)
-                .is_some_and(|q| w.fully_mirrored(&q, &w.rabbits))
+                .is_some_and(|q| w.fully_replicated(&q, &w.rabbits))
         });
         rabbit_up_resync.push(t.elapsed());
     }
