@@ -7,7 +7,7 @@ use crate::host::Host;
 use crate::plan::Action;
 use crate::runner::{self, Options};
 use crate::steps::{self, Ctx, cookie, definitions, facts, hosts_file, join, loadbalancer};
-use crate::steps::{packages, rabbitmq, vip};
+use crate::steps::{feature_flags, packages, rabbitmq, vip};
 use anyhow::anyhow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -122,7 +122,8 @@ async fn converge_host(
 }
 
 /// Joins, one node at a time, while users, vhosts, permissions and policies are set through
-/// the seed: definitions live cluster-wide, so a joining node takes them over.
+/// the seed: definitions live cluster-wide, so a joining node takes them over. Then every
+/// stable feature flag is enabled.
 /// Returns the nodes that joined (or would join, in a dry run).
 pub async fn cluster(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow::Result<Vec<String>> {
     let inv = &ctx.loaded.inventory;
@@ -136,18 +137,19 @@ pub async fn cluster(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow::Resul
         .cloned()
         .collect();
     // Every read starts an Erlang VM: do them all at once.
-    let (statuses, current_defs) = steps::step(seed, "cluster_status", async {
+    let (statuses, current_defs, flags) = steps::step(seed, "cluster_status", async {
         let n = rabbits.len();
-        let (statuses, defs) = tokio::join!(
+        let (statuses, defs, flags) = tokio::join!(
             runner::parallel(
                 rabbits.clone(),
                 n,
                 |h| async move { join::status(&h).await }
             ),
-            definitions::read(seed)
+            definitions::read(seed),
+            feature_flags::read(seed)
         );
         let statuses = statuses.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(((statuses, defs?), steps::Changes::none()))
+        Ok(((statuses, defs?, flags?), steps::Changes::none()))
     })
     .await?;
     let status_of = |name: &str| {
@@ -174,6 +176,9 @@ pub async fn cluster(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow::Resul
             let before = if joined.is_empty() { seed_status } else { None };
             steps::step(seed, "await_online", join::await_online(ctx, seed, before)).await?;
         }
+        // Enabling a flag needs every member running: after the joins and the wait.
+        let flags = feature_flags::plan(flags.as_deref());
+        runner::execute(ctx, opts, seed, "feature_flags", async { Ok(flags) }).await?;
         Ok::<_, anyhow::Error>(joined)
     };
     let defs = runner::execute(ctx, opts, seed, "definitions", async {

@@ -83,6 +83,10 @@ pub enum Action {
     },
     /// A cluster-wide definition, applied through the host the step runs on (the seed).
     Definition(definitions::Action),
+    /// `enable_feature_flag all` through the host the step runs on (the seed).
+    EnableFeatureFlags {
+        disabled: Vec<String>,
+    },
     /// A running node leaves the cluster: stop_app, reset, stop (on that node).
     LeaveCluster {
         node: Box<Host>,
@@ -146,6 +150,10 @@ impl Action {
                 }
             ),
             Action::Definition(d) => d.describe(),
+            Action::EnableFeatureFlags { disabled } => format!(
+                "enable every stable feature flag (disabled: {}): enable_feature_flag all",
+                disabled.join(", ")
+            ),
             Action::LeaveCluster { node } => format!(
                 "stop_app and reset {} (it leaves the cluster), then stop rabbitmq-server",
                 node_name(node.name())
@@ -261,6 +269,10 @@ impl Action {
                 host.run(&ctl(["start_app"])).await.map(drop)
             }
             Action::Definition(d) => definitions::apply(ctx, host, d).await,
+            Action::EnableFeatureFlags { .. } => host
+                .run(&crate::rabbitmq::feature_flags::enable_all_cmd())
+                .await
+                .map(drop),
             Action::LeaveCluster { node } => {
                 node.run(&ctl(["stop_app"])).await?;
                 node.run(&ctl(["reset"])).await?;

@@ -6,7 +6,7 @@ use crate::lock;
 use crate::pipeline::{self, Scope};
 use crate::report::Reporter;
 use crate::runner::{self, Options};
-use crate::steps::Ctx;
+use crate::steps::{Ctx, versions};
 use anyhow::anyhow;
 use std::sync::Arc;
 
@@ -31,6 +31,7 @@ pub async fn converge(
         .find(|h| h.name() == inv.rabbitmq.seed)
         .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
     let _lock = lock::acquire(seed, &inv.cluster.name, "up").await?;
+    versions::check(&ctx, &hosts, opts.dry_run).await?;
     let hosts = pipeline::converge_hosts(&ctx, hosts, opts, |_| Scope::Full)
         .await?
         .hosts;

@@ -61,6 +61,9 @@ pub struct RabbitMq {
     pub plugins: Vec<String>,
     #[serde(default = "default_vhosts")]
     pub vhosts: Vec<String>,
+    /// Default queue type per vhost (`{"/": quorum}`); vhosts not named keep theirs.
+    #[serde(default)]
+    pub default_queue_types: BTreeMap<String, QueueType>,
     #[serde(default)]
     pub users: Vec<User>,
     /// Keep the built-in `guest` user (removed by default).
@@ -68,6 +71,28 @@ pub struct RabbitMq {
     pub keep_guest: bool,
     #[serde(default)]
     pub policies: Vec<Policy>,
+    /// The `rabbitmq-server` Debian version to install, e.g. `4.0.5-6+deb13u2`.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// The queue type a vhost gives queues declared without `x-queue-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueType {
+    Classic,
+    Quorum,
+    Stream,
+}
+
+impl QueueType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+            QueueType::Stream => "stream",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
