@@ -519,4 +519,40 @@ mod tests {
             "/usr/sbin/rabbitmqctl clear_policy -p / -- -p"
         );
     }
+
+    /// A new vhost is created with its type; an existing one is updated only when its
+    /// exported metadata (3.10.8's shape; 4.x may say "undefined" for unset) differs.
+    #[test]
+    fn vhost_default_queue_types() {
+        let inv: Inventory = serde_saphyr::from_str(
+            "cluster: {name: t}\ncookie: {value: abc}\nrabbitmq:\n  seed: n1\n  keep_guest: true\n  \
+             vhosts: [\"/\", qv, same, new]\n  \
+             default_queue_types: {\"/\": quorum, qv: stream, same: quorum, new: quorum}\n\
+             nodes:\n  - {name: n1, address: 10.0.0.11, roles: [rabbitmq]}\n",
+        )
+        .unwrap();
+        let secrets = Secrets {
+            cookie: crate::secret::Secret::new("c".into()),
+            vrrp_password: None,
+            stats_password: None,
+            user_passwords: BTreeMap::new(),
+        };
+        let current = serde_json::json!({"vhosts": [
+            {"name": "/", "limits": [], "metadata": {"description": "Default virtual host", "tags": []}},
+            {"name": "qv", "metadata": {"default_queue_type": "undefined"}},
+            {"name": "same", "metadata": {"default_queue_type": "quorum", "tags": []}},
+        ]});
+        let texts: Vec<String> = plan(&inv, &secrets, &current)
+            .iter()
+            .map(Action::describe)
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "set default queue type of vhost / to quorum (was unset)",
+                "set default queue type of vhost qv to stream (was unset)",
+                "add vhost new with default queue type quorum",
+            ]
+        );
+    }
 }
