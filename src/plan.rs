@@ -85,7 +85,7 @@ pub enum Action {
     Definition(definitions::Action),
     /// `enable_feature_flag all` through the host the step runs on (the seed).
     EnableFeatureFlags {
-        disabled: Vec<String>,
+        because: String,
     },
     /// A running node leaves the cluster: stop_app, reset, stop (on that node).
     LeaveCluster {
@@ -150,10 +150,9 @@ impl Action {
                 }
             ),
             Action::Definition(d) => d.describe(),
-            Action::EnableFeatureFlags { disabled } => format!(
-                "enable every stable feature flag (disabled: {}): enable_feature_flag all",
-                disabled.join(", ")
-            ),
+            Action::EnableFeatureFlags { because } => {
+                format!("enable every stable feature flag ({because}): enable_feature_flag all")
+            }
             Action::LeaveCluster { node } => format!(
                 "stop_app and reset {} (it leaves the cluster), then stop rabbitmq-server",
                 node_name(node.name())

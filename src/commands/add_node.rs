@@ -56,8 +56,8 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
             }
         })
         .await?;
+        let joined = pipeline::cluster(&ctx, &phase, &opts).await?;
         let hosts = phase.hosts;
-        let joined = pipeline::cluster(&ctx, &hosts, &opts).await?;
         pipeline::load_balancers(&ctx, &hosts, &opts).await?;
         pipeline::report_config_drift(&ctx, &hosts, &args.nodes).await?;
         Ok((phase.changed, joined))

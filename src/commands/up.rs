@@ -32,9 +32,7 @@ pub async fn converge(
         .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
     let _lock = lock::acquire(seed, &inv.cluster.name, "up").await?;
     versions::check(&ctx, &hosts, opts.dry_run).await?;
-    let hosts = pipeline::converge_hosts(&ctx, hosts, opts, |_| Scope::Full)
-        .await?
-        .hosts;
-    pipeline::cluster(&ctx, &hosts, opts).await?;
-    pipeline::load_balancers(&ctx, &hosts, opts).await
+    let phase = pipeline::converge_hosts(&ctx, hosts, opts, |_| Scope::Full).await?;
+    pipeline::cluster(&ctx, &phase, opts).await?;
+    pipeline::load_balancers(&ctx, &phase.hosts, opts).await
 }
