@@ -4,10 +4,10 @@
 //! each phase plans with the steps and applies through `runner::execute`.
 
 use crate::host::Host;
-use crate::plan::Action;
+use crate::plan::{Action, Verb};
 use crate::runner::{self, Options};
 use crate::steps::{self, Ctx, cookie, definitions, facts, hosts_file, join, loadbalancer};
-use crate::steps::{packages, rabbitmq, vip};
+use crate::steps::{feature_flags, packages, rabbitmq, vip};
 use anyhow::anyhow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -26,10 +26,12 @@ pub enum Scope {
 pub struct HostPhase {
     pub hosts: Vec<Host>,
     pub changed: BTreeSet<String>,
+    /// Hosts whose running RabbitMQ restarts with other plugins: a plugin enabled on a node
+    /// that has a database registers its feature flags disabled.
+    pub plugins_restarted: BTreeSet<String>,
 }
 
-/// Per-host steps on all `hosts` in parallel; fails after all finished if any failed. A host
-/// with a pinned package at another version stops the run before any host changes.
+/// Per-host steps on all `hosts` in parallel; fails after all finished if any failed.
 pub async fn converge_hosts(
     ctx: &Arc<Ctx>,
     hosts: Vec<Host>,
@@ -43,12 +45,6 @@ pub async fn converge_hosts(
             (h, s)
         })
         .collect();
-    let full: Vec<&Host> = hosts
-        .iter()
-        .filter(|(_, s)| *s == Scope::Full)
-        .map(|(h, _)| h)
-        .collect();
-    packages::refuse_other_versions(ctx, &full).await?;
     let results = runner::parallel(hosts, opts.parallel, |(host, scope)| {
         let ctx = ctx.clone();
         let opts = opts.clone();
@@ -58,13 +54,17 @@ pub async fn converge_hosts(
     let mut phase = HostPhase {
         hosts: Vec::new(),
         changed: BTreeSet::new(),
+        plugins_restarted: BTreeSet::new(),
     };
     let mut errors = Vec::new();
     for r in results {
         match r {
-            Ok((h, actions)) => {
+            Ok((h, actions, plugins_restarted)) => {
                 if actions > 0 {
                     phase.changed.insert(h.name().to_string());
+                }
+                if plugins_restarted {
+                    phase.plugins_restarted.insert(h.name().to_string());
                 }
                 phase.hosts.push(h);
             }
@@ -78,17 +78,19 @@ pub async fn converge_hosts(
     }
 }
 
-/// Returns the host with its facts, and how many actions its steps planned.
+/// Returns the host with its facts, how many actions its steps planned, and whether its
+/// running RabbitMQ restarts with a changed `enabled_plugins`.
 async fn converge_host(
     ctx: &Ctx,
     opts: &Options,
     mut host: Host,
     scope: Scope,
-) -> anyhow::Result<(Host, usize)> {
+) -> anyhow::Result<(Host, usize, bool)> {
     // Facts first: every later step consults them.
     let (facts, set_name) = facts::read(&host).await?;
     host.facts = Some(facts);
     let h = &host;
+    let mut plugins_restarted = false;
     let mut n = runner::execute(ctx, opts, h, "facts", async { Ok(set_name) })
         .await?
         .len();
@@ -110,9 +112,19 @@ async fn converge_host(
         let config = runner::execute(ctx, opts, h, "rabbitmq_config", config).await?;
         let service = rabbitmq::service(h, !config.is_empty(), stopped);
         n += cookie.len() + config.len();
-        n += runner::execute(ctx, opts, h, "rabbitmq_service", service)
-            .await?
-            .len();
+        let service = runner::execute(ctx, opts, h, "rabbitmq_service", service).await?;
+        n += service.len();
+        plugins_restarted = config.iter().any(
+            |a| matches!(a, Action::Install { file, .. } if file.path == rabbitmq::PLUGINS_PATH),
+        ) && service.iter().any(|a| {
+            matches!(
+                a,
+                Action::Service {
+                    verb: Verb::Restart,
+                    ..
+                }
+            )
+        });
     }
     if h.node.is_loadbalancer() {
         if scope == Scope::Full {
@@ -128,13 +140,16 @@ async fn converge_host(
             .await?
             .len();
     }
-    Ok((host, n))
+    Ok((host, n, plugins_restarted))
 }
 
 /// Joins, one node at a time, while users, vhosts, permissions and policies are set through
-/// the seed: definitions live cluster-wide, so a joining node takes them over.
+/// the seed: definitions live cluster-wide, so a joining node takes them over. Then every
+/// stable feature flag is enabled (also after a restart with new plugins, whose flags a dry
+/// run cannot read beforehand).
 /// Returns the nodes that joined (or would join, in a dry run).
-pub async fn cluster(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow::Result<Vec<String>> {
+pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Result<Vec<String>> {
+    let hosts = &phase.hosts;
     let inv = &ctx.loaded.inventory;
     let seed = hosts
         .iter()
@@ -146,18 +161,19 @@ pub async fn cluster(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow::Resul
         .cloned()
         .collect();
     // Every read starts an Erlang VM: do them all at once.
-    let (statuses, current_defs) = steps::step(seed, "cluster_status", async {
+    let (statuses, current_defs, flags) = steps::step(seed, "cluster_status", async {
         let n = rabbits.len();
-        let (statuses, defs) = tokio::join!(
+        let (statuses, defs, flags) = tokio::join!(
             runner::parallel(
                 rabbits.clone(),
                 n,
                 |h| async move { join::status(&h).await }
             ),
-            definitions::read(seed)
+            definitions::read(seed),
+            feature_flags::read(seed)
         );
         let statuses = statuses.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(((statuses, defs?), steps::Changes::none()))
+        Ok(((statuses, defs?, flags?), steps::Changes::none()))
     })
     .await?;
     let status_of = |name: &str| {
@@ -184,6 +200,9 @@ pub async fn cluster(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow::Resul
             let before = if joined.is_empty() { seed_status } else { None };
             steps::step(seed, "await_online", join::await_online(ctx, seed, before)).await?;
         }
+        // Enabling a flag needs every member running: after the joins and the wait.
+        let flags = feature_flags::plan(flags.as_deref(), &phase.plugins_restarted);
+        runner::execute(ctx, opts, seed, "feature_flags", async { Ok(flags) }).await?;
         Ok::<_, anyhow::Error>(joined)
     };
     let defs = runner::execute(ctx, opts, seed, "definitions", async {

@@ -97,6 +97,10 @@ pub enum Action {
     },
     /// A cluster-wide definition, applied through the host the step runs on (the seed).
     Definition(definitions::Action),
+    /// `enable_feature_flag all` through the host the step runs on (the seed).
+    EnableFeatureFlags {
+        because: String,
+    },
     /// A running node leaves the cluster: stop_app, reset, stop (on that node).
     LeaveCluster {
         node: Box<Host>,
@@ -170,6 +174,9 @@ impl Action {
                 }
             ),
             Action::Definition(d) => d.describe(),
+            Action::EnableFeatureFlags { because } => {
+                format!("enable every stable feature flag ({because}): enable_feature_flag all")
+            }
             Action::LeaveCluster { node } => format!(
                 "stop_app and reset {} (it leaves the cluster), then stop rabbitmq-server",
                 node_name(node.name())
@@ -290,6 +297,10 @@ impl Action {
                 host.run(&ctl(["start_app"])).await.map(drop)
             }
             Action::Definition(d) => definitions::apply(ctx, host, d).await,
+            Action::EnableFeatureFlags { .. } => host
+                .run(&crate::rabbitmq::feature_flags::enable_all_cmd())
+                .await
+                .map(drop),
             Action::LeaveCluster { node } => {
                 node.run(&ctl(["stop_app"])).await?;
                 node.run(&ctl(["reset"])).await?;

@@ -161,8 +161,14 @@ fn status_on_the_lab() {
             host(&j, "node5")["loadbalancer"]["keepalived_state"],
             "BACKUP"
         );
-        // The budget: one cluster_status per node + one list_queues.
-        assert_eq!(j["rabbitmqctl_calls"], 4, "{j}");
+        // The budget: one cluster_status per node + one list_queues + one list_feature_flags.
+        assert_eq!(j["rabbitmqctl_calls"], 5, "{j}");
+        assert_eq!(j["rabbitmq"]["feature_flags"]["checked"], true, "{j}");
+        assert_eq!(
+            j["rabbitmq"]["feature_flags"]["disabled"],
+            serde_json::json!([]),
+            "{j}"
+        );
         assert_eq!(j["rabbitmq"]["queues"]["checked"], true, "{j}");
     }
     times.sort_by(f64::total_cmp);

@@ -528,6 +528,38 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
     eprintln!("dry run (fresh): {} steps would change", planned.len());
     let after = snapshot(&lab);
     assert_same_snapshot(&before, &after, "hactl up --dry-run on the fresh lab");
+    assert!(
+        runs[i]
+            .stderr()
+            .contains("rabbitmq version: node1 3.10.8 (installed 3.10.8-"),
+        "the dry run notes each node's RabbitMQ version: {}",
+        runs[i].stderr()
+    );
+
+    // --- what 3.10 cannot do is refused (exit 2) before any host changes --------------------
+    let text = fs::read_to_string(&inventory).expect("read inventory");
+    let dqt = text.replacen(
+        "rabbitmq:\n",
+        "rabbitmq:\n  default_queue_types: {\"/\": quorum}\n",
+        1,
+    );
+    assert_ne!(dqt, text, "the lab inventory has a `rabbitmq:` line");
+    let dqt_file = inventory.with_file_name("lab-default-queue-types.yaml");
+    fs::write(&dqt_file, dqt).expect("write inventory copy");
+    let i = hactl(
+        &mut runs,
+        "up (default_queue_types on 3.10)",
+        &[dqt_file.to_str().unwrap()],
+    );
+    runs[i].expect_code(2);
+    let err = runs[i].stderr();
+    assert!(
+        err.contains("refused before any change")
+            && err.contains("update_vhost_metadata")
+            && err.contains("node3 (3.10.8)"),
+        "{err}"
+    );
+    assert_same_snapshot(&before, &snapshot(&lab), "a refused up");
     eprintln!("dry run (fresh): host state identical before/after on all 5 hosts");
 
     // --- host keys ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ use crate::exit::InvalidInput;
 use crate::lock;
 use crate::pipeline::{self, Scope};
 use crate::runner;
+use crate::steps;
 use anyhow::anyhow;
 
 pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
@@ -46,6 +47,7 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
             .find(|h| h.name() == inv.rabbitmq.seed)
             .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
         let _lock = lock::acquire(seed, &inv.cluster.name, "add-node").await?;
+        steps::versions::check(&ctx, &hosts, opts.dry_run).await?;
         let phase = pipeline::converge_hosts(&ctx, hosts, &opts, |h| {
             if args.nodes.iter().any(|n| n == h.name()) {
                 Scope::Full
@@ -54,8 +56,8 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
             }
         })
         .await?;
+        let joined = pipeline::cluster(&ctx, &phase, &opts).await?;
         let hosts = phase.hosts;
-        let joined = pipeline::cluster(&ctx, &hosts, &opts).await?;
         pipeline::load_balancers(&ctx, &hosts, &opts).await?;
         pipeline::report_config_drift(&ctx, &hosts, &args.nodes).await?;
         Ok((phase.changed, joined))

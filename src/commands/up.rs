@@ -6,7 +6,7 @@ use crate::lock;
 use crate::pipeline::{self, Scope};
 use crate::report::Reporter;
 use crate::runner::{self, Options};
-use crate::steps::Ctx;
+use crate::steps::{Ctx, versions};
 use anyhow::anyhow;
 use std::sync::Arc;
 
@@ -31,9 +31,8 @@ pub async fn converge(
         .find(|h| h.name() == inv.rabbitmq.seed)
         .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
     let _lock = lock::acquire(seed, &inv.cluster.name, "up").await?;
-    let hosts = pipeline::converge_hosts(&ctx, hosts, opts, |_| Scope::Full)
-        .await?
-        .hosts;
-    pipeline::cluster(&ctx, &hosts, opts).await?;
-    pipeline::load_balancers(&ctx, &hosts, opts).await
+    versions::check(&ctx, &hosts, opts.dry_run).await?;
+    let phase = pipeline::converge_hosts(&ctx, hosts, opts, |_| Scope::Full).await?;
+    pipeline::cluster(&ctx, &phase, opts).await?;
+    pipeline::load_balancers(&ctx, &phase.hosts, opts).await
 }

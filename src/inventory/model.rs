@@ -65,6 +65,9 @@ pub struct RabbitMq {
     pub plugins: Vec<String>,
     #[serde(default = "default_vhosts")]
     pub vhosts: Vec<String>,
+    /// Default queue type per vhost (`{"/": quorum}`); vhosts not named keep theirs.
+    #[serde(default)]
+    pub default_queue_types: BTreeMap<String, QueueType>,
     #[serde(default)]
     pub users: Vec<User>,
     /// Keep the built-in `guest` user (removed by default).
@@ -93,6 +96,25 @@ pub struct AptSource {
     pub components: Vec<String>,
     /// An OpenPGP public key, armored or binary; relative to the inventory.
     pub signing_key: PathBuf,
+}
+
+/// The queue type a vhost gives queues declared without `x-queue-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueType {
+    Classic,
+    Quorum,
+    Stream,
+}
+
+impl QueueType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+            QueueType::Stream => "stream",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

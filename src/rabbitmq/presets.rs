@@ -39,8 +39,9 @@ pub const PRESETS: &[Preset] = &[
         definition: r#"{"ha-mode":"nodes","ha-params":[],"ha-sync-mode":"automatic"}"#,
         takes_nodes: true,
     },
-    // Tune qq.* queues declared as quorum queues: balanced leaders, delivery-limit 20
-    // (RabbitMQ >= 3.12; the replacement for mirroring on 4.x).
+    // Tune qq.* queues declared as quorum queues: leaders spread over the nodes, poison
+    // messages dead-lettered after 20 redeliveries (4.0's default, explicit for 3.12/3.13).
+    // RabbitMQ >= 3.12 (apply-to quorum_queues); the replacement for mirroring on 4.x.
     Preset {
         name: "quorum",
         pattern: r"^qq\.",
@@ -90,5 +91,28 @@ mod tests {
             assert!(def.is_object(), "{}", p.name);
             assert_eq!(p.takes_nodes, def["ha-params"] == serde_json::json!([]));
         }
+    }
+
+    /// The quorum preset passes the definition rules and the version rules on 4.0 (Debian
+    /// 13's 4.0.5) and 3.12, and is refused on 3.10 by the apply-to rule.
+    #[test]
+    fn quorum_preset_fits_4_0() {
+        let q = find("quorum").unwrap();
+        let def: std::collections::BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(q.definition).unwrap();
+        let (errors, warnings) = crate::inventory::policy::check_definition(&def, &[]);
+        assert!(errors.is_empty() && warnings.is_empty());
+        let p = crate::inventory::Policy {
+            name: q.name.into(),
+            pattern: q.pattern.into(),
+            vhost: "/".into(),
+            priority: 0,
+            apply_to: q.apply_to,
+            definition: def,
+        };
+        let p = std::slice::from_ref(&p);
+        assert!(crate::rabbitmq::check_policies("4.0.5", p).is_ok());
+        assert!(crate::rabbitmq::check_policies("3.12.0", p).is_ok());
+        assert!(crate::rabbitmq::check_policies("3.10.8", p).is_err());
     }
 }

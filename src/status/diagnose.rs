@@ -3,7 +3,7 @@
 
 use super::gather::HostRead;
 use super::model::{ClusterReport, HostReport, NodeReport, Problem, Report, VipReport};
-use super::read::{ClusterView, LbRead, QueueRead};
+use super::read::{ClusterView, FlagRead, LbRead, QueueRead};
 use crate::inventory::{Inventory, Node};
 use crate::rabbitmq::node_name;
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +32,7 @@ pub(super) fn analyse(
     inv: &Inventory,
     reads: &[(Node, HostRead)],
     queues: Option<QueueRead>,
+    flags: Option<FlagRead>,
 ) -> Report {
     let mut problems: Vec<Problem> = Vec::new();
     let mut warnings: Vec<Problem> = Vec::new();
@@ -166,6 +167,11 @@ pub(super) fn analyse(
         ));
     }
     cluster.queues = queues;
+    if let Some(f) = &flags {
+        calls += f.rabbitmqctl_calls;
+    }
+    flag_warnings(inv, flags.as_ref(), &mut warnings);
+    cluster.feature_flags = flags;
 
     let vip = inv.loadbalancer.as_ref().map(|lb| {
         let address = lb.vip.split('/').next().unwrap_or(&lb.vip).to_string();
@@ -222,6 +228,35 @@ pub(super) fn analyse(
         vip,
         problems,
         warnings,
+    }
+}
+
+/// Stable feature flags left disabled (cluster-wide): `up` enables them.
+fn flag_warnings(inv: &Inventory, flags: Option<&FlagRead>, warnings: &mut Vec<Problem>) {
+    match flags {
+        Some(f) if f.checked && !f.disabled.is_empty() => warnings.push(problem(
+            None,
+            "feature_flags_disabled",
+            format!(
+                "stable feature flags are disabled on the cluster: {} (`hactl up` enables them \
+                 with `rabbitmqctl enable_feature_flag all`; an upgrade needs them enabled)",
+                f.disabled.join(", ")
+            ),
+        )),
+        Some(f) if !f.checked => warnings.push(problem(
+            Some(&f.node),
+            "feature_flags_not_checked",
+            format!(
+                "feature flags not checked: {}",
+                f.error.as_deref().unwrap_or("no answer")
+            ),
+        )),
+        None if inv.rabbitmq_nodes().next().is_some() => warnings.push(problem(
+            None,
+            "feature_flags_not_checked",
+            "feature flags not checked: no RabbitMQ node could be asked".into(),
+        )),
+        _ => {}
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::diagnose::analyse;
 use super::model::Report;
-use super::read::{self, LbRead, NodeRead, QueueRead};
+use super::read::{self, FlagRead, LbRead, NodeRead, QueueRead};
 use crate::host::Host;
 use crate::inventory::{Inventory, Node};
 use crate::rabbitmq::node_name;
@@ -20,6 +20,7 @@ pub(super) struct HostRead {
     pub(super) node: Option<NodeRead>,
     pub(super) node_error: Option<String>,
     pub(super) queues: Option<QueueRead>,
+    pub(super) flags: Option<anyhow::Result<FlagRead>>,
     pub(super) lb: Option<LbRead>,
     pub(super) lb_error: Option<String>,
 }
@@ -73,14 +74,24 @@ pub async fn gather(
                     None
                 }
             };
+            let flags = async {
+                if h.node.is_rabbitmq() && h.name() == seed {
+                    Some(read::read_flags(h).await)
+                } else {
+                    None
+                }
+            };
             let lb = async {
                 match (&vip, h.node.is_loadbalancer()) {
                     (Some(vip), true) => Some(read::read_lb(h, vip, &interface).await),
                     _ => None,
                 }
             };
-            let (rabbit, queues, lb) = tokio::join!(rabbit, queues, lb);
-            let mut read = HostRead::default();
+            let (rabbit, queues, flags, lb) = tokio::join!(rabbit, queues, flags, lb);
+            let mut read = HostRead {
+                flags,
+                ..Default::default()
+            };
             match rabbit {
                 Some(Ok(r)) => read.node = Some(r),
                 Some(Err(e)) => read.node_error = Some(format!("{e:#}")),
@@ -121,21 +132,21 @@ pub async fn gather(
         }
     }
 
-    // Queues: when the seed could not answer, ask the first node whose app runs.
+    let mut flags = hosts.iter_mut().find_map(|(_, _, r)| r.flags.take());
+    // Queues and flags: when the seed could not answer, ask the first other node whose app runs.
+    let fallback = hosts.iter().find_map(|(n, h, r)| {
+        let runs = r
+            .node
+            .as_ref()
+            .and_then(|n| n.view.as_ref())
+            .is_some_and(|v| v.status.running_nodes.contains(&node_name(&n.name)));
+        h.as_ref().filter(|_| runs && n.name != inv.rabbitmq.seed)
+    });
     let mut queues = hosts.iter().find_map(|(_, _, r)| r.queues.clone());
     let seed_answered = queues
         .as_ref()
         .is_some_and(|q| (q.checked && q.errors.is_empty()) || q.version_skipped);
-    if !seed_answered
-        && let Some(h) = hosts.iter().find_map(|(n, h, r)| {
-            let runs = r
-                .node
-                .as_ref()
-                .and_then(|n| n.view.as_ref())
-                .is_some_and(|v| v.status.running_nodes.contains(&node_name(&n.name)));
-            h.as_ref().filter(|_| runs && n.name != inv.rabbitmq.seed)
-        })
-    {
+    if !seed_answered && let Some(h) = fallback {
         match read::read_queues(h, &inv.rabbitmq.vhosts).await {
             Ok(q) => queues = Some(merge_queue_reads(queues, q)),
             Err(e) => {
@@ -148,6 +159,27 @@ pub async fn gather(
             }
         }
     }
+    if !flags
+        .as_ref()
+        .is_some_and(|f| f.as_ref().is_ok_and(|f| f.checked))
+        && let Some(h) = fallback
+    {
+        let first_calls = flags
+            .as_ref()
+            .and_then(|f| f.as_ref().ok())
+            .map_or(0, |f| f.rabbitmqctl_calls);
+        flags = Some(read::read_flags(h).await.map(|mut f| {
+            f.rabbitmqctl_calls += first_calls;
+            f
+        }));
+    }
+    let flags = flags.map(|f| {
+        f.unwrap_or_else(|e| FlagRead {
+            node: inv.rabbitmq.seed.clone(),
+            error: Some(format!("{e:#}")),
+            ..Default::default()
+        })
+    });
 
     let key_errors: Vec<String> = hosts
         .iter()
@@ -155,7 +187,7 @@ pub async fn gather(
         .filter_map(|(_, _, r)| r.error.clone())
         .collect();
     let reads: Vec<(Node, HostRead)> = hosts.into_iter().map(|(n, _, r)| (n, r)).collect();
-    let mut report = analyse(inv, &reads, queues);
+    let mut report = analyse(inv, &reads, queues, flags);
     report.duration_ms = started.elapsed().as_millis();
     (report, key_errors)
 }

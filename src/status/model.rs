@@ -1,6 +1,6 @@
 //! The status report, as printed with `--json` (schema in README.md, "hactl status").
 
-use super::read::{Alarm, LbRead, QueueRead};
+use super::read::{Alarm, FlagRead, LbRead, QueueRead};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -66,6 +66,8 @@ pub struct ClusterReport {
     pub versions: BTreeMap<String, String>,
     /// Mirrored queues; None when no node could be asked.
     pub queues: Option<QueueRead>,
+    /// Stable feature flags; None when no node could be asked.
+    pub feature_flags: Option<FlagRead>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,7 +88,8 @@ pub struct Problem {
     /// `app_stopped`, `node_down`, `not_clustered`, `disagreement`, `partition`, `alarm`,
     /// `unsynchronised_mirrors`, `queues_unreadable`, `daemon_down`, `keepalived_fault`,
     /// `backend_down`, `backends_unreadable`, `vip`; for warnings also `unknown_member`,
-    /// `mixed_versions`, `queues_not_checked`, `keepalived_state`.
+    /// `mixed_versions`, `queues_not_checked`, `keepalived_state`, `feature_flags_disabled`,
+    /// `feature_flags_not_checked`.
     pub kind: &'static str,
     pub message: String,
 }

@@ -1,7 +1,7 @@
 //! The report as text: a table for a terminal, `key=value` lines for grep and logs.
 
 use super::model::{HostReport, Report, VipReport};
-use super::read::QueueRead;
+use super::read::{FlagRead, QueueRead};
 
 fn rabbit_cell(h: &HostReport) -> String {
     match &h.rabbitmq {
@@ -58,6 +58,24 @@ fn queues_line(q: &Option<QueueRead>) -> String {
             } else {
                 "; some vhosts could not be read"
             }
+        ),
+    }
+}
+
+fn flags_line(f: &Option<FlagRead>) -> String {
+    match f {
+        None => "not checked".into(),
+        Some(f) if !f.checked => {
+            format!("not checked: {}", f.error.as_deref().unwrap_or(""))
+        }
+        Some(f) if f.disabled.is_empty() => {
+            format!("every stable flag enabled (read on {})", f.node)
+        }
+        Some(f) => format!(
+            "{} stable flag(s) DISABLED: {} (read on {})",
+            f.disabled.len(),
+            f.disabled.join(", "),
+            f.node
         ),
     }
 }
@@ -146,6 +164,7 @@ pub fn human(r: &Report) -> String {
         ));
     }
     out.push_str(&format!("queues    {}\n", queues_line(&c.queues)));
+    out.push_str(&format!("flags     {}\n", flags_line(&c.feature_flags)));
     if let Some(v) = &r.vip {
         out.push_str(&format!("vip       {}\n", vip_line(v)));
     }
@@ -227,6 +246,7 @@ pub fn plain(r: &Report) -> String {
         if c.agree { "yes" } else { "no" }
     ));
     out.push_str(&format!("queues {}\n", queues_line(&c.queues)));
+    out.push_str(&format!("feature_flags {}\n", flags_line(&c.feature_flags)));
     if let Some(v) = &r.vip {
         out.push_str(&format!(
             "vip {} holders={} unknown={}\n",

@@ -4,7 +4,7 @@ use super::diagnose::analyse;
 use super::gather::HostRead;
 use super::output::{human, plain};
 use super::read::rabbitmq::parse_cluster_view;
-use super::read::{Backend, ClusterView, LbRead, NodeRead, QueueRead, UnsyncedQueue};
+use super::read::{Backend, ClusterView, FlagRead, LbRead, NodeRead, QueueRead, UnsyncedQueue};
 use crate::inventory::{Inventory, Node};
 use crate::steps::join::ClusterStatus;
 
@@ -110,10 +110,11 @@ fn a_healthy_cluster_has_no_problems() {
             ],
         ),
         queues_ok(),
+        flags_ok(),
     );
     assert!(r.healthy, "{:?}", r.problems);
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
-    assert_eq!(r.rabbitmqctl_calls, 4);
+    assert_eq!(r.rabbitmqctl_calls, 5);
     assert_eq!(r.rabbitmq.running_nodes.len(), 3);
     assert!(r.rabbitmq.agree);
     assert_eq!(r.vip.as_ref().unwrap().holders, ["n4"]);
@@ -146,6 +147,7 @@ fn a_dead_node_an_unreachable_lb_and_disagreement_are_problems() {
             ],
         ),
         queues_ok(),
+        flags_ok(),
     );
     assert!(!r.healthy);
     let kinds: Vec<&str> = r.problems.iter().map(|p| p.kind).collect();
@@ -197,6 +199,7 @@ fn vip_holders_alarms_partitions_backends_and_mirrors() {
             ],
         ),
         Some(q),
+        flags_ok(),
     );
     let kinds: Vec<&str> = r.problems.iter().map(|p| p.kind).collect();
     for k in [
@@ -227,7 +230,59 @@ fn vip_holders_alarms_partitions_backends_and_mirrors() {
             ],
         ),
         queues_ok(),
+        flags_ok(),
     );
     let vip = r.problems.iter().find(|p| p.kind == "vip").unwrap();
     assert!(vip.message.contains("no load balancer"), "{}", vip.message);
+}
+
+fn flags_ok() -> Option<FlagRead> {
+    Some(FlagRead {
+        node: "n1".into(),
+        checked: true,
+        rabbitmqctl_calls: 1,
+        ..Default::default()
+    })
+}
+
+/// Stable flags left disabled are a warning (the cluster works; the next upgrade does not),
+/// in the report, the table and the plain lines.
+#[test]
+fn disabled_feature_flags_are_a_warning() {
+    let inv = inventory();
+    let all = ["n1", "n2", "n3"];
+    let mut flags = flags_ok().unwrap();
+    flags.disabled = vec!["user_limits".into()];
+    let hosts = vec![
+        node_up(view(&all, &all)),
+        node_up(view(&all, &all)),
+        node_up(view(&all, &all)),
+        lb(true, "MASTER"),
+        lb(false, "BACKUP"),
+    ];
+    let r = analyse(&inv, &reads(&inv, hosts), queues_ok(), Some(flags));
+    assert!(r.healthy, "{:?}", r.problems);
+    let w = r
+        .warnings
+        .iter()
+        .find(|w| w.kind == "feature_flags_disabled");
+    assert!(
+        w.unwrap().message.contains("user_limits"),
+        "{:?}",
+        r.warnings
+    );
+    assert!(human(&r).contains("1 stable flag(s) DISABLED: user_limits"));
+    assert!(plain(&r).contains("warning - feature_flags_disabled"));
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(
+        json["rabbitmq"]["feature_flags"]["disabled"],
+        serde_json::json!(["user_limits"])
+    );
+
+    let r = analyse(&inv, &reads(&inv, Vec::new()), queues_ok(), None);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.kind == "feature_flags_not_checked")
+    );
 }

@@ -5,7 +5,7 @@
 
 use super::Ctx;
 use crate::host::Host;
-use crate::inventory::{Inventory, Policy, Secrets};
+use crate::inventory::{Inventory, Policy, QueueType, Secrets};
 use crate::rabbitmq::ctl;
 use crate::ssh::Cmd;
 use anyhow::Context;
@@ -17,7 +17,17 @@ use std::collections::{BTreeMap, BTreeSet};
 /// One change to the cluster's definitions.
 #[derive(Debug, Clone)]
 pub enum Action {
-    AddVhost(String),
+    AddVhost {
+        name: String,
+        default_queue_type: Option<QueueType>,
+    },
+    /// `update_vhost_metadata` (RabbitMQ 3.12+; the versions pre-phase checks that).
+    SetDefaultQueueType {
+        vhost: String,
+        queue_type: QueueType,
+        /// What the vhost has now ("" when unset).
+        was: String,
+    },
     AddUser(String),
     ChangePassword(String),
     SetTags(String, Vec<String>),
@@ -40,7 +50,23 @@ pub enum Action {
 impl Action {
     pub fn describe(&self) -> String {
         match self {
-            Action::AddVhost(v) => format!("add vhost {v}"),
+            Action::AddVhost {
+                name,
+                default_queue_type: None,
+            } => format!("add vhost {name}"),
+            Action::AddVhost {
+                name,
+                default_queue_type: Some(t),
+            } => format!("add vhost {name} with default queue type {}", t.as_str()),
+            Action::SetDefaultQueueType {
+                vhost,
+                queue_type,
+                was,
+            } => format!(
+                "set default queue type of vhost {vhost} to {} (was {})",
+                queue_type.as_str(),
+                if was.is_empty() { "unset" } else { was }
+            ),
             Action::AddUser(u) => format!("add user {u}"),
             Action::ChangePassword(u) => format!("change password of user {u}"),
             Action::SetTags(u, t) => format!("set tags of user {u} to [{}]", t.join(", ")),
@@ -148,6 +174,19 @@ fn str_of(v: &Value, key: &str) -> String {
     v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
+/// An exported vhost's default queue type: `metadata.default_queue_type` as rabbitmqctl
+/// exports it (3.10.8 checked; 4.x per rabbitmq-server#10515), or the top-level key the HTTP
+/// API uses; "" when unset (4.x may say "undefined").
+fn default_queue_type_of(vhost: &Value) -> String {
+    let t = vhost
+        .get("metadata")
+        .and_then(|m| m.get("default_queue_type"))
+        .or_else(|| vhost.get("default_queue_type"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if t == "undefined" { "" } else { t }.to_string()
+}
+
 fn tags_of(v: &Value) -> BTreeSet<String> {
     match v.get("tags") {
         Some(Value::Array(a)) => a
@@ -181,10 +220,23 @@ pub fn plan(inv: &Inventory, secrets: &Secrets, current: &Value) -> Vec<Action> 
         arr("policies"),
     );
     let mut actions = Vec::new();
-    let have_vhosts: BTreeSet<String> = vhosts.iter().map(|v| str_of(v, "name")).collect();
     for v in &inv.rabbitmq.vhosts {
-        if !have_vhosts.contains(v) {
-            actions.push(Action::AddVhost(v.clone()));
+        let want = inv.rabbitmq.default_queue_types.get(v).copied();
+        match vhosts.iter().find(|c| str_of(c, "name") == *v) {
+            None => actions.push(Action::AddVhost {
+                name: v.clone(),
+                default_queue_type: want,
+            }),
+            Some(cur) => {
+                let was = default_queue_type_of(cur);
+                if let Some(t) = want.filter(|t| t.as_str() != was) {
+                    actions.push(Action::SetDefaultQueueType {
+                        vhost: v.clone(),
+                        queue_type: t,
+                        was,
+                    });
+                }
+            }
         }
     }
     let users_by_name: BTreeMap<String, &Value> =
@@ -288,7 +340,23 @@ pub fn plan_for(ctx: &Ctx, current: Option<Value>) -> anyhow::Result<Vec<crate::
 /// from standard input.
 pub fn action_cmd(action: &Action) -> Cmd {
     match action {
-        Action::AddVhost(v) => ctl(["add_vhost", "--", v]),
+        Action::AddVhost {
+            name,
+            default_queue_type: None,
+        } => ctl(["add_vhost", "--", name]),
+        Action::AddVhost {
+            name,
+            default_queue_type: Some(t),
+        } => ctl(["add_vhost", "--default-queue-type", t.as_str(), "--", name]),
+        Action::SetDefaultQueueType {
+            vhost, queue_type, ..
+        } => ctl([
+            "update_vhost_metadata",
+            "--default-queue-type",
+            queue_type.as_str(),
+            "--",
+            vhost,
+        ]),
         Action::AddUser(u) => ctl(["add_user", "--", u]),
         Action::ChangePassword(u) => ctl(["change_password", "--", u]),
         Action::SetTags(u, tags) => ctl(["set_user_tags", "--", u]).args(tags),
@@ -396,7 +464,28 @@ mod tests {
         }))
         .unwrap();
         let cases = [
-            (Action::AddVhost("v".into()), "add_vhost -- v"),
+            (
+                Action::AddVhost {
+                    name: "v".into(),
+                    default_queue_type: None,
+                },
+                "add_vhost -- v",
+            ),
+            (
+                Action::AddVhost {
+                    name: "-v".into(),
+                    default_queue_type: Some(QueueType::Quorum),
+                },
+                "add_vhost --default-queue-type quorum -- -v",
+            ),
+            (
+                Action::SetDefaultQueueType {
+                    vhost: "-v".into(),
+                    queue_type: QueueType::Stream,
+                    was: String::new(),
+                },
+                "update_vhost_metadata --default-queue-type stream -- -v",
+            ),
             (Action::AddUser("u".into()), "add_user -- u"),
             (Action::ChangePassword("u".into()), "change_password -- u"),
             (
@@ -428,6 +517,42 @@ mod tests {
         assert_eq!(
             clear_policy_cmd("-p", "/").to_string(),
             "/usr/sbin/rabbitmqctl clear_policy -p / -- -p"
+        );
+    }
+
+    /// A new vhost is created with its type; an existing one is updated only when its
+    /// exported metadata (3.10.8's shape; 4.x may say "undefined" for unset) differs.
+    #[test]
+    fn vhost_default_queue_types() {
+        let inv: Inventory = serde_saphyr::from_str(
+            "cluster: {name: t}\ncookie: {value: abc}\nrabbitmq:\n  seed: n1\n  keep_guest: true\n  \
+             vhosts: [\"/\", qv, same, new]\n  \
+             default_queue_types: {\"/\": quorum, qv: stream, same: quorum, new: quorum}\n\
+             nodes:\n  - {name: n1, address: 10.0.0.11, roles: [rabbitmq]}\n",
+        )
+        .unwrap();
+        let secrets = Secrets {
+            cookie: crate::secret::Secret::new("c".into()),
+            vrrp_password: None,
+            stats_password: None,
+            user_passwords: BTreeMap::new(),
+        };
+        let current = serde_json::json!({"vhosts": [
+            {"name": "/", "limits": [], "metadata": {"description": "Default virtual host", "tags": []}},
+            {"name": "qv", "metadata": {"default_queue_type": "undefined"}},
+            {"name": "same", "metadata": {"default_queue_type": "quorum", "tags": []}},
+        ]});
+        let texts: Vec<String> = plan(&inv, &secrets, &current)
+            .iter()
+            .map(Action::describe)
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "set default queue type of vhost / to quorum (was unset)",
+                "set default queue type of vhost qv to stream (was unset)",
+                "add vhost new with default queue type quorum",
+            ]
         );
     }
 }

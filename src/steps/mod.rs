@@ -5,12 +5,14 @@
 pub mod cookie;
 pub mod definitions;
 pub mod facts;
+pub mod feature_flags;
 pub mod files;
 pub mod hosts_file;
 pub mod join;
 pub mod loadbalancer;
 pub mod packages;
 pub mod rabbitmq;
+pub mod versions;
 pub mod vip;
 
 use crate::host::Host;

@@ -1,5 +1,5 @@
-//! The rules of the `rabbitmq:` section: packages, ports, plugins, vhosts, the seed, users and
-//! their permissions, policies.
+//! The rules of the `rabbitmq:` section: packages, ports, plugins, vhosts and their default
+//! queue types, the seed, users and their permissions, policies.
 
 use super::Validator;
 use crate::inventory::located::{FieldPath, fp};
@@ -44,6 +44,9 @@ impl Validator<'_> {
         self.list(&base.k("vhosts"), &rmq.vhosts, "vhost", |s| {
             names::rabbit_name("vhost", s)
         });
+        for vhost in rmq.default_queue_types.keys() {
+            self.vhost_declared(inv, &base.k("default_queue_types").k(vhost), vhost);
+        }
 
         // The seed.
         let seed_path = base.k("seed");

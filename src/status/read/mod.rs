@@ -6,9 +6,11 @@
 //! the scripts call it only where the node runs (`pgrep` for the server VM first) and say on a marker
 //! line whether they did, so the caller can count the calls.
 
+pub mod feature_flags;
 pub mod loadbalancer;
 pub mod rabbitmq;
 
+pub use feature_flags::{FlagRead, read_flags};
 pub use loadbalancer::{Backend, LbRead, read_lb};
 pub use rabbitmq::{
     Alarm, ClusterView, NodeRead, QueueRead, UnsyncedQueue, read_node, read_queues,

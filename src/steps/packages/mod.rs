@@ -76,30 +76,6 @@ pub fn installing(actions: &[Action]) -> Vec<&str> {
         .collect()
 }
 
-/// Before any host changes: every host that has a pinned package at another version is
-/// refused (hactl does not upgrade RabbitMQ), all named at once.
-pub async fn refuse_other_versions(ctx: &Ctx, hosts: &[&Host]) -> anyhow::Result<()> {
-    let mut errors = Vec::new();
-    for host in hosts {
-        let wanted: Vec<Wanted> = wanted(ctx, host)
-            .into_iter()
-            .filter(|w| w.pin.is_some())
-            .collect();
-        if wanted.is_empty() {
-            continue;
-        }
-        let installed = read_installed(host, &wanted).await?;
-        if let Err(e) = decide::check_pins(host.name(), &wanted, &installed) {
-            errors.push(e.to_string());
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        anyhow::bail!("nothing was changed:\n{}", errors.join("\n"))
-    }
-}
-
 /// dpkg's view of `wanted` (a package dpkg never heard of is absent).
 async fn read_installed(
     host: &Host,
