@@ -357,8 +357,11 @@ pub fn action_cmd(action: &Action) -> Cmd {
             "--",
             vhost,
         ]),
-        Action::AddUser(u) => ctl(["add_user", "--", u]),
-        Action::ChangePassword(u) => ctl(["change_password", "--", u]),
+        // No `--` here: RabbitMQ's rabbitmqctl wrapper (3.13+) lets these read the password
+        // from stdin only when the user name is the sole argument; otherwise the CLI waits on
+        // a closed input forever. User names are validated not to start with `-`.
+        Action::AddUser(u) => ctl(["add_user", u]),
+        Action::ChangePassword(u) => ctl(["change_password", u]),
         Action::SetTags(u, tags) => ctl(["set_user_tags", "--", u]).args(tags),
         Action::DeleteUser(u) => ctl(["delete_user", "--", u]),
         Action::SetPermissions {
@@ -486,8 +489,8 @@ mod tests {
                 },
                 "update_vhost_metadata --default-queue-type stream -- -v",
             ),
-            (Action::AddUser("u".into()), "add_user -- u"),
-            (Action::ChangePassword("u".into()), "change_password -- u"),
+            (Action::AddUser("u".into()), "add_user u"),
+            (Action::ChangePassword("u".into()), "change_password u"),
             (
                 Action::SetTags("u".into(), vec!["--node".into(), "-q".into()]),
                 "set_user_tags -- u --node -q",
