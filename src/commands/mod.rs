@@ -56,7 +56,49 @@ pub fn ssh_targets(loaded: &Loaded, flag: Option<&Path>) -> anyhow::Result<crate
     for w in &targets.warnings {
         eprintln!("hactl: warning: {}", crate::terminal::escape(w));
     }
-    Ok(targets)
+    become_passwords(loaded, targets)
+}
+
+/// Gives each node that has one its `become_password` (node's, else top-level), read now.
+fn become_passwords(
+    loaded: &Loaded,
+    mut targets: crate::ssh::Targets,
+) -> anyhow::Result<crate::ssh::Targets> {
+    use crate::inventory::secrets::{SecretKind, problem};
+    let inv = &loaded.inventory;
+    let mut errors = Vec::new();
+    for (i, node) in inv.nodes.iter().enumerate() {
+        let (source, field) = match (&node.ssh.become_password, &inv.ssh.become_password) {
+            (Some(s), _) => (s, format!("nodes[{i}].ssh.become_password")),
+            (None, Some(s)) => (s, "ssh.become_password".to_string()),
+            (None, None) => continue,
+        };
+        let message = match source.resolve(&loaded.base_dir) {
+            Ok(p) => match problem(SecretKind::BecomePassword, p.expose()) {
+                None => {
+                    if let Some(t) = targets.by_node.get_mut(&node.name) {
+                        t.become_ = crate::ssh::Become::Sudo { password: Some(p) };
+                    }
+                    continue;
+                }
+                Some(why) => format!("the secret from {} is unusable: {why}", source.describe()),
+            },
+            Err(why) => format!("secret not available: {why}"),
+        };
+        errors.push(Diagnostic {
+            severity: inventory::Severity::Error,
+            file: loaded.path.clone(),
+            line: None,
+            column: None,
+            path: field,
+            message,
+        });
+    }
+    if errors.is_empty() {
+        return Ok(targets);
+    }
+    print_diagnostics(&errors);
+    Err(InvalidInput(format!("{} secret(s) not available", errors.len())).into())
 }
 
 /// Every secret of the inventory; a missing or unusable one is printed (field and source,
