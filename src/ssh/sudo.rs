@@ -74,8 +74,9 @@ impl Connection {
             let mode = Sudo::Password(p.clone());
             let out = self.exec_as(Some(&mode), &probe, None).await?;
             if !out.success() {
+                // A wrong password, or a user sudo refuses: sudo's own words tell which.
                 return Err(fail(format!(
-                    "sudo did not accept the become password for {} (exit {}: {})",
+                    "`sudo true` with the become password failed for {} (exit {}: {})",
                     target.user,
                     out.status,
                     tail(&out.stderr, 3)
@@ -84,8 +85,7 @@ impl Connection {
             mode
         } else {
             return Err(fail(format!(
-                "sudo asks {} for a password; set ssh.become_password in the inventory (or \
-                 --ask-become-pass), or allow {} password-less sudo",
+                "sudo asks {} for a password; set ssh.become_password in the inventory, or allow {} password-less sudo",
                 target.user, target.user
             )));
         };
