@@ -56,10 +56,18 @@ pub fn ssh_targets(loaded: &Loaded, flag: Option<&Path>) -> anyhow::Result<crate
     for w in &targets.warnings {
         eprintln!("hactl: warning: {}", crate::terminal::escape(w));
     }
-    become_passwords(loaded, targets)
+    Ok(targets)
 }
 
-/// Gives each node that has one its `become_password` (node's, else top-level), read now.
+/// [`ssh_targets`] for commands that connect: with each node's `become_password` (the node's,
+/// else the top-level one) read now; one that can't be read is invalid input.
+pub fn connect_targets(
+    loaded: &Loaded,
+    flag: Option<&Path>,
+) -> anyhow::Result<crate::ssh::Targets> {
+    become_passwords(loaded, ssh_targets(loaded, flag)?)
+}
+
 fn become_passwords(
     loaded: &Loaded,
     mut targets: crate::ssh::Targets,
@@ -121,7 +129,7 @@ pub fn prepare(
     crate::runner::Options,
 )> {
     let loaded = load_inventory(inventory)?;
-    let targets = ssh_targets(&loaded, run.ssh_config.as_deref())?;
+    let targets = connect_targets(&loaded, run.ssh_config.as_deref())?;
     let secrets = resolve_secrets(&loaded)?;
     let opts = run.options(targets);
     let mut reporter = crate::report::Reporter::new(
