@@ -7,7 +7,7 @@ use crate::inventory::{Inventory, Loaded, Secrets};
 use crate::plan::Action;
 use crate::render::Renderer;
 use crate::report::Reporter;
-use crate::ssh::{Connection, HostKeyPolicy, SshTarget};
+use crate::ssh::{Connection, HostKeyPolicy, Jumps, SshTarget};
 use crate::steps::{Changes, Ctx};
 use anyhow::anyhow;
 use std::collections::BTreeMap;
@@ -103,12 +103,17 @@ pub async fn connect(
         .map(|n| (n.clone(), opts.targets.get(&n.name).cloned()))
         .collect();
     let policy = opts.host_keys;
-    let results = parallel(targets, opts.parallel, |(node, target)| async move {
-        let conn = match target {
-            Some(t) => Connection::connect(&t, policy).await,
-            None => Err(unresolved(&node.name)),
-        };
-        Ok((node, conn))
+    // One connection per jump host for the whole fleet behind it.
+    let jumps = Jumps::default();
+    let results = parallel(targets, opts.parallel, |(node, target)| {
+        let jumps = jumps.clone();
+        async move {
+            let conn = match target {
+                Some(t) => Connection::connect_via(&t, policy, &jumps).await,
+                None => Err(unresolved(&node.name)),
+            };
+            Ok((node, conn))
+        }
     })
     .await;
     let mut hosts = Vec::new();
@@ -124,7 +129,7 @@ pub async fn connect(
                 facts: None,
             }),
             Err(e) => {
-                host_key_refused |= e.is_host_key() || e.is_unsupported();
+                host_key_refused |= e.is_host_key();
                 reporter.note(&node.name, &format!("connect: FAILED: {e}"));
                 errors.push(e.to_string());
             }
@@ -170,12 +175,17 @@ pub async fn connect_each(
         .collect();
     let nodes: Vec<crate::inventory::Node> = targets.iter().map(|(n, _)| n.clone()).collect();
     let policy = opts.host_keys;
-    let results = parallel(targets, opts.parallel, |(node, target)| async move {
-        let conn = match target {
-            Some(t) => Connection::connect(&t, policy).await,
-            None => Err(unresolved(&node.name)),
-        };
-        Ok((node, conn))
+    // One connection per jump host for the whole fleet behind it.
+    let jumps = Jumps::default();
+    let results = parallel(targets, opts.parallel, |(node, target)| {
+        let jumps = jumps.clone();
+        async move {
+            let conn = match target {
+                Some(t) => Connection::connect_via(&t, policy, &jumps).await,
+                None => Err(unresolved(&node.name)),
+            };
+            Ok((node, conn))
+        }
     })
     .await;
     nodes

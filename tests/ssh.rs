@@ -6,8 +6,13 @@
 #[path = "ssh/sshd.rs"]
 mod sshd;
 
+/// ProxyJump, identities in turn, agent-only keys.
+#[path = "ssh/reach.rs"]
+mod reach;
+
 use hactl::ssh::{
-    Cmd, Connection, HostKeyPolicy, IdentityAgent, SshError, SshTarget, Upload, UploadFailure,
+    Become, Cmd, Connection, HostKeyPolicy, IdentityAgent, SshError, SshTarget, Upload,
+    UploadFailure,
 };
 use sshd::{Keys, Sshd, keygen, pub_path};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -72,36 +77,11 @@ fn target(port: u16, identity_file: PathBuf, known_hosts: PathBuf) -> SshTarget 
         known_hosts: vec![known_hosts],
         host_keys: HostKeyPolicy::Strict,
         proxy_jump: Vec::new(),
+        become_: Become::None,
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(20),
         keepalive: Duration::from_secs(15),
     }
-}
-
-/// A host the ssh config routes through a jump host is never reached directly.
-#[tokio::test]
-async fn proxy_jump_is_refused_before_connecting() {
-    let hop = target(
-        1,
-        PathBuf::from("/nonexistent"),
-        PathBuf::from("/nonexistent"),
-    );
-    let t = SshTarget {
-        proxy_jump: vec![SshTarget {
-            address: "bastion".into(),
-            ..hop.clone()
-        }],
-        ..hop
-    };
-    let err = Connection::connect(&t, HostKeyPolicy::Strict)
-        .await
-        .unwrap_err();
-    assert!(err.is_unsupported(), "{err:?}");
-    let msg = err.to_string();
-    assert!(
-        msg.contains("ProxyJump is not supported yet") && msg.contains("root@bastion:1"),
-        "{msg}"
-    );
 }
 
 #[tokio::test]

@@ -59,6 +59,56 @@ pub fn ssh_targets(loaded: &Loaded, flag: Option<&Path>) -> anyhow::Result<crate
     Ok(targets)
 }
 
+/// [`ssh_targets`] for commands that connect: with each node's `become_password` (the node's,
+/// else the top-level one) read now; one that can't be read is invalid input.
+pub fn connect_targets(
+    loaded: &Loaded,
+    flag: Option<&Path>,
+) -> anyhow::Result<crate::ssh::Targets> {
+    become_passwords(loaded, ssh_targets(loaded, flag)?)
+}
+
+fn become_passwords(
+    loaded: &Loaded,
+    mut targets: crate::ssh::Targets,
+) -> anyhow::Result<crate::ssh::Targets> {
+    use crate::inventory::secrets::{SecretKind, problem};
+    let inv = &loaded.inventory;
+    let mut errors = Vec::new();
+    for (i, node) in inv.nodes.iter().enumerate() {
+        let (source, field) = match (&node.ssh.become_password, &inv.ssh.become_password) {
+            (Some(s), _) => (s, format!("nodes[{i}].ssh.become_password")),
+            (None, Some(s)) => (s, "ssh.become_password".to_string()),
+            (None, None) => continue,
+        };
+        let message = match source.resolve(&loaded.base_dir) {
+            Ok(p) => match problem(SecretKind::BecomePassword, p.expose()) {
+                None => {
+                    if let Some(t) = targets.by_node.get_mut(&node.name) {
+                        t.become_ = crate::ssh::Become::Sudo { password: Some(p) };
+                    }
+                    continue;
+                }
+                Some(why) => format!("the secret from {} is unusable: {why}", source.describe()),
+            },
+            Err(why) => format!("secret not available: {why}"),
+        };
+        errors.push(Diagnostic {
+            severity: inventory::Severity::Error,
+            file: loaded.path.clone(),
+            line: None,
+            column: None,
+            path: field,
+            message,
+        });
+    }
+    if errors.is_empty() {
+        return Ok(targets);
+    }
+    print_diagnostics(&errors);
+    Err(InvalidInput(format!("{} secret(s) not available", errors.len())).into())
+}
+
 /// Every secret of the inventory; a missing or unusable one is printed (field and source,
 /// never a value) and makes the run invalid input.
 pub fn resolve_secrets(loaded: &Loaded) -> anyhow::Result<crate::inventory::Secrets> {
@@ -79,7 +129,7 @@ pub fn prepare(
     crate::runner::Options,
 )> {
     let loaded = load_inventory(inventory)?;
-    let targets = ssh_targets(&loaded, run.ssh_config.as_deref())?;
+    let targets = connect_targets(&loaded, run.ssh_config.as_deref())?;
     let secrets = resolve_secrets(&loaded)?;
     let opts = run.options(targets);
     let mut reporter = crate::report::Reporter::new(

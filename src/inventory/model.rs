@@ -46,6 +46,18 @@ pub struct SshSettings {
     /// OpenSSH client config to read instead of `~/.ssh/config` and `/etc/ssh/ssh_config`
     /// (relative to the inventory; `none` reads none). Top level only.
     pub config_file: Option<PathBuf>,
+    /// `sudo`: run every command through sudo (implied for a login user other than root).
+    #[serde(rename = "become")]
+    pub become_: Option<BecomeMethod>,
+    /// The password sudo asks for (a secret); unset: sudo must not ask.
+    pub become_password: Option<SecretSource>,
+}
+
+/// How a login user runs commands as root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BecomeMethod {
+    Sudo,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -89,6 +89,8 @@ pub enum SecretKind {
     StatsPassword,
     /// Given to `rabbitmqctl add_user`/`change_password` on standard input.
     UserPassword,
+    /// sudo's password: one line on standard input.
+    BecomePassword,
 }
 
 /// Why `value` cannot serve as a `kind` secret, if it cannot; the message never quotes it.
@@ -106,7 +108,9 @@ pub fn problem(kind: SecretKind, value: &str) -> Option<String> {
             "the password contains control characters; rabbitmqctl would keep only its first line"
                 .into(),
         ),
-        SecretKind::StatsPassword if super::names::has_control(value) => {
+        SecretKind::StatsPassword | SecretKind::BecomePassword
+            if super::names::has_control(value) =>
+        {
             Some("the password contains control characters".into())
         }
         SecretKind::UserPassword if value.trim() != value => Some(

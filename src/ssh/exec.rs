@@ -2,6 +2,7 @@
 
 use super::quote::KILL_AFTER_SECS;
 use super::session::{Connection, secs};
+use super::sudo::Sudo;
 use super::{Cmd, Output, SshError};
 use russh::{ChannelMsg, ChannelReadHalf, Sig};
 use std::time::Duration;
@@ -38,7 +39,24 @@ impl Connection {
     }
 
     pub(super) async fn exec(&self, cmd: &Cmd, stdin: Option<&[u8]>) -> Result<Output, SshError> {
+        self.exec_as(self.inner.sudo.get(), cmd, stdin).await
+    }
+
+    /// Runs `cmd` through `sudo` (or as it is), the password line (if any) before `stdin`.
+    pub(super) async fn exec_as(
+        &self,
+        sudo: Option<&Sudo>,
+        cmd: &Cmd,
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, SshError> {
         let target = self.target();
+        let stdin = match (sudo.and_then(Sudo::stdin_head), stdin) {
+            (Some(mut head), rest) => {
+                head.extend_from_slice(rest.unwrap_or_default());
+                Some(head)
+            }
+            (None, rest) => rest.map(<[u8]>::to_vec),
+        };
         let channel_err = |reason: String| SshError::Channel {
             host: target.host.clone(),
             reason,
@@ -76,7 +94,7 @@ impl Connection {
             Ok(Ok(c)) => c,
         };
         let (mut reader, writer) = channel.split();
-        let line = cmd.remote_line(&target.user, Some(target.command_timeout));
+        let line = cmd.remote_line(sudo, Some(target.command_timeout));
 
         let work = async {
             writer
@@ -84,8 +102,8 @@ impl Connection {
                 .await
                 .map_err(|e| format!("cannot start the command: {e}"))?;
             let feed = async {
-                if let Some(data) = stdin {
-                    writer.data_bytes(data.to_vec()).await?;
+                if let Some(data) = &stdin {
+                    writer.data_bytes(data.clone()).await?;
                 }
                 writer.eof().await
             };
@@ -303,10 +321,17 @@ impl Connection {
                 .await
                 .map_err(|e| format!("cannot open a session channel: {e}"))?;
             let (mut reader, writer) = channel.split();
+            let sudo = self.inner.sudo.get();
             writer
-                .exec(true, cmd.remote_line(&target.user, None).as_bytes())
+                .exec(true, cmd.remote_line(sudo, None).as_bytes())
                 .await
                 .map_err(|e| format!("cannot start the command: {e}"))?;
+            if let Some(head) = sudo.and_then(Sudo::stdin_head) {
+                writer
+                    .data_bytes(head)
+                    .await
+                    .map_err(|e| format!("cannot send the sudo password: {e}"))?;
+            }
             let mut raw = Raw {
                 stdout: Vec::new(),
                 stderr: Vec::new(),

@@ -12,18 +12,24 @@
 //!     group: "root", dir_owner: "root", check: &[] }).await?;
 //! ```
 
+mod auth;
 pub mod config;
 mod exec;
 mod host_pattern;
+mod jump;
 mod known_hosts;
 mod quote;
 mod session;
+mod sudo;
 mod target;
 mod upload;
 
+pub use auth::PASSPHRASE_ENV;
 pub use exec::{Held, Hold};
+pub use jump::Jumps;
 pub use quote::{Cmd, quote};
 pub use session::{Connection, KEEPALIVE_MAX};
+pub use sudo::Become;
 pub use target::{IdentityAgent, SshTarget, TargetError, Targets};
 pub use upload::{Upload, UploadFailure};
 
@@ -188,16 +194,26 @@ pub enum SshError {
         reason: String,
     },
 
+    /// A jump host on the way could not be reached or logged into; `hop` is `NAME (ADDR:PORT)`.
+    #[error("{host}: cannot reach jump host {hop} for {host}: {reason}")]
+    Jump {
+        host: String,
+        hop: String,
+        reason: String,
+        /// The hop's host key was refused (exit 2, like the target's own).
+        host_key: bool,
+    },
+
+    /// sudo is missing, refuses, or wants a password hactl doesn't have; nothing was changed.
+    #[error("{host}: cannot run commands as root with sudo: {reason}")]
+    Sudo { host: String, reason: String },
+
     #[error("{host}: SSH channel error: {reason}")]
     Channel { host: String, reason: String },
 
     /// A remote command (or upload) exited non-zero; from `run_checked` and `upload`.
     #[error(transparent)]
     Command(#[from] CommandFailed),
-
-    /// Settings hactl resolved but can't honour yet (ProxyJump); nothing was sent.
-    #[error("{host}: {reason}")]
-    Unsupported { host: String, reason: String },
 
     /// A request hactl itself got wrong (e.g. a relative upload path); nothing was sent.
     #[error("{host}: {reason}")]
@@ -212,12 +228,8 @@ impl SshError {
             SshError::UnknownHostKey { .. }
                 | SshError::ChangedHostKey { .. }
                 | SshError::KnownHosts { .. }
+                | SshError::Jump { host_key: true, .. }
         )
-    }
-
-    /// Settings hactl can't honour yet: the CLI exits 2 (invalid input) for these too.
-    pub fn is_unsupported(&self) -> bool {
-        matches!(self, SshError::Unsupported { .. })
     }
 
     /// The node name the error is about.
@@ -230,7 +242,8 @@ impl SshError {
             | SshError::Timeout { host, .. }
             | SshError::Auth { host, .. }
             | SshError::Channel { host, .. }
-            | SshError::Unsupported { host, .. }
+            | SshError::Jump { host, .. }
+            | SshError::Sudo { host, .. }
             | SshError::InvalidRequest { host, .. } => host,
             SshError::Command(c) => &c.host,
         }

@@ -111,20 +111,24 @@ impl Cmd {
             .join(" ")
     }
 
-    /// The line sent for a login user: through `sudo -n --` unless the user is root (`-n`: a
-    /// password prompt fails at once instead of hanging), and under `timeout` when `limit` is
-    /// given, so a command that overstays is stopped on the host too (sshd refuses SSH `signal`
-    /// requests for root logins). `timeout` signals the whole process group: TERM, then KILL
-    /// after `KILL_AFTER_SECS`; it exits 124 when it had to.
-    pub(crate) fn remote_line(&self, user: &str, limit: Option<std::time::Duration>) -> String {
+    /// The line sent: through `sudo` when `sudo` is given (see `super::sudo`), and under
+    /// `timeout` when `limit` is given, so a command that overstays is stopped on the host too
+    /// (sshd refuses SSH `signal` requests for root logins). `timeout` signals the whole
+    /// process group: TERM, then KILL after `KILL_AFTER_SECS`; it exits 124 when it had to.
+    pub(super) fn remote_line(
+        &self,
+        sudo: Option<&super::sudo::Sudo>,
+        limit: Option<std::time::Duration>,
+    ) -> String {
         let mut line = String::new();
         if let Some(limit) = limit {
             // Whole seconds, at least 1 (`timeout 0` would mean no limit).
             let secs = limit.as_secs() + u64::from(limit.subsec_nanos() > 0);
             line.push_str(&format!("timeout -k {KILL_AFTER_SECS} {} ", secs.max(1)));
         }
-        if user != "root" {
-            line.push_str("sudo -n -- ");
+        if let Some(sudo) = sudo {
+            line.push_str(&sudo.prefix().to_command_line());
+            line.push(' ');
         }
         line.push_str(&self.to_command_line());
         line
@@ -250,24 +254,26 @@ mod tests {
     }
 
     #[test]
-    fn non_root_users_go_through_sudo_n() {
+    fn sudo_and_timeout_wrap_the_command() {
+        use super::super::sudo::Sudo;
         let c = Cmd::new("rabbitmqctl").arg("status");
-        assert_eq!(c.remote_line("root", None), "rabbitmqctl status");
+        assert_eq!(c.remote_line(None, None), "rabbitmqctl status");
         assert_eq!(
-            c.remote_line("deploy", None),
-            "sudo -n -- rabbitmqctl status"
+            c.remote_line(Some(&Sudo::NoPassword), None),
+            "sudo -H -n -- rabbitmqctl status"
         );
         let limit = Some(std::time::Duration::from_millis(1500));
         assert_eq!(
-            c.remote_line("root", limit),
+            c.remote_line(None, limit),
             "timeout -k 2 2 rabbitmqctl status"
         );
+        let pw = Sudo::Password(crate::secret::Secret::new("pw".into()));
         assert_eq!(
-            c.remote_line("deploy", Some(std::time::Duration::from_secs(300))),
-            "timeout -k 2 300 sudo -n -- rabbitmqctl status"
+            c.remote_line(Some(&pw), Some(std::time::Duration::from_secs(300))),
+            "timeout -k 2 300 sudo -H -k -S -p '' -- rabbitmqctl status"
         );
         assert_eq!(
-            c.remote_line("root", Some(std::time::Duration::ZERO)),
+            c.remote_line(None, Some(std::time::Duration::ZERO)),
             "timeout -k 2 1 rabbitmqctl status"
         );
     }

@@ -1,11 +1,12 @@
 //! Connecting: TCP, SSH handshake with the host-key policy, public-key login.
 
+use super::jump::{Hop, Jumps};
 use super::known_hosts::{self, Verdict};
+use super::sudo::Sudo;
 use super::{HostKeyPolicy, MAX_CHANNELS_PER_CONNECTION, SshError, SshTarget};
 use russh::client;
-use russh::keys::agent::client::AgentClient;
-use russh::keys::ssh_key::{HashAlg, PrivateKey, PublicKey};
-use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::PublicKeyOrCertificate;
+use russh::keys::ssh_key::PublicKey;
 use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
@@ -27,6 +28,10 @@ pub(super) struct Inner {
     pub(super) target: SshTarget,
     pub(super) handle: client::Handle<Client>,
     pub(super) channels: Arc<Semaphore>,
+    /// How commands get root; set once sudo has been checked (unset: as they are).
+    pub(super) sudo: std::sync::OnceLock<Sudo>,
+    /// The jump host this connection runs through, kept open while it lives.
+    _via: Option<Arc<Hop>>,
 }
 
 impl fmt::Debug for Connection {
@@ -41,116 +46,41 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects and logs in. The whole of it (TCP, handshake, host-key check, login) is bounded
-    /// by `target.connect_timeout`.
+    /// Connects and logs in, through the target's jump hosts if it has any; then, when
+    /// commands go through sudo, checks that sudo works. Each hop and the target are bounded
+    /// by their own `connect_timeout`.
     pub async fn connect(
         target: &SshTarget,
         policy: HostKeyPolicy,
     ) -> Result<Connection, SshError> {
-        // Never connect directly to a host the config says to reach through a jump host.
-        if !target.proxy_jump.is_empty() {
-            let via: Vec<String> = target
-                .proxy_jump
-                .iter()
-                .map(|h| format!("{}@{}:{}", h.user, h.address, h.port))
-                .collect();
-            return Err(SshError::Unsupported {
-                host: target.host.clone(),
-                reason: format!(
-                    "ProxyJump is not supported yet: the ssh config says to reach {}:{} through                      {}, and hactl does not connect directly instead",
-                    target.address,
-                    target.port,
-                    via.join(" -> ")
-                ),
-            });
-        }
-        let policy = policy.max(target.host_keys);
-        // Read the key first: a bad key file is reported without touching the network.
-        let identity = load_identity(target)?;
-        let mut recorded = Vec::new();
-        for path in &target.known_hosts {
-            recorded.extend(
-                known_hosts::recorded(&target.address, target.port, path).map_err(|reason| {
-                    SshError::KnownHosts {
-                        host: target.host.clone(),
-                        path: path.clone(),
-                        reason,
-                    }
-                })?,
-            );
-        }
+        Connection::connect_via(target, policy, &Jumps::default()).await
+    }
 
-        let mut config = client::Config {
-            keepalive_interval: (!target.keepalive.is_zero()).then_some(target.keepalive),
-            keepalive_max: KEEPALIVE_MAX,
-            inactivity_timeout: None,
-            nodelay: true,
-            ..Default::default()
-        };
-        config.preferred.key = Cow::Owned(known_hosts::preferred_algorithms(&recorded));
-        let config = Arc::new(config);
-
-        let refusal = Arc::new(Mutex::new(None));
-        let handler = Client {
-            host: target.host.clone(),
-            address: target.address.clone(),
-            port: target.port,
-            known_hosts: target.known_hosts.clone(),
-            policy,
-            refusal: refusal.clone(),
-        };
-
-        let attempt = async {
-            let socket = tokio::net::TcpStream::connect((target.address.as_str(), target.port))
-                .await
-                .map_err(|e| SshError::Connect {
-                    host: target.host.clone(),
-                    address: target.address.clone(),
-                    port: target.port,
-                    reason: e.to_string(),
-                })?;
-            let _ = socket.set_nodelay(true);
-            let handle = match client::connect_stream(config, socket, handler).await {
-                Ok(h) => h,
-                Err(e) => {
-                    if let Some(refused) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take()
-                    {
-                        return Err(refused);
-                    }
-                    return Err(SshError::Connect {
-                        host: target.host.clone(),
-                        address: target.address.clone(),
-                        port: target.port,
-                        reason: format!("SSH handshake failed: {e}"),
-                    });
-                }
-            };
-            authenticate(target, handle, identity).await
-        };
-
-        let handle = match tokio::time::timeout(target.connect_timeout, attempt).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(SshError::Timeout {
-                    host: target.host.clone(),
-                    what: format!(
-                        "connecting to {}@{} port {} (no SSH login within {} s)",
-                        target.user,
-                        target.address,
-                        target.port,
-                        secs(target.connect_timeout)
-                    ),
-                });
+    /// As [`Connection::connect`], sharing jump-host connections through `jumps`: targets
+    /// behind the same bastion use one connection to it.
+    pub async fn connect_via(
+        target: &SshTarget,
+        policy: HostKeyPolicy,
+        jumps: &Jumps,
+    ) -> Result<Connection, SshError> {
+        let (handle, via) = match jumps.last(target, policy).await? {
+            None => (login(target, policy, None).await?, None),
+            Some(hop) => {
+                let stream = hop.stream_to(target).await?;
+                (login(target, policy, Some(stream)).await?, Some(hop))
             }
         };
-
-        Ok(Connection {
+        let conn = Connection {
             inner: Arc::new(Inner {
                 target: target.clone(),
                 handle,
                 channels: Arc::new(Semaphore::new(MAX_CHANNELS_PER_CONNECTION)),
+                sudo: std::sync::OnceLock::new(),
+                _via: via,
             }),
-        })
+        };
+        conn.check_sudo().await?;
+        Ok(conn)
     }
 
     pub fn target(&self) -> &SshTarget {
@@ -313,165 +243,88 @@ impl client::Handler for Client {
     }
 }
 
-/// The login key: decoded, or only its public half when it is passphrase-protected.
-enum Identity {
-    Key(Box<PrivateKey>),
-    Encrypted(Option<PublicKey>),
-}
+/// The byte stream of a hop's `direct-tcpip` channel.
+pub(super) type Tunnel = russh::ChannelStream<client::Msg>;
 
-/// The first of the target's identity files that exists (else the first, reported missing).
-/// Offering each in turn is left to the transport work that also brings agent-only keys.
-fn identity_file(target: &SshTarget) -> &Path {
-    let files = &target.identity_files;
-    files
-        .iter()
-        .find(|p| p.exists())
-        .or(files.first())
-        .map_or(Path::new(""), |p| p.as_path())
-}
-
-fn load_identity(target: &SshTarget) -> Result<Identity, SshError> {
-    let path = identity_file(target);
-    let auth_err = |reason: String| SshError::Auth {
-        host: target.host.clone(),
-        user: target.user.clone(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            auth_err(format!(
-                "identity file {} does not exist (set ssh.identity_file in the inventory)",
-                path.display()
-            ))
-        } else {
-            auth_err(format!("cannot read identity file {}: {e}", path.display()))
-        }
-    })?;
-    match russh::keys::decode_secret_key(&text, None) {
-        Ok(key) => Ok(Identity::Key(Box::new(key))),
-        Err(russh::keys::Error::KeyIsEncrypted) => {
-            Ok(Identity::Encrypted(encrypted_public_key(&text, path)))
-        }
-        Err(e) => {
-            // Some encrypted formats only say so by failing to parse; the OpenSSH container tells.
-            if PrivateKey::from_openssh(&text).is_ok_and(|k| k.is_encrypted()) {
-                return Ok(Identity::Encrypted(encrypted_public_key(&text, path)));
-            }
-            Err(auth_err(format!(
-                "cannot use identity file {}: {e}",
-                path.display()
-            )))
-        }
-    }
-}
-
-/// The public half of a passphrase-protected key: from the OpenSSH container, else `FILE.pub`.
-fn encrypted_public_key(text: &str, path: &Path) -> Option<PublicKey> {
-    if let Ok(k) = PrivateKey::from_openssh(text) {
-        return Some(k.public_key().clone());
-    }
-    let mut pubpath = path.as_os_str().to_owned();
-    pubpath.push(".pub");
-    russh::keys::load_public_key(pubpath).ok()
-}
-
-async fn authenticate(
+/// One SSH login, to a jump host or a target: over `tunnel` when given, else over TCP. The
+/// same host-key check either way; bounded by the target's `connect_timeout`.
+pub(super) async fn login(
     target: &SshTarget,
-    mut handle: client::Handle<Client>,
-    identity: Identity,
+    policy: HostKeyPolicy,
+    tunnel: Option<Tunnel>,
 ) -> Result<client::Handle<Client>, SshError> {
-    let auth_err = |reason: String| SshError::Auth {
+    let policy = policy.max(target.host_keys);
+    // Keys are read first: a bad key file is reported without touching the network.
+    let identities = super::auth::load(target);
+    let mut recorded = Vec::new();
+    for path in &target.known_hosts {
+        recorded.extend(
+            known_hosts::recorded(&target.address, target.port, path).map_err(|reason| {
+                SshError::KnownHosts {
+                    host: target.host.clone(),
+                    path: path.clone(),
+                    reason,
+                }
+            })?,
+        );
+    }
+    let mut config = client::Config {
+        keepalive_interval: (!target.keepalive.is_zero()).then_some(target.keepalive),
+        keepalive_max: KEEPALIVE_MAX,
+        inactivity_timeout: None,
+        nodelay: true,
+        ..Default::default()
+    };
+    config.preferred.key = Cow::Owned(known_hosts::preferred_algorithms(&recorded));
+    let config = Arc::new(config);
+    let refusal = Arc::new(Mutex::new(None));
+    let handler = Client {
         host: target.host.clone(),
-        user: target.user.clone(),
+        address: target.address.clone(),
+        port: target.port,
+        known_hosts: target.known_hosts.clone(),
+        policy,
+        refusal: refusal.clone(),
+    };
+    let connect_err = |reason: String| SshError::Connect {
+        host: target.host.clone(),
+        address: target.address.clone(),
+        port: target.port,
         reason,
     };
-    let file = identity_file(target).display();
-    let (public, result) = match identity {
-        Identity::Key(key) => {
-            let public = key.public_key().clone();
-            let hash = rsa_hash(&handle, &public).await;
-            let r = handle
-                .authenticate_publickey(
-                    &target.user,
-                    PrivateKeyWithHashAlg::new(Arc::new(*key), hash),
-                )
-                .await
-                .map_err(|e| auth_err(format!("with key {file}: {e}")))?;
-            (public, r)
-        }
-        Identity::Encrypted(public) => {
-            let locked = format!(
-                "identity file {file} is protected by a passphrase, which hactl cannot ask for; \
-                 load it into ssh-agent (ssh-add {file}) or use a key without a passphrase"
-            );
-            let Some(public) = public else {
-                return Err(auth_err(locked));
-            };
-            if std::env::var_os("SSH_AUTH_SOCK").is_none() {
-                return Err(auth_err(format!("{locked} (SSH_AUTH_SOCK is not set)")));
+    let attempt = async {
+        let handshake = match tunnel {
+            Some(stream) => client::connect_stream(config, stream, handler).await,
+            None => {
+                let socket = tokio::net::TcpStream::connect((target.address.as_str(), target.port))
+                    .await
+                    .map_err(|e| connect_err(e.to_string()))?;
+                let _ = socket.set_nodelay(true);
+                client::connect_stream(config, socket, handler).await
             }
-            let mut agent = AgentClient::connect_env()
-                .await
-                .map_err(|e| auth_err(format!("{locked} (ssh-agent: {e})")))?;
-            let identities = agent
-                .request_identities()
-                .await
-                .map_err(|e| auth_err(format!("{locked} (ssh-agent: {e})")))?;
-            if !identities
-                .iter()
-                .any(|id| id.public_key().key_data() == public.key_data())
-            {
-                return Err(auth_err(format!(
-                    "{locked} (ssh-agent does not hold this key)"
-                )));
+        };
+        let handle = match handshake {
+            Ok(h) => h,
+            Err(e) => {
+                if let Some(refused) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    return Err(refused);
+                }
+                return Err(connect_err(format!("SSH handshake failed: {e}")));
             }
-            let hash = rsa_hash(&handle, &public).await;
-            let r = handle
-                .authenticate_publickey_with(&target.user, public.clone(), hash, &mut agent)
-                .await
-                .map_err(|e| auth_err(format!("with key {file} from ssh-agent: {e}")))?;
-            (public, r)
-        }
+        };
+        super::auth::authenticate(target, handle, identities).await
     };
-    match result {
-        russh::client::AuthResult::Success => Ok(handle),
-        russh::client::AuthResult::Failure {
-            remaining_methods, ..
-        } => Err(auth_err(format!(
-            "the server refused key {file} ({} {}); is its public key in ~{}/.ssh/authorized_keys on {}? \
-             (server still offers: {})",
-            known_hosts::key_type(&public),
-            known_hosts::fingerprint(&public),
-            target.user,
-            target.address,
-            method_names(&remaining_methods)
-        ))),
-    }
-}
-
-/// rsa-sha2-512/256 for RSA keys (OpenSSH 8.8+ refuses SHA-1 `ssh-rsa`); nothing for others.
-async fn rsa_hash(handle: &client::Handle<Client>, key: &PublicKey) -> Option<HashAlg> {
-    if !key.algorithm().is_rsa() {
-        return None;
-    }
-    match handle.best_supported_rsa_hash().await {
-        Ok(Some(h)) => h,
-        // The server didn't say: assume a modern OpenSSH.
-        Ok(None) | Err(_) => Some(HashAlg::Sha512),
-    }
-}
-
-fn method_names(methods: &russh::MethodSet) -> String {
-    let names: Vec<String> = methods
-        .iter()
-        .map(|m| {
-            let s: &'static str = m.into();
-            s.to_string()
-        })
-        .collect();
-    if names.is_empty() {
-        "nothing".to_string()
-    } else {
-        names.join(", ")
+    match tokio::time::timeout(target.connect_timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(SshError::Timeout {
+            host: target.host.clone(),
+            what: format!(
+                "connecting to {}@{} port {} (no SSH login within {} s)",
+                target.user,
+                target.address,
+                target.port,
+                secs(target.connect_timeout)
+            ),
+        }),
     }
 }

@@ -1,8 +1,8 @@
 //! Where and how to reach each host: the inventory's explicit `ssh:` settings (per node, then
 //! top level), then OpenSSH's client config, then hactl's defaults.
 
-use super::HostKeyPolicy;
 use super::config::{self, ConfigError, HostConfig, Local, Set, Sources, StrictHostKeyChecking};
+use super::{Become, HostKeyPolicy};
 use crate::inventory::model::{Inventory, Node, SshSettings};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,9 @@ pub struct SshTarget {
     pub host_keys: HostKeyPolicy,
     /// Jump hosts in the order they are connected through (first hop first).
     pub proxy_jump: Vec<SshTarget>,
+    /// How commands get root: sudo for a login user other than root, or when the inventory
+    /// says `become: sudo`. Jump hosts run no commands: always `None`.
+    pub become_: Become,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     /// Keepalive interval (ssh_config's `ServerAliveInterval`).
@@ -267,6 +270,12 @@ impl Resolver<'_> {
             let from_cfg = cfg.map(|s| s.value).filter(|s| *s > 0);
             Duration::from_secs(explicit.or(from_cfg).unwrap_or(default))
         };
+        let become_ = match explicit {
+            Some(e) if e.get(|s| &s.become_).is_some() || user != "root" => {
+                Become::Sudo { password: None }
+            }
+            _ => Become::None,
+        };
         Ok(SshTarget {
             host: name.to_string(),
             address: hostname,
@@ -278,6 +287,7 @@ impl Resolver<'_> {
             known_hosts,
             host_keys,
             proxy_jump: Vec::new(),
+            become_,
             connect_timeout: secs(
                 pick(|s| &s.connect_timeout),
                 cfg.connect_timeout.as_ref(),

@@ -150,7 +150,12 @@ impl Lab {
         (1..=self.nodes).map(|i| format!("node{i}")).collect()
     }
 
-    /// IPv4 address of `node` (`nodeN` is `SUBNET.(10+N)`).
+    /// Whether the lab was made with `--bastion` (node0, the only way to the hosts).
+    pub fn behind_bastion(&self) -> bool {
+        self.state.join("bastion").exists()
+    }
+
+    /// IPv4 address of `node` (`nodeN` is `SUBNET.(10+N)`; the bastion node0 is `SUBNET.10`).
     pub fn address(&self, node: &str) -> String {
         format!("{}.{}", self.subnet, 10 + node_index(node))
     }
@@ -189,8 +194,16 @@ impl Lab {
 
     /// An `ssh` command to `root@node` with the lab's key and strict host-key checking against the
     /// lab's known_hosts; append the remote command. Stdin is closed.
+    /// Behind a bastion (`lab up N --bastion`) it runs in the bastion's network namespace,
+    /// the one place on the machine that reaches the hosts.
     pub fn ssh_command(&self, node: &str, connect_timeout: u64) -> Command {
-        let mut cmd = Command::new("ssh");
+        let mut cmd = if self.behind_bastion() {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &self.netns("node0"), "ssh"]);
+            c
+        } else {
+            Command::new("ssh")
+        };
         cmd.arg("-F")
             .arg("/dev/null")
             .arg("-i")
@@ -341,7 +354,7 @@ pub fn process_state(pid: u32) -> Option<char> {
 fn node_index(node: &str) -> u32 {
     node.strip_prefix("node")
         .and_then(|i| i.parse().ok())
-        .filter(|i| (1..=89).contains(i))
+        .filter(|i| (0..=89).contains(i))
         .unwrap_or_else(|| panic!("not a lab node name: {node:?}"))
 }
 

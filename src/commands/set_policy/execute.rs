@@ -69,7 +69,7 @@ pub(super) async fn execute(
         let host = match conn {
             Ok(h) => h,
             Err(e) => {
-                key_refused |= e.is_host_key() || e.is_unsupported();
+                key_refused |= e.is_host_key();
                 tried.push(e.to_string());
                 continue;
             }
