@@ -26,9 +26,10 @@ pub enum Scope {
 pub struct HostPhase {
     pub hosts: Vec<Host>,
     pub changed: BTreeSet<String>,
-    /// Hosts whose running RabbitMQ restarts with other plugins: a plugin enabled on a node
-    /// that has a database registers its feature flags disabled.
-    pub plugins_restarted: BTreeSet<String>,
+    /// Hosts whose RabbitMQ starts with plugins its database has not seen (a restart with
+    /// other plugins, or a package installed now): a plugin enabled on a node that has a
+    /// database registers its feature flags disabled.
+    pub new_plugins: BTreeSet<String>,
 }
 
 /// Per-host steps on all `hosts` in parallel; fails after all finished if any failed.
@@ -54,17 +55,17 @@ pub async fn converge_hosts(
     let mut phase = HostPhase {
         hosts: Vec::new(),
         changed: BTreeSet::new(),
-        plugins_restarted: BTreeSet::new(),
+        new_plugins: BTreeSet::new(),
     };
     let mut errors = Vec::new();
     for r in results {
         match r {
-            Ok((h, actions, plugins_restarted)) => {
+            Ok((h, actions, new_plugins)) => {
                 if actions > 0 {
                     phase.changed.insert(h.name().to_string());
                 }
-                if plugins_restarted {
-                    phase.plugins_restarted.insert(h.name().to_string());
+                if new_plugins {
+                    phase.new_plugins.insert(h.name().to_string());
                 }
                 phase.hosts.push(h);
             }
@@ -90,7 +91,7 @@ async fn converge_host(
     let (facts, set_name) = facts::read(&host).await?;
     host.facts = Some(facts);
     let h = &host;
-    let mut plugins_restarted = false;
+    let mut new_plugins = false;
     let mut n = runner::execute(ctx, opts, h, "facts", async { Ok(set_name) })
         .await?
         .len();
@@ -114,17 +115,20 @@ async fn converge_host(
         n += cookie.len() + config.len();
         let service = runner::execute(ctx, opts, h, "rabbitmq_service", service).await?;
         n += service.len();
-        plugins_restarted = config.iter().any(
+        // The node's database predates the new plugins when it restarts with them, or when
+        // its package is installed now (Debian starts the fresh node once, without them).
+        new_plugins = config.iter().any(
             |a| matches!(a, Action::Install { file, .. } if file.path == rabbitmq::PLUGINS_PATH),
-        ) && service.iter().any(|a| {
-            matches!(
-                a,
-                Action::Service {
-                    verb: Verb::Restart,
-                    ..
-                }
-            )
-        });
+        ) && (installing.contains(&"rabbitmq-server")
+            || service.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::Service {
+                        verb: Verb::Restart,
+                        ..
+                    }
+                )
+            }));
     }
     if h.node.is_loadbalancer() {
         if scope == Scope::Full {
@@ -140,7 +144,7 @@ async fn converge_host(
             .await?
             .len();
     }
-    Ok((host, n, plugins_restarted))
+    Ok((host, n, new_plugins))
 }
 
 /// Joins, one node at a time, while users, vhosts, permissions and policies are set through
@@ -201,7 +205,7 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
             steps::step(seed, "await_online", join::await_online(ctx, seed, before)).await?;
         }
         // Enabling a flag needs every member running: after the joins and the wait.
-        let flags = feature_flags::plan(flags.as_deref(), &phase.plugins_restarted);
+        let flags = feature_flags::plan(flags.as_deref(), &phase.new_plugins);
         runner::execute(ctx, opts, seed, "feature_flags", async { Ok(flags) }).await?;
         Ok::<_, anyhow::Error>(joined)
     };

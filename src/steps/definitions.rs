@@ -25,7 +25,7 @@ pub enum Action {
     SetDefaultQueueType {
         vhost: String,
         queue_type: QueueType,
-        /// What the vhost has now ("" when unset).
+        /// What the vhost has now (classic when unset).
         was: String,
     },
     AddUser(String),
@@ -63,9 +63,8 @@ impl Action {
                 queue_type,
                 was,
             } => format!(
-                "set default queue type of vhost {vhost} to {} (was {})",
+                "set default queue type of vhost {vhost} to {} (was {was})",
                 queue_type.as_str(),
-                if was.is_empty() { "unset" } else { was }
             ),
             Action::AddUser(u) => format!("add user {u}"),
             Action::ChangePassword(u) => format!("change password of user {u}"),
@@ -176,7 +175,9 @@ fn str_of(v: &Value, key: &str) -> String {
 
 /// An exported vhost's default queue type: `metadata.default_queue_type` as rabbitmqctl
 /// exports it (3.10.8 checked; 4.x per rabbitmq-server#10515), or the top-level key the HTTP
-/// API uses; "" when unset (4.x may say "undefined").
+/// API uses. Unset (or "undefined") means classic, which is what RabbitMQ then declares; a
+/// fresh 4.0 node says "classic" for `/` where 3.x leaves it unset, so comparing the effective
+/// type plans the same on a fresh node whatever its version.
 fn default_queue_type_of(vhost: &Value) -> String {
     let t = vhost
         .get("metadata")
@@ -184,7 +185,11 @@ fn default_queue_type_of(vhost: &Value) -> String {
         .or_else(|| vhost.get("default_queue_type"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    if t == "undefined" { "" } else { t }.to_string()
+    match t {
+        "" | "undefined" => QueueType::Classic.as_str(),
+        t => t,
+    }
+    .to_string()
 }
 
 fn tags_of(v: &Value) -> BTreeSet<String> {
@@ -485,7 +490,7 @@ mod tests {
                 Action::SetDefaultQueueType {
                     vhost: "-v".into(),
                     queue_type: QueueType::Stream,
-                    was: String::new(),
+                    was: "classic".into(),
                 },
                 "update_vhost_metadata --default-queue-type stream -- -v",
             ),
@@ -524,13 +529,15 @@ mod tests {
     }
 
     /// A new vhost is created with its type; an existing one is updated only when its
-    /// exported metadata (3.10.8's shape; 4.x may say "undefined" for unset) differs.
+    /// exported metadata (3.10.8's shape; 4.x may say "undefined" for unset) differs, unset
+    /// counting as classic.
     #[test]
     fn vhost_default_queue_types() {
         let inv: Inventory = serde_saphyr::from_str(
             "cluster: {name: t}\ncookie: {value: abc}\nrabbitmq:\n  seed: n1\n  keep_guest: true\n  \
-             vhosts: [\"/\", qv, same, new]\n  \
-             default_queue_types: {\"/\": quorum, qv: stream, same: quorum, new: quorum}\n\
+             vhosts: [\"/\", qv, same, new, plain]\n  \
+             default_queue_types: {\"/\": quorum, qv: stream, same: quorum, new: quorum, \
+             plain: classic}\n\
              nodes:\n  - {name: n1, address: 10.0.0.11, roles: [rabbitmq]}\n",
         )
         .unwrap();
@@ -544,6 +551,7 @@ mod tests {
             {"name": "/", "limits": [], "metadata": {"description": "Default virtual host", "tags": []}},
             {"name": "qv", "metadata": {"default_queue_type": "undefined"}},
             {"name": "same", "metadata": {"default_queue_type": "quorum", "tags": []}},
+            {"name": "plain", "metadata": {"tags": []}},
         ]});
         let texts: Vec<String> = plan(&inv, &secrets, &current)
             .iter()
@@ -552,8 +560,8 @@ mod tests {
         assert_eq!(
             texts,
             [
-                "set default queue type of vhost / to quorum (was unset)",
-                "set default queue type of vhost qv to stream (was unset)",
+                "set default queue type of vhost / to quorum (was classic)",
+                "set default queue type of vhost qv to stream (was classic)",
                 "add vhost new with default queue type quorum",
             ]
         );

@@ -1,8 +1,9 @@
 //! Feature flags after the joins: every stable flag enabled, through the seed. Planned from
 //! the seed's list read before the joins (with the other cluster reads); a seed that does not
 //! run yet (a dry run on fresh hosts) boots blank and enables them all itself: nothing to plan.
-//! A running node restarted with new plugins registers their flags disabled; a dry run reads
-//! before that restart, so such a restart plans the enabling by itself, in both runs.
+//! A node that has a database and starts with new plugins (restarted with them, or booted once
+//! by its package's install before hactl configured them) registers their flags disabled; a
+//! dry run reads before that, so such a start plans the enabling by itself, in both runs.
 
 use crate::host::Host;
 use crate::plan::Action;
@@ -18,13 +19,13 @@ pub async fn read(seed: &Host) -> anyhow::Result<Option<Vec<Flag>>> {
     Ok(Some(feature_flags::parse(&out.stdout)?))
 }
 
-/// `plugins_restarted`: hosts whose running RabbitMQ restarted with other plugins.
-pub fn plan(flags: Option<&[Flag]>, plugins_restarted: &BTreeSet<String>) -> Vec<Action> {
+/// `new_plugins`: hosts whose RabbitMQ starts with plugins its database has not seen.
+pub fn plan(flags: Option<&[Flag]>, new_plugins: &BTreeSet<String>) -> Vec<Action> {
     let disabled = flags
         .map(feature_flags::disabled_stable)
         .unwrap_or_default();
-    let because = if !plugins_restarted.is_empty() {
-        let hosts: Vec<&str> = plugins_restarted.iter().map(String::as_str).collect();
+    let because = if !new_plugins.is_empty() {
+        let hosts: Vec<&str> = new_plugins.iter().map(String::as_str).collect();
         format!(
             "new plugins on {} may bring disabled ones",
             hosts.join(", ")
