@@ -1227,6 +1227,8 @@ fn faults_during_up(w: &mut World) {
             pattern: "node6 cookie: changed".into(),
             action: Box::new(|| {
                 lab.driver_ok(["kill", "node6", "sshd"]);
+                // OpenSSH 9.8+ (Debian 13) serves each connection from `sshd-session`.
+                let _ = lab.driver(["kill", "node6", "sshd-session"]);
             }),
         }),
     );
