@@ -7,7 +7,7 @@ use crate::ssh::Cmd;
 use anyhow::bail;
 
 const SCRIPT: &str = r#". /etc/os-release 2>/dev/null
-printf 'id=%s\nversion=%s\n' "${ID:-unknown}" "${VERSION_ID:-}"
+printf 'id=%s\nlike=%s\nversion=%s\n' "${ID:-unknown}" "${ID_LIKE:-}" "${VERSION_ID:-}"
 if [ -d /run/systemd/system ]; then echo init=systemd; else echo init=sysv; fi
 h=$(uname -n)
 printf 'hostname=%s\n' "${h%%.*}""#;
@@ -17,12 +17,27 @@ printf 'hostname=%s\n' "${h%%.*}""#;
 pub async fn read(host: &Host) -> anyhow::Result<(Facts, Vec<Action>)> {
     let out = host.run(&Cmd::sh(SCRIPT, [] as [&str; 0])).await?;
     let mut facts = parse(&out.stdout)?;
-    if !matches!(facts.os_id.as_str(), "debian" | "ubuntu") {
-        bail!(
-            "{}: unsupported operating system `{}` (hactl supports Debian and Ubuntu)",
+    let like = field(&out.stdout, "like").unwrap_or_default();
+    match os_support(&facts.os_id, &like) {
+        OsSupport::Supported => {}
+        OsSupport::Derivative => host.reporter.note(
             host.name(),
-            facts.os_id
-        );
+            &format!(
+                "{} (like {like}) is a Debian derivative: hactl drives it as Debian, untested",
+                facts.os_id
+            ),
+        ),
+        OsSupport::Unsupported => bail!(
+            "{}: unsupported operating system `{}`{} (hactl supports Debian and Ubuntu, and \
+             drives their derivatives the same way)",
+            host.name(),
+            facts.os_id,
+            if like.is_empty() {
+                String::new()
+            } else {
+                format!(" (like {like})")
+            }
+        ),
     }
     let mut actions = Vec::new();
     if facts.hostname != host.node.name {
@@ -46,12 +61,36 @@ pub async fn read(host: &Host) -> anyhow::Result<(Facts, Vec<Action>)> {
     Ok((facts, actions))
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum OsSupport {
+    /// Debian (12 and 13 tested) or Ubuntu (untested: its packages are not reachable here).
+    Supported,
+    /// os-release's ID_LIKE names Debian or Ubuntu: apt, dpkg and Debian's packages apply.
+    Derivative,
+    Unsupported,
+}
+
+fn os_support(id: &str, like: &str) -> OsSupport {
+    if matches!(id, "debian" | "ubuntu") {
+        OsSupport::Supported
+    } else if like
+        .split_whitespace()
+        .any(|l| matches!(l, "debian" | "ubuntu"))
+    {
+        OsSupport::Derivative
+    } else {
+        OsSupport::Unsupported
+    }
+}
+
+fn field(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .map(|v| v.trim().to_string())
+}
+
 fn parse(text: &str) -> anyhow::Result<Facts> {
-    let get = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-            .map(|v| v.trim().to_string())
-    };
+    let get = |key: &str| field(text, key);
     let init = match get("init").as_deref() {
         Some("systemd") => InitSystem::Systemd,
         Some("sysv") => InitSystem::SysV,
@@ -76,6 +115,22 @@ mod tests {
         assert_eq!(f.init, InitSystem::SysV);
         assert_eq!(f.hostname, "node1");
         assert!(parse("id=debian\n").is_err());
+    }
+
+    #[test]
+    fn debian_ubuntu_and_their_derivatives_by_id_like() {
+        assert_eq!(os_support("debian", ""), OsSupport::Supported);
+        assert_eq!(os_support("ubuntu", "debian"), OsSupport::Supported);
+        assert_eq!(
+            os_support("linuxmint", "ubuntu debian"),
+            OsSupport::Derivative
+        );
+        assert_eq!(os_support("raspbian", "debian"), OsSupport::Derivative);
+        assert_eq!(
+            os_support("rocky", "rhel centos fedora"),
+            OsSupport::Unsupported
+        );
+        assert_eq!(os_support("unknown", ""), OsSupport::Unsupported);
     }
 
     #[test]
