@@ -615,7 +615,7 @@ impl<'a> World<'a> {
     }
 
     /// Everything a healthy cluster shows, checked without hactl: every RabbitMQ node sees all
-    /// of them running as disc nodes; every `ha.*` queue has synchronised mirrors on every other
+    /// of them running as disc nodes; every `ha.*` queue is fully replicated (see `fully_replicated`)
     /// node; exactly one load balancer holds the VIP and both run HAProxy and Keepalived; an AMQP
     /// round trip through the VIP works. Waits (bounded) for each; returns how long it took.
     fn check_healthy(&self, context: &str) -> Duration {
@@ -638,7 +638,7 @@ impl<'a> World<'a> {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             wait_until(
                 SETTLE,
-                &format!("{context}: every ha.* queue has synchronised mirrors on all nodes"),
+                &format!("{context}: every ha.* queue is fully replicated"),
                 || {
                     queues = self.queues(&self.rabbits[0]).unwrap_or_default();
                     queues
@@ -683,7 +683,7 @@ impl<'a> World<'a> {
         let took = started.elapsed();
         eprintln!(
             "{context}: HEALTHY after {:.1}s: {} running disc nodes on each, {} ha.* queues with \
-             synchronised mirrors on all, VIP on {holder} only, haproxy+keepalived on {LBS:?}, \
+             every replica in sync, VIP on {holder} only, haproxy+keepalived on {LBS:?}, \
              AMQP round trip 20/20",
             took.as_secs_f64(),
             want.len(),
@@ -899,15 +899,11 @@ fn rabbit_loss(w: &mut World) {
     let queue = "ha.failover.rabbit";
     let traffic = w.traffic(queue, "rabbit");
     let mut q = None;
-    wait_until(
-        SETTLE,
-        &format!("{s}: {queue} has synchronised mirrors on all nodes"),
-        || {
-            q = w.queue("node1", queue);
-            q.as_ref()
-                .is_some_and(|q| w.fully_replicated(q, &w.rabbits))
-        },
-    );
+    wait_until(SETTLE, &format!("{s}: {queue} is fully replicated"), || {
+        q = w.queue("node1", queue);
+        q.as_ref()
+            .is_some_and(|q| w.fully_replicated(q, &w.rabbits))
+    });
     let master = q.unwrap().leader.unwrap();
     let survivor = w.rabbits.iter().find(|n| **n != master).unwrap().clone();
 
