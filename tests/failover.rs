@@ -615,8 +615,8 @@ impl<'a> World<'a> {
     }
 
     /// Everything a healthy cluster shows, checked without hactl: every RabbitMQ node sees all
-    /// of them running as disc nodes; every `ha.*` queue is fully replicated (see `fully_replicated`)
-    /// node; exactly one load balancer holds the VIP and both run HAProxy and Keepalived; an AMQP
+    /// of them running as disc nodes; every `ha.*` queue is fully replicated (`fully_replicated`);
+    /// exactly one load balancer holds the VIP and both run HAProxy and Keepalived; an AMQP
     /// round trip through the VIP works. Waits (bounded) for each; returns how long it took.
     fn check_healthy(&self, context: &str) -> Duration {
         let started = Instant::now();
