@@ -32,6 +32,10 @@ pub enum Command {
     /// Take RabbitMQ nodes out of the cluster cleanly (also when they are dead), then drop them
     /// from /etc/hosts and the HAProxy backends. Remove them from the inventory afterwards.
     RemoveNode(RemoveNodeArgs),
+    /// Return every host to "ready for a fresh `up`": stop RabbitMQ, HAProxy and Keepalived,
+    /// remove the VIP, every file hactl writes (only its block of /etc/hosts) and RabbitMQ's
+    /// database; with --purge also the packages. Asks first: off a terminal it needs --yes.
+    Reset(ResetArgs),
     /// Show every host's health: SSH, RabbitMQ nodes and their view of the cluster, partitions,
     /// alarms, unsynchronised mirrors, HAProxy backends, Keepalived and the VIP. Changes
     /// nothing. Exit 0 healthy, 1 degraded, 2 invalid input.
@@ -222,6 +226,59 @@ impl RunArgs {
                 crate::ssh::HostKeyPolicy::Strict
             },
             force_reset: self.force_reset,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Don't ask: reset (required when standard input is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Also purge the packages of each host's roles (rabbitmq-server, haproxy, keepalived),
+    /// unholding a held one first.
+    #[arg(long)]
+    pub purge: bool,
+    /// Only read: print, per host, exactly what would be stopped and removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a machine-readable report of the run on standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// Show every remote command.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// How many hosts to work on at once.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+    /// Learn the keys of hosts not yet in known_hosts (never accepts a changed key).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Also append every line of the run, dated (ISO 8601, UTC), to this file (created 0600).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// OpenSSH client config to read instead of ~/.ssh/config and /etc/ssh/ssh_config (and
+    /// the inventory's ssh.config_file), as with `ssh -F`; `none` reads none.
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+}
+
+impl ResetArgs {
+    /// The shared run flags; those that only converging needs (`--force-reset`,
+    /// `--templates`) are not reset's, so they are off.
+    pub fn run(&self) -> RunArgs {
+        RunArgs {
+            dry_run: self.dry_run,
+            json: self.json,
+            verbose: self.verbose,
+            parallel: self.parallel,
+            accept_new_host_keys: self.accept_new_host_keys,
+            force_reset: false,
+            templates: None,
+            log_file: self.log_file.clone(),
+            ssh_config: self.ssh_config.clone(),
         }
     }
 }

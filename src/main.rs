@@ -10,6 +10,7 @@ fn main() {
         Command::Up(a) => commands::up::run(a),
         Command::AddNode(a) => commands::add_node::run(a),
         Command::RemoveNode(a) => commands::remove_node::run(a),
+        Command::Reset(a) => commands::reset::run(a),
         Command::Status(a) => commands::status::run(a),
         Command::SetPolicy(a) => commands::set_policy::run(a),
         Command::Init(a) => commands::init::run(a),

@@ -22,6 +22,8 @@ pub enum FileChange {
     },
     /// Only hactl's managed block changes (`/etc/hosts`).
     UpdateBlock,
+    /// hactl's managed block goes; every other line stays (`reset`).
+    RemoveBlock,
     /// Same content; owner, group or mode differ (`was` is `owner:group mode m`).
     Ownership {
         was: String,
@@ -110,6 +112,22 @@ pub enum Action {
         node: String,
         because: &'static str,
     },
+    /// `rm -f` a file hactl wrote; with `what` (whose data it is), `rm -rf` a whole tree.
+    Remove {
+        path: String,
+        what: Option<&'static str>,
+    },
+    /// `ip addr del`: the VIP on a host being reset (stopping keepalived usually takes it
+    /// along; applied only if it is still there).
+    RemoveVip {
+        vip: String,
+        interface: String,
+    },
+    /// `apt-get purge`, after `apt-mark unhold` of the held ones among them.
+    Purge {
+        packages: Vec<String>,
+        unhold: Vec<String>,
+    },
 }
 
 impl Action {
@@ -123,6 +141,9 @@ impl Action {
                     format!("write {} ({package} is installed in this run)", file.path)
                 }
                 FileChange::UpdateBlock => format!("update {} (managed block)", file.path),
+                FileChange::RemoveBlock => {
+                    format!("remove hactl's managed block from {}", file.path)
+                }
                 FileChange::Ownership { was } => format!(
                     "set {} to {}:{} mode {:o} (was {was})",
                     file.path, file.owner, file.group, file.mode
@@ -182,6 +203,22 @@ impl Action {
                 node_name(node.name())
             ),
             Action::Forget { node, because } => format!("forget {} ({because})", node_name(node)),
+            Action::Remove { path, what: None } => format!("remove {path}"),
+            Action::Remove {
+                path,
+                what: Some(what),
+            } => format!("remove {path} ({what})"),
+            Action::RemoveVip { vip, interface } => {
+                format!("remove the VIP {vip} from {interface} (ip addr del)")
+            }
+            Action::Purge { packages, unhold } if unhold.is_empty() => {
+                format!("purge {} (apt-get purge)", packages.join(" "))
+            }
+            Action::Purge { packages, unhold } => format!(
+                "purge {} (apt-get purge; apt-mark unhold {} first)",
+                packages.join(" "),
+                unhold.join(" ")
+            ),
         }
     }
 
@@ -310,6 +347,23 @@ impl Action {
                 .run(&ctl(["forget_cluster_node", "--", &node_name(node)]))
                 .await
                 .map(drop),
+            // rm does not follow a symlink it is given, nor any inside a tree it removes.
+            Action::Remove { path, what } => {
+                let flags = if what.is_some() { "-rf" } else { "-f" };
+                host.run(&Cmd::new("rm").args([flags, "--", path]))
+                    .await
+                    .map(drop)
+            }
+            Action::RemoveVip { vip, interface } => {
+                if crate::steps::vip::held(host, vip, interface).await? {
+                    host.run(&Cmd::new("ip").args(["addr", "del", vip, "dev", interface]))
+                        .await?;
+                }
+                Ok(())
+            }
+            Action::Purge { packages, unhold } => {
+                packages::apt::purge(host, packages, unhold).await
+            }
         }
     }
 }
@@ -370,5 +424,38 @@ mod tests {
             "write /etc/haproxy/haproxy.cfg (haproxy is installed in this run)"
         );
         assert!(!sysctl.restarts() && sysctl.diff().is_none());
+    }
+
+    #[test]
+    fn reset_actions_say_what_goes() {
+        let data = Action::Remove {
+            path: "/var/lib/rabbitmq/mnesia".into(),
+            what: Some("RabbitMQ's database"),
+        };
+        assert_eq!(
+            data.describe(),
+            "remove /var/lib/rabbitmq/mnesia (RabbitMQ's database)"
+        );
+        let vip = Action::RemoveVip {
+            vip: "10.0.0.100/24".into(),
+            interface: "eth0".into(),
+        };
+        assert_eq!(
+            vip.describe(),
+            "remove the VIP 10.0.0.100/24 from eth0 (ip addr del)"
+        );
+        let purge = |unhold: &[&str]| Action::Purge {
+            packages: vec!["rabbitmq-server".into()],
+            unhold: unhold.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(
+            purge(&[]).describe(),
+            "purge rabbitmq-server (apt-get purge)"
+        );
+        assert_eq!(
+            purge(&["rabbitmq-server"]).describe(),
+            "purge rabbitmq-server (apt-get purge; apt-mark unhold rabbitmq-server first)"
+        );
+        assert!(!data.restarts() && !vip.restarts());
     }
 }

@@ -47,10 +47,13 @@ mod apt_source;
 pub mod hosts_block;
 pub mod manifest;
 
-pub use hosts_block::{HOSTS_BEGIN, HOSTS_END, hosts_begin_line, hosts_end_line, splice_block};
+pub use hosts_block::{
+    HOSTS_BEGIN, HOSTS_END, hosts_begin_line, hosts_end_line, remove_block, splice_block,
+};
 pub use manifest::{
     APT_KEYRING, APT_SOURCE, CHECK_HAPROXY_SCRIPT, FileKind, HAPROXY_ADMIN_SOCKET,
-    KEEPALIVED_NOTIFY_LOG, KEEPALIVED_STATE_FILE, NOTIFY_SCRIPT, RenderedFile, builtin_templates,
+    KEEPALIVED_NOTIFY_LOG, KEEPALIVED_STATE_FILE, NOTIFY_SCRIPT, RenderedFile, SYSCTL_FILE,
+    builtin_templates, whole_files,
 };
 
 use crate::inventory::{Loaded, Node, NodeType, Role, Secrets};

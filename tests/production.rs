@@ -9,11 +9,15 @@
 //!    independent check (plain OpenSSH and an AMQP client, not hactl's status);
 //! 3. a re-run changes nothing: same daemon PIDs, same file inodes and mtimes;
 //! 4. each host in turn loses power and boots again: the cluster and the VIP come back without
-//!    hactl, and `hactl status` exits 0 at the end.
+//!    hactl, and `hactl status` exits 0 at the end;
+//! 5. trixie only: `hactl reset`, then `up` again builds what the cold `up` built
+//!    (`production/reset.rs`).
 //!
 //! Need root; without it they skip loudly (see common::lab). Lab tests run one at a time.
 
 mod common;
+#[path = "production/reset.rs"]
+mod reset;
 
 use common::amqp::{self, Target};
 use common::lab::{Lab, describe, wait_until};
@@ -331,7 +335,8 @@ fn stamps(lab: &Lab) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn production(image: &Image, lab: &Lab, inventory: &Path) {
+/// Returns the cold `up`'s report.
+fn production(image: &Image, lab: &Lab, inventory: &Path) -> Value {
     let started = Instant::now();
     let not_installed = lab.ssh_each_ok(
         &HOSTS,
@@ -412,6 +417,7 @@ fn production(image: &Image, lab: &Lab, inventory: &Path) {
         started.elapsed().as_secs_f64(),
         cold.took.as_secs_f64()
     );
+    cold.json()
 }
 
 #[test]
@@ -477,5 +483,6 @@ fn trixie_hosts_from_nothing_to_a_cluster_that_survives_power_loss() {
         "node2 (4.0.5) would be one",
         "a RAM node on RabbitMQ 4.0",
     );
-    production(&TRIXIE, &lab, &inventory);
+    let cold = production(&TRIXIE, &lab, &inventory);
+    reset::reset_then_up(&lab, &inventory, &cold);
 }

@@ -7,6 +7,7 @@ pub mod init;
 pub mod man;
 pub mod remove_node;
 pub mod render;
+pub mod reset;
 pub mod set_policy;
 pub mod status;
 pub mod up;

@@ -69,6 +69,25 @@ pub fn splice_block(existing: &str, block: &str) -> String {
     out
 }
 
+/// `existing` without hactl's block (the lines from one starting with [`HOSTS_BEGIN`] to the
+/// next starting with [`HOSTS_END`]); unchanged when it has no complete block.
+pub fn remove_block(existing: &str) -> String {
+    let mut offset = 0;
+    let mut begin = None;
+    for line in existing.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        match begin {
+            None if line.starts_with(HOSTS_BEGIN) => begin = Some(start),
+            Some(b) if line.starts_with(HOSTS_END) => {
+                return format!("{}{}", &existing[..b], &existing[offset..]);
+            }
+            _ => {}
+        }
+    }
+    existing.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +110,29 @@ mod tests {
         let twice = splice_block(&format!("{once}::1 localhost\n"), &new_block);
         assert_eq!(twice, format!("{plain}{new_block}::1 localhost\n"));
         assert_eq!(splice_block("x", &block), format!("x\n{block}"));
+    }
+
+    #[test]
+    fn remove_keeps_every_other_line() {
+        let block = format!(
+            "{}\n1.2.3.4 a\n{}\n",
+            hosts_begin_line("c"),
+            hosts_end_line("c")
+        );
+        let around = format!("127.0.0.1 localhost\n{block}::1 localhost\n");
+        assert_eq!(
+            remove_block(&around),
+            "127.0.0.1 localhost\n::1 localhost\n"
+        );
+        assert_eq!(
+            remove_block("127.0.0.1 localhost\n"),
+            "127.0.0.1 localhost\n"
+        );
+        let unclosed = format!("{}\n1.2.3.4 a\n", hosts_begin_line("c"));
+        assert_eq!(
+            remove_block(&unclosed),
+            unclosed,
+            "an unclosed block is left alone"
+        );
     }
 }

@@ -12,6 +12,8 @@ pub const KEEPALIVED_STATE_FILE: &str = "/run/keepalived.state";
 pub const KEEPALIVED_NOTIFY_LOG: &str = "/var/log/keepalived-notify.log";
 pub const CHECK_HAPROXY_SCRIPT: &str = "/etc/keepalived/check_haproxy.sh";
 pub const NOTIFY_SCRIPT: &str = "/etc/keepalived/notify.sh";
+/// Load balancers' kernel settings (`ip_nonlocal_bind`), also applied live by `up`.
+pub const SYSCTL_FILE: &str = "/etc/sysctl.d/90-hactl.conf";
 /// The signing key of `rabbitmq.apt_source`, always armored (see `inventory::signing_key`).
 pub const APT_KEYRING: &str = "/etc/apt/keyrings/hactl-rabbitmq.asc";
 /// The deb822 source of `rabbitmq.apt_source`, trusting only [`APT_KEYRING`].
@@ -203,7 +205,7 @@ pub(super) const FILES: &[FileSpec] = &[
     FileSpec {
         template: "sysctl.conf.tera",
         source: include_str!("../../templates/sysctl.conf.tera"),
-        path: "/etc/sysctl.d/90-hactl.conf",
+        path: SYSCTL_FILE,
         mode: 0o644,
         owner: "root",
         group: "root",
@@ -219,4 +221,42 @@ pub(super) const FILES: &[FileSpec] = &[
 /// The built-in templates' file names, and the target path of each.
 pub fn builtin_templates() -> impl Iterator<Item = (&'static str, &'static str)> {
     FILES.iter().map(|f| (f.template, f.path))
+}
+
+/// Every path hactl writes whole on a host with these roles, whatever the inventory says today
+/// (the apt source too: it may have been dropped from the inventory since), plus the files
+/// hactl's keepalived scripts write. Not `/etc/hosts`: there hactl owns only its block.
+pub fn whole_files(rabbitmq: bool, loadbalancer: bool) -> Vec<&'static str> {
+    let mut paths: Vec<&'static str> = FILES
+        .iter()
+        .filter(|f| f.kind == FileKind::Whole)
+        .filter(|f| match f.hosts {
+            Hosts::All => true,
+            Hosts::RabbitMq => rabbitmq,
+            Hosts::LoadBalancer => loadbalancer,
+        })
+        .map(|f| f.path)
+        .collect();
+    if rabbitmq {
+        paths.extend([APT_KEYRING, APT_SOURCE]);
+    }
+    if loadbalancer {
+        paths.extend([KEEPALIVED_STATE_FILE, KEEPALIVED_NOTIFY_LOG]);
+    }
+    paths
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_files_follow_the_roles() {
+        let lb = whole_files(false, true);
+        assert!(lb.contains(&"/etc/haproxy/haproxy.cfg") && lb.contains(&KEEPALIVED_STATE_FILE));
+        assert!(!lb.contains(&"/etc/rabbitmq/rabbitmq.conf") && !lb.contains(&"/etc/hosts"));
+        let rmq = whole_files(true, false);
+        assert!(rmq.contains(&"/etc/rabbitmq/enabled_plugins") && rmq.contains(&APT_SOURCE));
+        assert!(!rmq.contains(&SYSCTL_FILE));
+    }
 }

@@ -7,7 +7,8 @@ use crate::host::Host;
 use crate::plan::{Action, Verb};
 use crate::render::RenderedFile;
 
-const NONLOCAL_BIND: &str = "/proc/sys/net/ipv4/ip_nonlocal_bind";
+/// Read by `reset` too, which undoes it.
+pub const NONLOCAL_BIND: &str = "/proc/sys/net/ipv4/ip_nonlocal_bind";
 
 /// The rendered files of `host` under `dir`.
 fn files_under<'a>(ctx: &'a Ctx, host: &Host, dir: &str) -> Vec<&'a RenderedFile> {

@@ -12,6 +12,7 @@ pub mod join;
 pub mod loadbalancer;
 pub mod packages;
 pub mod rabbitmq;
+pub mod reset;
 pub mod versions;
 pub mod vip;
 

@@ -26,14 +26,19 @@ pub fn lists_address(ip_output: &str, vip: &str) -> bool {
 pub async fn holders(lbs: &[Host], vip: &str, interface: &str) -> anyhow::Result<Vec<String>> {
     let mut holders = Vec::new();
     for h in lbs {
-        let out = h
-            .run(&Cmd::new("ip").args(["-o", "addr", "show", "dev", interface]))
-            .await?;
-        if lists_address(&out.stdout, vip) {
+        if held(h, vip, interface).await? {
             holders.push(h.name().to_string());
         }
     }
     Ok(holders)
+}
+
+/// Whether `host` holds `vip` on `interface` right now.
+pub async fn held(host: &Host, vip: &str, interface: &str) -> anyhow::Result<bool> {
+    let out = host
+        .run(&Cmd::new("ip").args(["-o", "addr", "show", "dev", interface]))
+        .await?;
+    Ok(lists_address(&out.stdout, vip))
 }
 
 /// Waits (bounded) until exactly one load balancer holds the VIP; returns its name.

@@ -131,3 +131,17 @@ async fn run(host: &Host, what: &str, cmd: Cmd) -> anyhow::Result<()> {
         tail(said)
     )
 }
+
+/// `apt-mark unhold UNHOLD` (a held package is not purged), then `apt-get purge PACKAGES`.
+pub async fn purge(host: &Host, packages: &[String], unhold: &[String]) -> anyhow::Result<()> {
+    if !unhold.is_empty() {
+        host.run(&Cmd::new("apt-mark").args(["unhold", "--"]).args(unhold))
+            .await?;
+    }
+    run(
+        host,
+        "apt-get purge",
+        apt(host, &["-y", "purge", "--"]).args(packages),
+    )
+    .await
+}

@@ -63,6 +63,32 @@ pub async fn plan(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
     Ok(actions)
 }
 
+/// `reset --purge`: the packages of the host's roles that dpkg still knows (installed, or
+/// only their config files left), the held ones unheld first. None when there are none.
+pub async fn purge(ctx: &Ctx, host: &Host) -> anyhow::Result<Option<Action>> {
+    let wanted = wanted(ctx, host);
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let installed = read_installed(host, &wanted).await?;
+    let known = |w: &&Wanted| {
+        installed
+            .get(&w.name)
+            .is_some_and(|i| !i.status.is_empty() && i.status != "not-installed")
+    };
+    let packages: Vec<String> = wanted
+        .iter()
+        .filter(known)
+        .map(|w| w.name.clone())
+        .collect();
+    let unhold = packages
+        .iter()
+        .filter(|p| installed.get(*p).is_some_and(|i| i.want == "hold"))
+        .cloned()
+        .collect();
+    Ok((!packages.is_empty()).then_some(Action::Purge { packages, unhold }))
+}
+
 /// The packages `actions` install (names, without versions).
 pub fn installing(actions: &[Action]) -> Vec<&str> {
     actions

@@ -1,0 +1,96 @@
+//! `hactl reset`: every host of the inventory back to "ready for a fresh `up`" (CI rebuilds
+//! environments many times a day). Confirmed first, before any host is contacted; then, like
+//! `up`: connect to all, take the cluster's run lock on the seed, and plan and apply the reset
+//! step on every host in parallel.
+
+use crate::cli::ResetArgs;
+use crate::exit::InvalidInput;
+use crate::host::Host;
+use crate::lock;
+use crate::report::Reporter;
+use crate::runner::{self, Options};
+use crate::steps::{self, Ctx, facts, reset};
+use anyhow::anyhow;
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+
+pub fn run(args: &ResetArgs) -> anyhow::Result<()> {
+    let (ctx, reporter, opts) = super::prepare(&args.inventory.path(), &args.run())?;
+    if !args.dry_run && !args.yes {
+        confirm(&ctx)?;
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    let result = rt.block_on(reset_all(ctx, reporter.clone(), &opts, args.purge));
+    super::finish(&reporter, "reset", args.json, result)
+}
+
+/// On a terminal, the cluster's name typed back; elsewhere nobody can answer: refused.
+fn confirm(ctx: &Ctx) -> anyhow::Result<()> {
+    let inv = &ctx.loaded.inventory;
+    let what = format!(
+        "reset stops RabbitMQ, HAProxy and Keepalived and deletes RabbitMQ's data and every \
+         file hactl wrote on the {} host(s) of cluster {}",
+        inv.nodes.len(),
+        inv.cluster.name
+    );
+    if !std::io::stdin().is_terminal() {
+        return Err(InvalidInput(format!(
+            "{what}; standard input is not a terminal, so hactl cannot ask: pass --yes to \
+             confirm (nothing was contacted)"
+        ))
+        .into());
+    }
+    eprint!("hactl: {what}.\nType the cluster's name to go on: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != inv.cluster.name {
+        return Err(InvalidInput("not confirmed; nothing was contacted".into()).into());
+    }
+    Ok(())
+}
+
+async fn reset_all(
+    ctx: Arc<Ctx>,
+    reporter: Arc<Reporter>,
+    opts: &Options,
+    purge: bool,
+) -> anyhow::Result<()> {
+    let inv = &ctx.loaded.inventory;
+    let names: Vec<String> = inv.nodes.iter().map(|n| n.name.clone()).collect();
+    let hosts = runner::connect(inv, &names, &reporter, opts).await?;
+    let seed = hosts
+        .iter()
+        .find(|h| h.name() == inv.rabbitmq.seed)
+        .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
+    // The lock lives in /run/hactl on the seed, which reset leaves alone.
+    let _lock = lock::acquire(seed, &inv.cluster.name, "reset").await?;
+    let results = runner::parallel(hosts, opts.parallel, |host| {
+        let ctx = ctx.clone();
+        let opts = opts.clone();
+        async move { reset_host(&ctx, &opts, host, purge).await }
+    })
+    .await;
+    let errors: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!("{}", errors.join("\n")))
+    }
+}
+
+async fn reset_host(ctx: &Ctx, opts: &Options, mut host: Host, purge: bool) -> anyhow::Result<()> {
+    // Only the init system is needed (how services stop); the host name is left as it is.
+    let facts = steps::step(&host, "facts", async {
+        Ok((facts::read(&host).await?.0, steps::Changes::none()))
+    })
+    .await?;
+    host.facts = Some(facts);
+    let plan = reset::plan(ctx, &host, purge);
+    runner::execute(ctx, opts, &host, "reset", plan)
+        .await
+        .map(drop)
+}
