@@ -297,7 +297,11 @@ fn validate_refuses_a_proxyjump_loop_with_exit_2() {
     assert!(stderr.contains(&at) && stderr.contains("n1"), "{stderr}");
 
     // A first jump host nothing says where to find: refused the same way, before connecting.
-    std::fs::write(&config, "Host 10.0.0.1\n  ProxyJump no-such-bastion.invalid\n").unwrap();
+    std::fs::write(
+        &config,
+        "Host 10.0.0.1\n  ProxyJump no-such-bastion.invalid\n",
+    )
+    .unwrap();
     let out = run(&[Path::new("-F"), &config]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
