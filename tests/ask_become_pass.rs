@@ -2,11 +2,11 @@
 //! never reading a password from a pipe; on a terminal (a pty from script(1)) it asks once,
 //! without echo, and the run goes on to connect.
 
-use std::io::{Read, Write};
+mod common;
+
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 const HACTL: &str = env!("CARGO_BIN_EXE_hactl");
 const PASSWORD: &str = "typed become pw 4e1c";
@@ -67,51 +67,16 @@ fn without_a_terminal_it_is_refused_before_any_connection() {
 
 #[test]
 fn on_a_terminal_it_asks_once_without_echo() {
-    if Command::new("script").arg("--version").output().is_err() {
+    if !common::pty::available() {
         eprintln!("SKIPPED: script(1) (util-linux) is not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let inv = inventory(dir.path(), closed_port());
-    let mut child = Command::new("script")
-        .args([
-            "-qefc",
-            &format!("{HACTL} status --ask-become-pass -i {inv}"),
-            "/dev/null",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    // The password is typed only once the prompt is up (echo is off by then).
-    while !String::from_utf8_lossy(&seen).contains("BECOME password: ") {
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(bytes) => seen.extend(bytes),
-            Err(_) => panic!("no prompt: {}", String::from_utf8_lossy(&seen)),
-        }
-    }
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
-    while let Ok(bytes) = rx.recv_timeout(Duration::from_secs(30)) {
-        seen.extend(bytes);
-    }
-    drop(stdin);
-    let status = child.wait().unwrap();
-    let text = String::from_utf8_lossy(&seen);
+    let line = format!("{HACTL} status --ask-become-pass -i {inv}");
+    let (code, text) = common::pty::run_answering(&line, &[], "BECOME password: ", PASSWORD);
     // status went on to connect: n1 is unreachable, so degraded (1), not invalid input (2).
-    assert_eq!(status.code(), Some(1), "{text}");
+    assert_eq!(code, Some(1), "{text}");
     assert_eq!(text.matches("BECOME password: ").count(), 1, "{text}");
     assert!(!text.contains(PASSWORD), "{text}");
 }

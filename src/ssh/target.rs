@@ -387,9 +387,7 @@ impl Resolver<'_> {
         }
         Ok(chain)
     }
-}
 
-impl Resolver<'_> {
     /// A first jump host's name that ssh_config gives no `HostName` for must be an address or
     /// resolve here, else nothing says where it is: an error, before any connection.
     fn known_here(
