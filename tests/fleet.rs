@@ -280,14 +280,31 @@ fn a_fleet_behind_a_bastion_with_sudo() {
     );
     outputs.push(run.text);
 
-    // 4b. Asking for the become password needs a terminal: hactl's stdin here is /dev/null.
-    let run = hactl(
-        &["status", "--ask-become-pass", "-F", &cfg, &inv],
-        &[],
-        &home,
+    // 4b. The become password asked for instead (an inventory without one): refused without
+    // a terminal; typed on one, sudo takes it on the odd hosts.
+    let pw_file = lab.state_dir().join("secrets/become-password");
+    let without = inventory(&lab).replace(
+        &format!(", become_password: {{file: {}}}", pw_file.display()),
+        "",
     );
+    assert!(!without.contains("become_password"), "{without}");
+    let inv_ask = write("fleet-ask.yaml", without);
+    let run = hactl(&["status", "-K", "-F", &cfg, &inv_ask], &[], &home);
     assert_eq!(run.out.status.code(), Some(2), "{}", run.text);
     assert!(run.text.contains("needs a terminal"), "{}", run.text);
+    if common::pty::available() {
+        let become_pw = fs::read_to_string(&pw_file).unwrap();
+        let line = format!("{HACTL} status -K -F {cfg} {inv_ask}");
+        let home_s = home.to_string_lossy();
+        let (code, text) = common::pty::run_answering(
+            &format!("env -u SSH_AUTH_SOCK -u HACTL_SSH_PASSPHRASE {line}"),
+            &[("HOME", &home_s)],
+            "BECOME password: ",
+            become_pw.trim_end(),
+        );
+        assert_eq!(code, Some(0), "status -K on a terminal: {text}");
+        outputs.push(text);
+    }
 
     // 4c. node5, brought up behind the same bastion (odd: sudo with a password), added.
     let started = Instant::now();
