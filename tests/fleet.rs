@@ -296,11 +296,16 @@ fn a_fleet_behind_a_bastion_with_sudo() {
         let become_pw = fs::read_to_string(&pw_file).unwrap();
         let line = format!("{HACTL} status -K -F {cfg} {inv_ask}");
         let home_s = home.to_string_lossy();
+        let started = Instant::now();
         let (code, text) = common::pty::run_answering(
             &format!("env -u SSH_AUTH_SOCK -u HACTL_SSH_PASSPHRASE {line}"),
             &[("HOME", &home_s)],
             "BECOME password: ",
             become_pw.trim_end(),
+        );
+        eprintln!(
+            "FIGURE hactl status -K on a pty ({code:?}): {:.1}s",
+            started.elapsed().as_secs_f64()
         );
         assert_eq!(code, Some(0), "status -K on a terminal: {text}");
         outputs.push(text);
