@@ -211,6 +211,10 @@ pub struct RunArgs {
     /// the inventory's ssh.config_file), as with `ssh -F`; `none` reads none.
     #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
+    /// Ask once, on the terminal (not echoed), for the sudo password of hosts that become root
+    /// with sudo and have no become_password of their own; refused without a terminal.
+    #[arg(short = 'K', long)]
+    pub ask_become_pass: bool,
 }
 
 impl RunArgs {
@@ -343,6 +347,10 @@ pub struct StatusArgs {
     /// the inventory's ssh.config_file), as with `ssh -F`; `none` reads none.
     #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
+    /// Ask once, on the terminal (not echoed), for the sudo password of hosts that become root
+    /// with sudo and have no become_password of their own; refused without a terminal.
+    #[arg(short = 'K', long)]
+    pub ask_become_pass: bool,
 }
 
 /// set-policy's long help: the presets, listed from [`crate::rabbitmq::presets`], then the rest.
@@ -424,6 +432,10 @@ pub struct SetPolicyArgs {
     /// the inventory's ssh.config_file), as with `ssh -F`; `none` reads none.
     #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
+    /// Ask once, on the terminal (not echoed), for the sudo password of hosts that become root
+    /// with sudo and have no become_password of their own; refused without a terminal.
+    #[arg(short = 'K', long)]
+    pub ask_become_pass: bool,
 }
 
 #[cfg(test)]

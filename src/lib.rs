@@ -1,5 +1,6 @@
 //! hactl: converge a RabbitMQ HA cluster (HAProxy + Keepalived in front) from a YAML inventory.
 
+pub mod ask;
 pub mod cli;
 pub mod commands;
 pub mod exit;

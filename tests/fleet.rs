@@ -3,11 +3,14 @@
 //! `deploy` with sudo (a password on odd-numbered hosts), from an inventory that names only
 //! hosts and a hand-written ssh_config (`-F`) with ProxyJump, User and the key:
 //!
-//! 1. the same ssh_config works with plain `ssh -F`; a ProxyJump loop is refused (exit 2);
+//! 1. the same ssh_config works with plain `ssh -F`; a ProxyJump loop and an unknown jump
+//!    host are refused (exit 2), before any connection;
 //! 2. a cold `up` through the bastion, then a no-op re-run, then `status`;
 //! 3. the only key in an ssh-agent started here; then the key passphrase-protected, its
 //!    passphrase in `HACTL_SSH_PASSPHRASE`;
 //! 4. a host where `deploy` has no sudo rights: exit 1, naming the host, nothing changed;
+//!    `--ask-become-pass` off a terminal: exit 2; `add-node` of a fifth host, brought up behind
+//!    the same bastion, joins it to the cluster;
 //! 5. the become password and the passphrase appear in no output and in no argv executed on
 //!    the machine (hosts included) during the hactl runs (exec audit).
 //!
@@ -210,6 +213,15 @@ fn a_fleet_behind_a_bastion_with_sudo() {
     let run = hactl(&["up", "-F", &looping, &inv], &[], &home);
     assert_eq!(run.out.status.code(), Some(2), "{}", run.text);
     assert!(run.text.contains("ProxyJump loop"), "{}", run.text);
+    // A bastion nothing says where to find: named with the ProxyJump line.
+    let unknown = write(
+        "ssh_config.unknown",
+        "Host * !bastion.invalid\n  ProxyJump bastion.invalid\n".into(),
+    );
+    let run = hactl(&["up", "-F", &unknown, &inv], &[], &home);
+    assert_eq!(run.out.status.code(), Some(2), "{}", run.text);
+    let at = format!("{unknown}:2: proxyjump: unknown jump host \"bastion.invalid\"");
+    assert!(run.text.contains(&at), "{}", run.text);
 
     let audit = ExecAudit::start(Some(&lab));
     let mut outputs = Vec::new();
@@ -267,6 +279,69 @@ fn a_fleet_behind_a_bastion_with_sudo() {
         run.text
     );
     outputs.push(run.text);
+
+    // 4b. The become password asked for instead (an inventory without one): refused without
+    // a terminal; typed on one, sudo takes it on the odd hosts.
+    let pw_file = lab.state_dir().join("secrets/become-password");
+    let without = inventory(&lab).replace(
+        &format!(", become_password: {{file: {}}}", pw_file.display()),
+        "",
+    );
+    assert!(!without.contains("become_password"), "{without}");
+    let inv_ask = write("fleet-ask.yaml", without);
+    let run = hactl(&["status", "-K", "-F", &cfg, &inv_ask], &[], &home);
+    assert_eq!(run.out.status.code(), Some(2), "{}", run.text);
+    assert!(run.text.contains("needs a terminal"), "{}", run.text);
+    if common::pty::available() {
+        let become_pw = fs::read_to_string(&pw_file).unwrap();
+        let line = format!("{HACTL} status -K -F {cfg} {inv_ask}");
+        let home_s = home.to_string_lossy();
+        let started = Instant::now();
+        let (code, text) = common::pty::run_answering(
+            &format!("env -u SSH_AUTH_SOCK -u HACTL_SSH_PASSPHRASE {line}"),
+            &[("HOME", &home_s)],
+            "BECOME password: ",
+            become_pw.trim_end(),
+        );
+        eprintln!(
+            "FIGURE hactl status -K on a pty ({code:?}): {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        assert_eq!(code, Some(0), "status -K on a terminal: {text}");
+        outputs.push(text);
+    }
+
+    // 4c. node5, brought up behind the same bastion (odd: sudo with a password), added.
+    let started = Instant::now();
+    lab.driver_ok(["up", "5", "--image", "bookworm", "--bastion"]);
+    eprintln!(
+        "FIGURE lab up node5: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let inv5 = write(
+        "fleet5.yaml",
+        format!(
+            "{}- {{name: node5, address: {}, roles: [rabbitmq]}}\n",
+            inventory(&lab),
+            lab.address("node5")
+        ),
+    );
+    let run = hactl(&["add-node", "-i", &inv5, "-F", &cfg, "node5"], &[], &home);
+    assert!(run.out.status.success(), "add-node: {}", run.text);
+    outputs.push(run.text);
+    let status = lab.ssh_ok(
+        "node1",
+        "timeout 30 rabbitmqctl cluster_status --formatter json </dev/null",
+    );
+    let status: Value = serde_json::from_str(status.trim()).unwrap();
+    let running: Vec<&str> = status["running_nodes"]
+        .as_array()
+        .expect("running_nodes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(running.contains(&"rabbit@node5"), "{status}");
+    assert_eq!(running.len(), 4, "{status}");
 
     // 5. No secret in any output or argv.
     let mut secrets = lab_secrets(&lab);

@@ -267,8 +267,8 @@ fn resolution_matches_openssh_on_the_corpus() {
     );
 }
 
-/// A bad ssh config is invalid input (exit 2) before anything is contacted, naming file, line
-/// and keyword; `-F` beats the inventory's `ssh.config_file`.
+/// A bad ssh config (a loop, an unknown jump host) is invalid input (exit 2) before anything
+/// is contacted, naming file, line and keyword; `-F` beats the inventory's `ssh.config_file`.
 #[test]
 fn validate_refuses_a_proxyjump_loop_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -295,4 +295,19 @@ fn validate_refuses_a_proxyjump_loop_with_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let at = format!("{}:2: proxyjump: ProxyJump loop", config.display());
     assert!(stderr.contains(&at) && stderr.contains("n1"), "{stderr}");
+
+    // A first jump host nothing says where to find: refused the same way, before connecting.
+    std::fs::write(
+        &config,
+        "Host 10.0.0.1\n  ProxyJump no-such-bastion.invalid\n",
+    )
+    .unwrap();
+    let out = run(&[Path::new("-F"), &config]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let at = format!(
+        "n1: {}:2: proxyjump: unknown jump host \"no-such-bastion.invalid\"",
+        config.display()
+    );
+    assert!(stderr.contains(&at), "{stderr}");
 }

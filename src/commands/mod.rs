@@ -61,12 +61,53 @@ pub fn ssh_targets(loaded: &Loaded, flag: Option<&Path>) -> anyhow::Result<crate
 }
 
 /// [`ssh_targets`] for commands that connect: with each node's `become_password` (the node's,
-/// else the top-level one) read now; one that can't be read is invalid input.
+/// else the top-level one) read now; one that can't be read is invalid input. With `ask`
+/// (`--ask-become-pass`), hosts that go through sudo without one get the password asked for.
 pub fn connect_targets(
     loaded: &Loaded,
     flag: Option<&Path>,
+    ask: bool,
 ) -> anyhow::Result<crate::ssh::Targets> {
-    become_passwords(loaded, ssh_targets(loaded, flag)?)
+    let targets = become_passwords(loaded, ssh_targets(loaded, flag)?)?;
+    if ask {
+        ask_become_pass(targets)
+    } else {
+        Ok(targets)
+    }
+}
+
+/// Asks once for the password of every sudo host that has none, as `--ask-become-pass` says.
+fn ask_become_pass(mut targets: crate::ssh::Targets) -> anyhow::Result<crate::ssh::Targets> {
+    use crate::ssh::Become;
+    let mut without: Vec<_> = targets
+        .by_node
+        .values_mut()
+        .filter(|t| t.become_ == Become::Sudo { password: None })
+        .collect();
+    if without.is_empty() {
+        eprintln!(
+            "hactl: warning: --ask-become-pass: no host goes through sudo without a \
+             become_password; not asking"
+        );
+        return Ok(targets);
+    }
+    let password = crate::ask::password(
+        "BECOME password: ",
+        "--ask-become-pass",
+        "set ssh.become_password (env: or file:) in the inventory instead",
+    )?;
+    if let Some(why) = crate::inventory::secrets::problem(
+        crate::inventory::secrets::SecretKind::BecomePassword,
+        password.expose(),
+    ) {
+        return Err(InvalidInput(format!("--ask-become-pass: {why}")).into());
+    }
+    for t in &mut without {
+        t.become_ = Become::Sudo {
+            password: Some(password.clone()),
+        };
+    }
+    Ok(targets)
 }
 
 fn become_passwords(
@@ -130,7 +171,7 @@ pub fn prepare(
     crate::runner::Options,
 )> {
     let loaded = load_inventory(inventory)?;
-    let targets = connect_targets(&loaded, run.ssh_config.as_deref())?;
+    let targets = connect_targets(&loaded, run.ssh_config.as_deref(), run.ask_become_pass)?;
     let secrets = resolve_secrets(&loaded)?;
     let opts = run.options(targets);
     let mut reporter = crate::report::Reporter::new(

@@ -18,7 +18,8 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let loaded = super::load_inventory(&args.inventory.path())?;
     let inv = &loaded.inventory;
     // Status never writes known_hosts, whatever StrictHostKeyChecking says.
-    let targets = super::connect_targets(&loaded, args.ssh_config.as_deref())?.strict();
+    let targets =
+        super::connect_targets(&loaded, args.ssh_config.as_deref(), args.ask_become_pass)?.strict();
     // Status needs no secret: nothing is rendered or applied.
     let reporter = Arc::new(Reporter::new(args.verbose, false, Default::default()));
     let opts = Options {

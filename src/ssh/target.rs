@@ -2,9 +2,12 @@
 //! top level), then OpenSSH's client config, then hactl's defaults.
 
 use super::config::{self, ConfigError, HostConfig, Local, Set, Sources, StrictHostKeyChecking};
+use super::lookup::{self, LOOKUP_TIMEOUT, Lookup};
 use super::{Become, HostKeyPolicy};
 use crate::inventory::model::{Inventory, Node, SshSettings};
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -82,13 +85,29 @@ impl Targets {
         }
     }
 
-    /// Resolves every node of `inv`; the first problem stops it.
+    /// Resolves every node of `inv`; the first problem stops it. A first jump host is looked
+    /// up with the system resolver.
     pub fn resolve(
         inv: &Inventory,
         sources: &Sources,
         local: &Local,
     ) -> Result<Targets, TargetError> {
-        let r = Resolver { sources, local };
+        Self::resolve_with(inv, sources, local, &lookup::system)
+    }
+
+    /// [`Targets::resolve`] with `lookup` answering whether a jump host's name resolves.
+    pub fn resolve_with(
+        inv: &Inventory,
+        sources: &Sources,
+        local: &Local,
+        lookup: &dyn Fn(&str) -> Lookup,
+    ) -> Result<Targets, TargetError> {
+        let r = Resolver {
+            sources,
+            local,
+            lookup,
+            looked_up: RefCell::default(),
+        };
         let mut out = Targets::default();
         for node in &inv.nodes {
             let t = r
@@ -123,6 +142,9 @@ impl Targets {
 struct Resolver<'a> {
     sources: &'a Sources,
     local: &'a Local,
+    lookup: &'a dyn Fn(&str) -> Lookup,
+    /// By name: a fleet behind one bastion looks it up once.
+    looked_up: RefCell<HashMap<String, Lookup>>,
 }
 
 /// What the inventory says explicitly for one host (node settings over top-level ones).
@@ -352,11 +374,53 @@ impl Resolver<'_> {
                 return Err(err(format!("more than {MAX_HOPS} jump hosts in a chain")));
             }
             if i == 0 {
-                chain.extend(self.jumps(&hop_cfg, seen, warnings)?);
+                let before = self.jumps(&hop_cfg, seen, warnings)?;
+                // Only a hop reached over TCP from here must be known here; later hops are
+                // resolved by the hop before them, as with `ssh -J`.
+                if before.is_empty() && hop_cfg.hostname.is_none() {
+                    self.known_here(&hop.host, &spec.origin, warnings)
+                        .map_err(err)?;
+                }
+                chain.extend(before);
             }
             chain.push(t);
         }
         Ok(chain)
+    }
+
+    /// A first jump host's name that ssh_config gives no `HostName` for must be an address or
+    /// resolve here, else nothing says where it is: an error, before any connection.
+    fn known_here(
+        &self,
+        host: &str,
+        origin: &config::Origin,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), String> {
+        if host.parse::<IpAddr>().is_ok() {
+            return Ok(());
+        }
+        let found = self
+            .looked_up
+            .borrow_mut()
+            .entry(host.to_string())
+            .or_insert_with(|| (self.lookup)(host))
+            .clone();
+        match found {
+            Lookup::Resolves => Ok(()),
+            Lookup::TimedOut => {
+                warnings.push(format!(
+                    "{origin}: jump host {host}: looking it up took more than {} s; not \
+                     checked before connecting",
+                    LOOKUP_TIMEOUT.as_secs()
+                ));
+                Ok(())
+            }
+            Lookup::Unknown(why) => Err(format!(
+                "unknown jump host {host:?}: not an IP address, no HostName for it in the \
+                 ssh config, and it does not resolve on this machine ({why}); add `Host \
+                 {host}` with `HostName ADDRESS`"
+            )),
+        }
     }
 }
 

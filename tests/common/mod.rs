@@ -3,5 +3,6 @@
 pub mod amqp;
 pub mod exec_audit;
 pub mod lab;
+pub mod pty;
 pub mod report;
 pub mod traffic;

@@ -51,7 +51,8 @@ pub fn run(args: &SetPolicyArgs) -> anyhow::Result<()> {
 
 fn run_inner(args: &SetPolicyArgs) -> anyhow::Result<()> {
     let loaded = super::load_inventory(&args.inventory_file)?;
-    let targets = super::connect_targets(&loaded, args.ssh_config.as_deref())?;
+    let targets =
+        super::connect_targets(&loaded, args.ssh_config.as_deref(), args.ask_become_pass)?;
     let inv = &loaded.inventory;
     // Everything is checked here, before any host is contacted.
     let (request, mut warnings) = build_request(args, inv).map_err(|errors| {

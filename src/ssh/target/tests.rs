@@ -21,11 +21,22 @@ fn inventory(global: serde_json::Value, node: serde_json::Value) -> Inventory {
     .unwrap()
 }
 
+/// A resolver that knows every name except `unknown*`, and never answers about `slow*`.
+fn fake_lookup(host: &str) -> Lookup {
+    if host.starts_with("unknown") {
+        Lookup::Unknown("Name or service not known".into())
+    } else if host.starts_with("slow") {
+        Lookup::TimedOut
+    } else {
+        Lookup::Resolves
+    }
+}
+
 /// The target of `n1` with `config` as the only ssh config file.
 fn resolve(home: &Path, config: &str, inv: &Inventory) -> Result<Targets, TargetError> {
     let file = home.join("config");
     std::fs::write(&file, config).unwrap();
-    Targets::resolve(inv, &Sources::only(&file), &local(home))
+    Targets::resolve_with(inv, &Sources::only(&file), &local(home), &fake_lookup)
 }
 
 fn n1(home: &Path, config: &str, inv: &Inventory) -> SshTarget {
@@ -183,6 +194,47 @@ fn proxy_jump_loops_and_bad_specs_name_file_line_and_keyword() {
         assert_eq!(err.error.keyword.as_deref(), Some("proxyjump"), "{msg}");
         assert!(msg.starts_with("n1: ") && msg.contains(wants), "{msg}");
     }
+}
+
+#[test]
+fn an_unknown_first_jump_host_is_refused_naming_the_proxyjump_line() {
+    let home = tempfile::tempdir().unwrap();
+    let none = serde_json::json!({});
+    let inv = inventory(none.clone(), none);
+    let err = resolve(
+        home.path(),
+        "Host 10.0.0.1\n  ProxyJump unknown-bastion\n",
+        &inv,
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.error.line, Some(2), "{msg}");
+    assert!(
+        msg.starts_with("n1: ") && msg.contains("proxyjump: unknown jump host \"unknown-bastion\""),
+        "{msg}"
+    );
+    // The first hop of a hop's own ProxyJump is the one reached over TCP: named at its line.
+    let config = "Host 10.0.0.1\n  ProxyJump b\nHost b\n  ProxyJump unknown-outer\n";
+    let err = resolve(home.path(), config, &inv).unwrap_err();
+    assert_eq!(err.error.line, Some(4), "{err}");
+    // Known: a HostName, an address, a name that resolves; later hops are the hop's to
+    // resolve; a lookup that times out is warned about, not refused.
+    for config in [
+        "Host 10.0.0.1\n  ProxyJump unknown-b\nHost unknown-b\n  HostName 192.0.2.1\n",
+        "Host 10.0.0.1\n  ProxyJump 192.0.2.1,[2001:db8::1]:22\n",
+        "Host 10.0.0.1\n  ProxyJump bastion,unknown-inner\n",
+    ] {
+        let t = resolve(home.path(), config, &inv);
+        assert!(t.is_ok(), "{config}: {:?}", t.err());
+    }
+    let slow = resolve(home.path(), "Host 10.0.0.1\n  ProxyJump slow-b\n", &inv).unwrap();
+    assert!(
+        slow.warnings
+            .iter()
+            .any(|w| w.contains("jump host slow-b: looking it up took")),
+        "{:?}",
+        slow.warnings
+    );
 }
 
 #[test]
