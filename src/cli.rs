@@ -267,6 +267,10 @@ pub struct ResetArgs {
     /// the inventory's ssh.config_file), as with `ssh -F`; `none` reads none.
     #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
+    /// Ask once, on the terminal (not echoed), for the sudo password of hosts that become root
+    /// with sudo and have no become_password of their own; refused without a terminal.
+    #[arg(short = 'K', long)]
+    pub ask_become_pass: bool,
 }
 
 impl ResetArgs {
@@ -283,6 +287,7 @@ impl ResetArgs {
             templates: None,
             log_file: self.log_file.clone(),
             ssh_config: self.ssh_config.clone(),
+            ask_become_pass: self.ask_become_pass,
         }
     }
 }
