@@ -3,7 +3,7 @@
 
 use crate::exit::InvalidInput;
 use crate::host::Host;
-use crate::inventory::{Inventory, Loaded, Secrets};
+use crate::inventory::{Inventory, Loaded, Node, Secrets};
 use crate::plan::Action;
 use crate::render::Renderer;
 use crate::report::Reporter;
@@ -89,23 +89,16 @@ where
         .collect()
 }
 
-/// Connects to the named nodes in parallel. Every failure is reported; a refused host key
-/// makes the whole error `InvalidInput` (exit 2).
-pub async fn connect(
-    inv: &Inventory,
-    names: &[String],
-    reporter: &Arc<Reporter>,
-    opts: &Options,
-) -> anyhow::Result<Vec<Host>> {
-    let targets: Vec<(crate::inventory::Node, Option<SshTarget>)> = names
-        .iter()
-        .filter_map(|n| inv.node(n))
-        .map(|n| (n.clone(), opts.targets.get(&n.name).cloned()))
-        .collect();
+/// The connect result of one node: the task's own failure (a panic) outside, the connection's
+/// inside.
+type Connected = anyhow::Result<(Node, Result<Connection, crate::ssh::SshError>)>;
+
+/// Connects to every node at once (at most `opts.parallel`), with one connection per jump
+/// host for the whole fleet behind it; results in the order of `targets`.
+async fn connect_all(targets: Vec<(Node, Option<SshTarget>)>, opts: &Options) -> Vec<Connected> {
     let policy = opts.host_keys;
-    // One connection per jump host for the whole fleet behind it.
     let jumps = Jumps::default();
-    let results = parallel(targets, opts.parallel, |(node, target)| {
+    parallel(targets, opts.parallel, |(node, target)| {
         let jumps = jumps.clone();
         async move {
             let conn = match target {
@@ -115,7 +108,23 @@ pub async fn connect(
             Ok((node, conn))
         }
     })
-    .await;
+    .await
+}
+
+/// Connects to the named nodes in parallel. Every failure is reported; a refused host key
+/// makes the whole error `InvalidInput` (exit 2).
+pub async fn connect(
+    inv: &Inventory,
+    names: &[String],
+    reporter: &Arc<Reporter>,
+    opts: &Options,
+) -> anyhow::Result<Vec<Host>> {
+    let targets: Vec<(Node, Option<SshTarget>)> = names
+        .iter()
+        .filter_map(|n| inv.node(n))
+        .map(|n| (n.clone(), opts.targets.get(&n.name).cloned()))
+        .collect();
+    let results = connect_all(targets, opts).await;
     let mut hosts = Vec::new();
     let mut errors = Vec::new();
     let mut host_key_refused = false;
@@ -148,6 +157,24 @@ pub async fn connect(
     }
 }
 
+/// Connects to every host of the inventory (an unreachable one stops the run before any
+/// change) and takes the cluster's run lock on the seed, held while the lock returned lives.
+pub async fn connect_and_lock(
+    inv: &Inventory,
+    reporter: &Arc<Reporter>,
+    opts: &Options,
+    command: &str,
+) -> anyhow::Result<(Vec<Host>, crate::lock::RunLock)> {
+    let names: Vec<String> = inv.nodes.iter().map(|n| n.name.clone()).collect();
+    let hosts = connect(inv, &names, reporter, opts).await?;
+    let seed = hosts
+        .iter()
+        .find(|h| h.name() == inv.rabbitmq.seed)
+        .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
+    let lock = crate::lock::acquire(seed, &inv.cluster.name, command).await?;
+    Ok((hosts, lock))
+}
+
 /// Connects to each named node independently, all at once (at most `opts.parallel`), each
 /// bounded by its own connect timeout; returns every node with its own result, in the order of
 /// `names`, so one unreachable host does not stop the others (for read-only commands such as
@@ -159,8 +186,8 @@ pub async fn connect_each(
     reporter: &Arc<Reporter>,
     opts: &Options,
     command_timeout: Option<std::time::Duration>,
-) -> Vec<(crate::inventory::Node, Result<Host, crate::ssh::SshError>)> {
-    let targets: Vec<(crate::inventory::Node, Option<SshTarget>)> = names
+) -> Vec<(Node, Result<Host, crate::ssh::SshError>)> {
+    let targets: Vec<(Node, Option<SshTarget>)> = names
         .iter()
         .filter_map(|n| inv.node(n))
         .map(|n| {
@@ -173,21 +200,8 @@ pub async fn connect_each(
             (n.clone(), target)
         })
         .collect();
-    let nodes: Vec<crate::inventory::Node> = targets.iter().map(|(n, _)| n.clone()).collect();
-    let policy = opts.host_keys;
-    // One connection per jump host for the whole fleet behind it.
-    let jumps = Jumps::default();
-    let results = parallel(targets, opts.parallel, |(node, target)| {
-        let jumps = jumps.clone();
-        async move {
-            let conn = match target {
-                Some(t) => Connection::connect_via(&t, policy, &jumps).await,
-                None => Err(unresolved(&node.name)),
-            };
-            Ok((node, conn))
-        }
-    })
-    .await;
+    let nodes: Vec<Node> = targets.iter().map(|(n, _)| n.clone()).collect();
+    let results = connect_all(targets, opts).await;
     nodes
         .into_iter()
         .zip(results)

@@ -6,7 +6,6 @@
 use crate::cli::ResetArgs;
 use crate::exit::InvalidInput;
 use crate::host::Host;
-use crate::lock;
 use crate::report::Reporter;
 use crate::runner::{self, Options};
 use crate::steps::{self, Ctx, facts, reset};
@@ -56,15 +55,9 @@ async fn reset_all(
     opts: &Options,
     purge: bool,
 ) -> anyhow::Result<()> {
-    let inv = &ctx.loaded.inventory;
-    let names: Vec<String> = inv.nodes.iter().map(|n| n.name.clone()).collect();
-    let hosts = runner::connect(inv, &names, &reporter, opts).await?;
-    let seed = hosts
-        .iter()
-        .find(|h| h.name() == inv.rabbitmq.seed)
-        .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
     // The lock lives in /run/hactl on the seed, which reset leaves alone.
-    let _lock = lock::acquire(seed, &inv.cluster.name, "reset").await?;
+    let (hosts, _lock) =
+        runner::connect_and_lock(&ctx.loaded.inventory, &reporter, opts, "reset").await?;
     let results = runner::parallel(hosts, opts.parallel, |host| {
         let ctx = ctx.clone();
         let opts = opts.clone();

@@ -2,12 +2,10 @@
 //! lock, then every phase of the pipeline on every host.
 
 use crate::cli::UpArgs;
-use crate::lock;
 use crate::pipeline::{self, Scope};
 use crate::report::Reporter;
 use crate::runner::{self, Options};
 use crate::steps::{Ctx, versions};
-use anyhow::anyhow;
 use std::sync::Arc;
 
 pub fn run(args: &UpArgs) -> anyhow::Result<()> {
@@ -23,14 +21,8 @@ pub async fn converge(
     reporter: Arc<Reporter>,
     opts: &Options,
 ) -> anyhow::Result<()> {
-    let inv = &ctx.loaded.inventory;
-    let names: Vec<String> = inv.nodes.iter().map(|n| n.name.clone()).collect();
-    let hosts = runner::connect(inv, &names, &reporter, opts).await?;
-    let seed = hosts
-        .iter()
-        .find(|h| h.name() == inv.rabbitmq.seed)
-        .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
-    let _lock = lock::acquire(seed, &inv.cluster.name, "up").await?;
+    let (hosts, _lock) =
+        runner::connect_and_lock(&ctx.loaded.inventory, &reporter, opts, "up").await?;
     versions::check(&ctx, &hosts, opts.dry_run).await?;
     let phase = pipeline::converge_hosts(&ctx, hosts, opts, |_| Scope::Full).await?;
     pipeline::cluster(&ctx, &phase, opts).await?;

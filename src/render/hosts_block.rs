@@ -48,18 +48,8 @@ pub fn splice_block(existing: &str, block: &str) -> String {
     if !block.ends_with('\n') {
         block.push('\n');
     }
-    let mut offset = 0;
-    let mut begin = None;
-    for line in existing.split_inclusive('\n') {
-        let start = offset;
-        offset += line.len();
-        match begin {
-            None if line.starts_with(HOSTS_BEGIN) => begin = Some(start),
-            Some(b) if line.starts_with(HOSTS_END) => {
-                return format!("{}{}{}", &existing[..b], block, &existing[offset..]);
-            }
-            _ => {}
-        }
+    if let Some((b, e)) = block_range(existing) {
+        return format!("{}{}{}", &existing[..b], block, &existing[e..]);
     }
     let mut out = existing.to_string();
     if !out.is_empty() && !out.ends_with('\n') {
@@ -72,6 +62,15 @@ pub fn splice_block(existing: &str, block: &str) -> String {
 /// `existing` without hactl's block (the lines from one starting with [`HOSTS_BEGIN`] to the
 /// next starting with [`HOSTS_END`]); unchanged when it has no complete block.
 pub fn remove_block(existing: &str) -> String {
+    match block_range(existing) {
+        Some((b, e)) => format!("{}{}", &existing[..b], &existing[e..]),
+        None => existing.to_string(),
+    }
+}
+
+/// The byte range of hactl's block in `existing`: from the start of the first line starting
+/// with [`HOSTS_BEGIN`] to the end of the next line starting with [`HOSTS_END`].
+fn block_range(existing: &str) -> Option<(usize, usize)> {
     let mut offset = 0;
     let mut begin = None;
     for line in existing.split_inclusive('\n') {
@@ -79,13 +78,11 @@ pub fn remove_block(existing: &str) -> String {
         offset += line.len();
         match begin {
             None if line.starts_with(HOSTS_BEGIN) => begin = Some(start),
-            Some(b) if line.starts_with(HOSTS_END) => {
-                return format!("{}{}", &existing[..b], &existing[offset..]);
-            }
+            Some(b) if line.starts_with(HOSTS_END) => return Some((b, offset)),
             _ => {}
         }
     }
-    existing.to_string()
+    None
 }
 
 #[cfg(test)]
