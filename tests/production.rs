@@ -6,7 +6,10 @@
 //! 1. refusals before any change (exit 2, every host byte for byte as before): `ha-*` and RAM
 //!    nodes on 4.x; a cluster mixing 3.x and 4.x nodes;
 //! 2. a dry run, then the cold `up`, which must take exactly the dry run's actions; an
-//!    independent check (plain OpenSSH and an AMQP client, not hactl's status);
+//!    independent check (plain OpenSSH and an AMQP client, not hactl's status); on bookworm,
+//!    node3 and node5 got rabbitmq-server and haproxy by hand first, so Debian runs them with
+//!    a random cookie and its own haproxy.cfg: `up` stops, re-cookies and starts RabbitMQ there
+//!    and reloads HAProxy with hactl's config;
 //! 3. a re-run changes nothing: same daemon PIDs, same file inodes and mtimes;
 //! 4. each host in turn loses power and boots again: the cluster and the VIP come back without
 //!    hactl, and `hactl status` exits 0 at the end;
@@ -336,7 +339,41 @@ fn stamps(lab: &Lab) -> BTreeMap<String, String> {
 }
 
 /// Returns the cold `up`'s report.
-fn production(image: &Image, lab: &Lab, inventory: &Path) -> Value {
+/// What Debian does when someone installed the packages before hactl came: `apt-get install`
+/// by hand on `rabbit` (RabbitMQ starts with a random cookie of its own) and `lb` (HAProxy
+/// starts with Debian's haproxy.cfg). Returns the pre-installed node's own cookie hash.
+fn preinstall_by_hand(lab: &Lab, rabbit: &str, lb: &str) -> String {
+    let install = "DEBIAN_FRONTEND=noninteractive apt-get install -y -q";
+    lab.ssh_ok(rabbit, &format!("{install} rabbitmq-server >/dev/null"));
+    lab.ssh_ok(lb, &format!("{install} haproxy >/dev/null"));
+    let running = lab.ssh_ok(
+        rabbit,
+        "systemctl is-active rabbitmq-server; sha256sum < /var/lib/rabbitmq/.erlang.cookie",
+    );
+    assert!(
+        running.starts_with("active\n"),
+        "{rabbit}: Debian started RabbitMQ: {running}"
+    );
+    let cfg = lab.ssh_ok(
+        lb,
+        "systemctl is-active haproxy; grep -c hactl /etc/haproxy/haproxy.cfg || true",
+    );
+    assert_eq!(
+        cfg.split_whitespace().collect::<Vec<_>>(),
+        ["active", "0"],
+        "{lb}: Debian started HAProxy with its own config"
+    );
+    eprintln!("{rabbit}: rabbitmq-server and {lb}: haproxy installed and running before hactl");
+    running.lines().nth(1).unwrap_or_default().to_string()
+}
+
+/// `preinstalled`: (RabbitMQ node, load balancer) given the packages by hand before hactl.
+fn production(
+    image: &Image,
+    lab: &Lab,
+    inventory: &Path,
+    preinstalled: Option<(&str, &str)>,
+) -> Value {
     let started = Instant::now();
     let not_installed = lab.ssh_each_ok(
         &HOSTS,
@@ -351,6 +388,8 @@ fn production(image: &Image, lab: &Lab, inventory: &Path) -> Value {
             "{n} boots systemd and has none of the packages installed"
         );
     }
+
+    let own_cookie = preinstalled.map(|(rabbit, lb)| preinstall_by_hand(lab, rabbit, lb));
 
     // 2. Dry run, then the cold build; the dry run's plan is what the build did.
     let inv = path(inventory);
@@ -370,11 +409,34 @@ fn production(image: &Image, lab: &Lab, inventory: &Path) -> Value {
         .into_iter()
         .filter(|a| a.contains("/packages: "))
         .collect();
+    // The pre-installed RabbitMQ node needs no package; the load balancer still keepalived.
+    let want = if preinstalled.is_some() { 4 } else { 5 };
     assert_eq!(
         installed.len(),
-        5,
-        "every host's packages step installed: {installed:?}"
+        want,
+        "every host missing a package installed it: {installed:?}"
     );
+    if let (Some((rabbit, lb)), Some(own)) = (preinstalled, &own_cookie) {
+        let all = common::report::actions(&cold.json());
+        let stopped =
+            format!("{rabbit}/cookie: stop rabbitmq-server (it runs with another Erlang cookie)");
+        assert!(all.contains(&stopped), "{stopped:?} in {all:#?}");
+        let reloaded = format!("{lb}/haproxy: reload haproxy");
+        assert!(all.contains(&reloaded), "{reloaded:?} in {all:#?}");
+        let now = lab.ssh_ok(rabbit, "sha256sum < /var/lib/rabbitmq/.erlang.cookie");
+        assert_ne!(
+            now.trim(),
+            own.trim(),
+            "{rabbit} has the cluster's cookie now"
+        );
+        let cfg = lab.ssh_ok(lb, "grep -c 'Managed by hactl' /etc/haproxy/haproxy.cfg");
+        assert_eq!(cfg.trim(), "1", "{lb}: haproxy.cfg is hactl's now");
+        eprintln!(
+            "{}: the pre-installed {rabbit} (another cookie) was stopped, given the cluster's \
+             cookie and started; {lb}'s HAProxy reloaded with hactl's config",
+            image.name
+        );
+    }
     check_healthy(lab, image, "after the cold up");
 
     // 3. A re-run changes nothing.
@@ -446,7 +508,7 @@ fn bookworm_hosts_from_nothing_to_a_cluster_that_survives_power_loss() {
         "different major versions",
         "mixed 3.10 and 4.0 nodes",
     );
-    production(&BOOKWORM, &lab, &inventory);
+    production(&BOOKWORM, &lab, &inventory, Some(("node3", "node5")));
 }
 
 #[test]
@@ -483,6 +545,6 @@ fn trixie_hosts_from_nothing_to_a_cluster_that_survives_power_loss() {
         "node2 (4.0.5) would be one",
         "a RAM node on RabbitMQ 4.0",
     );
-    let cold = production(&TRIXIE, &lab, &inventory);
+    let cold = production(&TRIXIE, &lab, &inventory, None);
     reset::reset_then_up(&lab, &inventory, &cold);
 }
