@@ -26,7 +26,7 @@ mod common;
 
 use common::amqp::{self, Target};
 use common::exec_audit::{ExecAudit, lab_secrets};
-use common::lab::{Lab, wait_until};
+use common::lab::{Lab, MANAGED_FILES, wait_until};
 use common::traffic::{Report, Settings, Traffic};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,10 +44,6 @@ const LBS: [&str; 2] = ["node4", "node5"];
 const UP_BOUND: Duration = Duration::from_secs(600);
 /// Bound on RabbitMQ settling (cluster membership, mirror synchronisation).
 const SETTLE: Duration = Duration::from_secs(180);
-/// Files hactl manages on the hosts (whichever exist there).
-const MANAGED: &str = "/etc/hosts /etc/rabbitmq/rabbitmq.conf /etc/rabbitmq/enabled_plugins \
-    /var/lib/rabbitmq/.erlang.cookie /etc/haproxy/haproxy.cfg /etc/keepalived/keepalived.conf \
-    /etc/keepalived/check_haproxy.sh /etc/keepalived/notify.sh /etc/sysctl.d/90-hactl.conf";
 
 // ---------------------------------------------------------------------------------------------
 // Running hactl
@@ -600,7 +596,7 @@ impl<'a> World<'a> {
     fn stamps(&self, nodes: &[String], rabbits: &[String]) -> BTreeMap<String, String> {
         let cmd = format!(
             "for p in beam.smp haproxy keepalived sshd; do echo \"$p: $(pgrep -o -x $p)\"; done; \
-             for f in {MANAGED}; do [ -e $f ] && stat -c '%n %i %.9Y' $f; done; \
+             for f in {MANAGED_FILES}; do [ -e $f ] && stat -c '%n %i %.9Y' $f; done; \
              ip -o addr show dev eth0 | awk '{{print $4}}'"
         );
         let mut out: BTreeMap<String, String> = nodes

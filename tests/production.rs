@@ -23,13 +23,13 @@ mod common;
 mod reset;
 
 use common::amqp::{self, Target};
-use common::lab::{Lab, describe, wait_until};
-use common::report::assert_dry_run_was_the_plan;
+use common::lab::{Lab, MANAGED_FILES, wait_until};
+use common::report::{Run, assert_dry_run_was_the_plan};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const HACTL: &str = env!("CARGO_BIN_EXE_hactl");
@@ -40,10 +40,6 @@ const HOSTS: [&str; 5] = ["node1", "node2", "node3", "node4", "node5"];
 const UP_BOUND: Duration = Duration::from_secs(600);
 /// Bound on the cluster settling after a host boots (systemd, RabbitMQ boot, rejoin).
 const SETTLE: Duration = Duration::from_secs(240);
-/// Every file hactl writes, whichever exist on a host.
-const MANAGED: &str = "/etc/hosts /etc/rabbitmq/rabbitmq.conf /etc/rabbitmq/enabled_plugins \
-    /var/lib/rabbitmq/.erlang.cookie /etc/haproxy/haproxy.cfg /etc/keepalived/keepalived.conf \
-    /etc/keepalived/check_haproxy.sh /etc/keepalived/notify.sh /etc/sysctl.d/90-hactl.conf";
 
 /// What differs between the two images.
 struct Image {
@@ -70,35 +66,6 @@ const TRIXIE: Image = Image {
     queue_type: "quorum",
 };
 
-/// One finished hactl run.
-struct Run {
-    out: Output,
-    took: Duration,
-}
-
-impl Run {
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.out.stderr).into_owned()
-    }
-    fn json(&self) -> Value {
-        let text = String::from_utf8_lossy(&self.out.stdout);
-        serde_json::from_str(text.trim())
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}\nstderr:\n{}", self.stderr()))
-    }
-    fn expect(&self, code: i32, what: &str) -> &Run {
-        assert_eq!(
-            self.code(),
-            Some(code),
-            "{what}: exit code; {}",
-            describe(&self.out)
-        );
-        self
-    }
-}
-
 fn hactl(what: &str, args: &[&str]) -> Run {
     let started = Instant::now();
     let child = Command::new(HACTL)
@@ -123,7 +90,11 @@ fn hactl(what: &str, args: &[&str]) -> Run {
     let _ = tx.send(());
     let took = started.elapsed();
     eprintln!("hactl {what}: {} in {:.1}s", out.status, took.as_secs_f64());
-    Run { out, took }
+    Run {
+        label: what.to_string(),
+        out,
+        took,
+    }
 }
 
 fn path(p: &Path) -> &str {
@@ -159,7 +130,7 @@ fn host_state(lab: &Lab, nodes: &[&str]) -> BTreeMap<String, String> {
 fn assert_refused(lab: &Lab, inventory: &Path, nodes: &[&str], reason: &str, what: &str) {
     let before = host_state(lab, nodes);
     let run = hactl(what, &["up", path(inventory)]);
-    run.expect(2, what);
+    run.expect_code(2);
     let err = run.stderr();
     let refusal = err
         .split_once("hactl: refused before any change")
@@ -329,7 +300,7 @@ fn check_healthy(lab: &Lab, image: &Image, context: &str) -> Duration {
 fn stamps(lab: &Lab) -> BTreeMap<String, String> {
     let cmd = format!(
         "for p in beam.smp haproxy keepalived; do echo \"$p: $(pgrep -o -x $p)\"; done; \
-         for f in {MANAGED}; do [ -e $f ] && stat -c '%n %i %.9Y' $f; done; true"
+         for f in {MANAGED_FILES}; do [ -e $f ] && stat -c '%n %i %.9Y' $f; done; true"
     );
     HOSTS
         .iter()
@@ -397,9 +368,9 @@ fn production(
         "up --dry-run (fresh hosts)",
         &["up", inv, "--dry-run", "--json"],
     );
-    dry.expect(0, "dry run on fresh hosts");
+    dry.expect_code(0);
     let cold = hactl("up (cold, installs the packages)", &["up", inv, "--json"]);
-    cold.expect(0, "cold up");
+    cold.expect_code(0);
     assert_dry_run_was_the_plan(
         &dry.json(),
         &cold.json(),
@@ -442,7 +413,7 @@ fn production(
     // 3. A re-run changes nothing.
     let before = stamps(lab);
     let rerun = hactl("up (re-run)", &["up", inv, "--json"]);
-    rerun.expect(0, "re-run");
+    rerun.expect_code(0);
     let changed = common::report::actions(&rerun.json());
     assert!(
         changed.is_empty(),
@@ -472,7 +443,7 @@ fn production(
         "status (after the power cycles)",
         &["status", inv, "--json"],
     );
-    status.expect(0, "status after the power cycles");
+    status.expect_code(0);
     eprintln!(
         "{}: whole test {:.1}s (cold up {:.1}s)",
         image.name,

@@ -27,6 +27,12 @@ pub const INVENTORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/inventories"
 const DEFAULT_PREFIX: &str = "hactl";
 const DEFAULT_SUBNET: &str = "10.213.0";
 const DEFAULT_STATE: &str = "/var/lib/hactl-lab";
+/// Every file hactl writes on a host (whichever of them exist there), for checks that a run
+/// left them alone.
+pub const MANAGED_FILES: &str = "/etc/hosts /etc/rabbitmq/rabbitmq.conf \
+    /etc/rabbitmq/enabled_plugins /var/lib/rabbitmq/.erlang.cookie /etc/haproxy/haproxy.cfg \
+    /etc/keepalived/keepalived.conf /etc/keepalived/check_haproxy.sh /etc/keepalived/notify.sh \
+    /etc/sysctl.d/90-hactl.conf";
 /// Seconds `ssh` may take to connect (`lab.ssh`).
 const SSH_CONNECT_TIMEOUT: u64 = 5;
 

@@ -32,7 +32,7 @@ pub fn reset_then_up(lab: &Lab, inventory: &Path, cold: &Value) {
     // Off a terminal, without --yes: refused before any host is contacted.
     let before = host_state(lab, &HOSTS);
     let refused = hactl("reset without --yes", &["reset", inv]);
-    refused.expect(2, "reset without --yes off a terminal");
+    refused.expect_code(2);
     assert!(
         refused.stderr().contains("pass --yes"),
         "the refusal says why: {}",
@@ -49,7 +49,7 @@ pub fn reset_then_up(lab: &Lab, inventory: &Path, cold: &Value) {
         "reset --purge --dry-run",
         &["reset", inv, "--purge", "--dry-run", "--json"],
     );
-    purge.expect(0, "reset --purge --dry-run");
+    purge.expect_code(0);
     let purges: Vec<String> = actions(&purge.json())
         .into_iter()
         .filter(|a| a.contains("/reset: purge "))
@@ -66,9 +66,9 @@ pub fn reset_then_up(lab: &Lab, inventory: &Path, cold: &Value) {
 
     // The dry run is the plan.
     let dry = hactl("reset --dry-run", &["reset", inv, "--dry-run", "--json"]);
-    dry.expect(0, "reset --dry-run");
+    dry.expect_code(0);
     let real = hactl("reset --yes", &["reset", inv, "--yes", "--json"]);
-    real.expect(0, "reset --yes");
+    real.expect_code(0);
     assert_dry_run_was_the_plan(&dry.json(), &real.json(), "trixie reset");
     let done = actions(&real.json());
     assert!(
@@ -85,7 +85,7 @@ pub fn reset_then_up(lab: &Lab, inventory: &Path, cold: &Value) {
 
     // Idempotent.
     let again = hactl("reset --yes (again)", &["reset", inv, "--yes", "--json"]);
-    again.expect(0, "second reset");
+    again.expect_code(0);
     let changed = actions(&again.json());
     assert!(
         changed.is_empty(),
@@ -94,7 +94,7 @@ pub fn reset_then_up(lab: &Lab, inventory: &Path, cold: &Value) {
 
     // Then `up` builds what the cold `up` built.
     let up = hactl("up (after reset)", &["up", inv, "--json"]);
-    up.expect(0, "up after reset");
+    up.expect_code(0);
     let ((built, cold_left), (rebuilt, left)) = (comparable(cold), comparable(&up.json()));
     assert_eq!(
         built, rebuilt,
