@@ -290,7 +290,7 @@ impl Action {
                 .run(&Cmd::sh(
                     "printf '%s\\n' \"$2\" > \"$1\"",
                     [
-                        format!("/proc/sys/{}", key.replace('.', "/")),
+                        crate::steps::loadbalancer::sysctl_path(key),
                         value.to_string(),
                     ],
                 ))

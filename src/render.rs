@@ -15,7 +15,7 @@
 //! | `cluster.name` | the inventory's `cluster.name` |
 //! | `host` | the host being rendered (a *node*, below) |
 //! | `nodes`, `rabbitmq_nodes`, `loadbalancer_nodes` | lists of nodes, in inventory order |
-//! | `rabbitmq` | `amqp_port`, `management_port`, `partition_handling` (e.g. `pause_minority`), `plugins` (list), `management_enabled` (a `*_management` plugin is enabled) |
+//! | `rabbitmq` | `amqp_port`, `management_port`, `partition_handling` (e.g. `pause_minority`), `plugins` (list), `management_enabled` (a `*_management` plugin is enabled), `ipv6` (the RabbitMQ nodes' addresses are IPv6) |
 //! | `loadbalancer` | none without a `loadbalancer:` section; else `vip` (address only), `vip_prefix`, `vip_cidr` (`ADDR/PREFIX`), `vip_family` (`ipv4`/`ipv6`), `interface`, `virtual_router_id`, `amqp_port`, `management_port`, `stats_port`, `stats_user`, `master` (name of the MASTER node) |
 //! | `paths` | `haproxy_admin_socket`, `keepalived_state_file`, `keepalived_notify_log`, `check_haproxy_script`, `notify_script` |
 //! | `hosts_begin`, `hosts_end` | the marker lines of the `/etc/hosts` block |
@@ -25,16 +25,16 @@
 //! `rabbit_node` (`rabbit@NAME`).
 //!
 //! Secrets are given only to the template that needs them: `stats_password` to
-//! `haproxy.cfg.tera`; `vrrp_password` (its first 8 characters, all keepalived uses) and
-//! `vrrp` (`state` MASTER/BACKUP, `priority`, `instance`) to `keepalived.conf.tera`. The cookie
-//! is never rendered.
+//! `haproxy.cfg.tera`; `vrrp_password` (its first 8 characters, all keepalived uses; only for
+//! an IPv4 VIP: VRRPv3 has no authentication) and `vrrp` (`state` MASTER/BACKUP, `priority`,
+//! `instance`) to `keepalived.conf.tera`. The cookie is never rendered.
 //!
 //! Strictness is tera's: printing an undefined variable or field, or reading a field of an
 //! undefined value, is an error; `{% if x %}` on an undefined top-level `x` is simply false, and
 //! `x is defined` / `default(value=…)` are the deliberate escape hatches.
 //!
 //! Filters: `haproxy_escape` (backslash-escapes a word for haproxy.cfg), `erlang_atom` (an Erlang
-//! atom, quoted when needed).
+//! atom, quoted when needed), `host_port(port=N)` (`ADDR:N`, an IPv6 address in brackets).
 //!
 //! Files in the override directory must be `*.tera`; a name that is not a built-in template must
 //! start with `_` (a partial for `{% include %}`), so that a misspelt override is an error rather
@@ -52,8 +52,8 @@ pub use hosts_block::{
 };
 pub use manifest::{
     APT_KEYRING, APT_SOURCE, CHECK_HAPROXY_SCRIPT, FileKind, HAPROXY_ADMIN_SOCKET,
-    KEEPALIVED_NOTIFY_LOG, KEEPALIVED_STATE_FILE, NOTIFY_SCRIPT, RenderedFile, SYSCTL_FILE,
-    builtin_templates, whole_files,
+    KEEPALIVED_NOTIFY_LOG, KEEPALIVED_STATE_FILE, NOTIFY_SCRIPT, RABBITMQ_ENV, RenderedFile,
+    SYSCTL_FILE, builtin_templates, whole_files,
 };
 
 use crate::inventory::{Loaded, Node, NodeType, Role, Secrets};
@@ -101,6 +101,12 @@ impl Renderer {
         tera.register_filter("erlang_atom", |v: &str, _: Kwargs, _: &State| {
             erlang_atom(v)
         });
+        tera.register_filter(
+            "host_port",
+            |v: &str, kwargs: Kwargs, _: &State| -> tera::TeraResult<String> {
+                Ok(host_port(v, kwargs.must_get::<i64>("port")?))
+            },
+        );
         tera.add_raw_templates(FILES.iter().map(|f| (f.template, f.source)))
             .map_err(|e| anyhow!("built-in templates: {e}"))?;
         let mut origins: BTreeMap<String, Origin> = FILES
@@ -163,6 +169,7 @@ impl Renderer {
             let wanted = match spec.hosts {
                 Hosts::All => true,
                 Hosts::RabbitMq => node.is_rabbitmq(),
+                Hosts::RabbitMqIpv6 => node.is_rabbitmq() && loaded.inventory.rabbitmq_ipv6(),
                 Hosts::LoadBalancer => node.is_loadbalancer(),
             };
             if !wanted {
@@ -180,11 +187,18 @@ impl Renderer {
                     ctx.insert("stats_password", pw.expose());
                 }
                 SecretUse::VrrpPassword => {
-                    let pw = secrets
-                        .vrrp_password
+                    let ipv6 = loaded
+                        .inventory
+                        .loadbalancer
                         .as_ref()
-                        .ok_or_else(|| anyhow!("the VRRP password is not available"))?;
-                    ctx.insert("vrrp_password", &vrrp_password(pw.expose())?);
+                        .is_some_and(|l| l.vip_ipv6());
+                    if !ipv6 {
+                        let pw = secrets
+                            .vrrp_password
+                            .as_ref()
+                            .ok_or_else(|| anyhow!("the VRRP password is not available"))?;
+                        ctx.insert("vrrp_password", &vrrp_password(pw.expose())?);
+                    }
                     ctx.insert("vrrp", &vrrp_view(loaded, node)?);
                 }
             }
@@ -297,6 +311,7 @@ struct RabbitMqView<'a> {
     partition_handling: &'static str,
     plugins: &'a [String],
     management_enabled: bool,
+    ipv6: bool,
 }
 
 #[derive(Serialize)]
@@ -371,6 +386,7 @@ fn base_context(loaded: &Loaded, node: &Node) -> anyhow::Result<Context> {
                 .plugins
                 .iter()
                 .any(|p| p == "rabbitmq_management" || p.ends_with("_management")),
+            ipv6: inv.rabbitmq_ipv6(),
         },
     );
     match &inv.loadbalancer {
@@ -502,6 +518,16 @@ pub fn haproxy_escape(s: &str) -> String {
     out
 }
 
+/// `ADDR:PORT` as HAProxy reads it: an IPv6 address in brackets, so that its last group is
+/// not taken for the port.
+pub fn host_port(address: &str, port: i64) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
 /// An Erlang atom: bare when it is a plain lower-case name, else single-quoted.
 pub fn erlang_atom(s: &str) -> String {
     let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -552,6 +578,12 @@ mod tests {
         assert!(err.contains("`\"`"), "{err}");
         // Only the first 8 characters matter.
         assert!(vrrp_password("abcdefgh\"").is_ok());
+    }
+
+    #[test]
+    fn host_port_brackets_ipv6() {
+        assert_eq!(host_port("10.0.0.1", 5672), "10.0.0.1:5672");
+        assert_eq!(host_port("fd00::11", 5672), "[fd00::11]:5672");
     }
 
     #[test]

@@ -94,6 +94,37 @@ fn the_starter_inventory_validates_and_renders_as_written() {
 }
 
 #[test]
+fn an_ipv6_starter_inventory_validates_without_a_vrrp_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("v6.yaml");
+    let p = inv.to_str().unwrap();
+    let out = hactl(
+        &[
+            "init",
+            p,
+            "--nodes",
+            "node1=fd00::11,node2=fd00::12,node3=fd00::13",
+            "--lbs",
+            "lb1=fd00::21,lb2=fd00::22",
+            "--vip",
+            "fd00::100/64",
+            "--interface",
+            "eth0",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let written = fs::read_to_string(&inv).unwrap();
+    assert!(!written.contains("auth_password"), "{written}");
+    let out = hactl(&["validate", p], &[]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("valid (5 nodes, 0 warning(s))"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
 fn an_existing_file_is_replaced_only_with_force_and_never_written_through() {
     let dir = tempfile::tempdir().unwrap();
     let inv = dir.path().join("inventory.yaml");

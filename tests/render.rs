@@ -46,6 +46,11 @@ fn colocated() -> PathBuf {
     Path::new(ROOT).join("tests/inventories/good/colocated.yaml")
 }
 
+/// colocated.yaml with IPv6 addresses and VIP.
+fn colocated_ipv6() -> PathBuf {
+    Path::new(ROOT).join("tests/inventories/good/colocated-ipv6.yaml")
+}
+
 /// A copy of inventories/example.yaml in `dir`, with the `secrets/admin-password` and
 /// `keys/example-signing-key.asc` files it refers to.
 fn example_in(dir: &Path) -> PathBuf {
@@ -186,6 +191,58 @@ fn snapshots_colocated() {
             "{host}:\n{conf}"
         );
     }
+}
+
+#[test]
+fn ipv6_addresses_are_written_as_each_program_reads_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    render_ok(&colocated_ipv6(), &out, &[]);
+    let read = |host: &str, file: &str| {
+        std::fs::read_to_string(out.join(host).join(file))
+            .unwrap_or_else(|e| panic!("{host}/{file}: {e}"))
+    };
+    let haproxy = read("node1", "etc/haproxy/haproxy.cfg");
+    for line in [
+        "bind [fd00:99::100]:5672",
+        "bind [fd00:99::100]:15672",
+        "server node3 [fd00:99::13]:5672 check",
+        "server node3 [fd00:99::13]:15672 check",
+        "bind [::]:9000 v4v6",
+    ] {
+        assert!(haproxy.contains(line), "{line:?} in:\n{haproxy}");
+    }
+    let keepalived = read("node1", "etc/keepalived/keepalived.conf");
+    assert!(
+        keepalived.contains("version 3") && !keepalived.contains("auth_pass"),
+        "{keepalived}"
+    );
+    assert!(
+        keepalived.contains("fd00:99::100/64 dev eth0"),
+        "{keepalived}"
+    );
+    assert!(read("node1", "etc/sysctl.d/90-hactl.conf").contains("net.ipv6.ip_nonlocal_bind = 1"));
+    let conf = read("node1", "etc/rabbitmq/rabbitmq.conf");
+    assert!(
+        conf.contains("listeners.tcp.1 = fd00:99::11:5672")
+            && conf.contains("listeners.tcp.2 = ::1:5672"),
+        "{conf}"
+    );
+    assert!(read("node3", "etc/rabbitmq/rabbitmq.conf").contains("management.tcp.ip = ::"));
+    let hosts = read("node3", "etc/hosts");
+    assert!(hosts.contains("fd00:99::12 node2\n"), "{hosts}");
+    for node in ["node1", "node2", "node3"] {
+        let env = read(node, "etc/rabbitmq/rabbitmq-env.conf");
+        assert!(
+            env.contains("SERVER_ADDITIONAL_ERL_ARGS=\"-proto_dist inet6_tcp\"")
+                && env.contains("CTL_ERL_ARGS=\"-proto_dist inet6_tcp\""),
+            "{node}: {env}"
+        );
+    }
+    // IPv4 clusters keep Debian's rabbitmq-env.conf.
+    let v4 = tmp.path().join("out4");
+    render_ok(&colocated(), &v4, &[]);
+    assert!(!v4.join("node1/etc/rabbitmq/rabbitmq-env.conf").exists());
 }
 
 /// Rewrites `env: NAME` secrets to files in `dir` so the library can resolve them without
@@ -411,15 +468,17 @@ impl Drop for Netns {
     }
 }
 
-/// Renders both inventories into `dir`; returns (host dir, has the loadbalancer role) pairs.
+/// Renders the example and both co-located inventories (IPv4, IPv6) into `dir`; returns
+/// (host dir, has the loadbalancer role) pairs.
 fn render_both(dir: &Path) -> Vec<(PathBuf, bool)> {
     let ex = dir.join("ex");
     std::fs::create_dir_all(&ex).unwrap();
     let inv = example_in(&ex);
     render_ok(&inv, &dir.join("out-example"), &[]);
     render_ok(&colocated(), &dir.join("out-colocated"), &[]);
+    render_ok(&colocated_ipv6(), &dir.join("out-colocated-ipv6"), &[]);
     let mut hosts = Vec::new();
-    for out in ["out-example", "out-colocated"] {
+    for out in ["out-example", "out-colocated", "out-colocated-ipv6"] {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir.join(out))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -467,7 +526,10 @@ fn haproxy_cfg_passes_haproxy_check() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 4, "lb1, lb2, node1, node2");
+    assert_eq!(
+        checked, 6,
+        "lb1, lb2, node1, node2, and node1, node2 on IPv6"
+    );
     // The check does catch errors.
     let bad = tmp.path().join("bad.cfg");
     std::fs::write(&bad, "defaults\n    mode tcp\n    no-such-keyword 1\n").unwrap();
@@ -570,7 +632,10 @@ fn keepalived_conf_passes_keepalived_check() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 4, "lb1, lb2, node1, node2");
+    assert_eq!(
+        checked, 6,
+        "lb1, lb2, node1, node2, and node1, node2 on IPv6"
+    );
 
     // keepalived reads the quoted VRRP password as intended (`#` and `!` start comments
     // outside quotes): run it for a moment, isolated, and read its config dump.
@@ -712,7 +777,7 @@ fn rabbitmq_files_pass_rabbitmq_own_parsers() {
             pairs.push((conf, host.join("etc/rabbitmq/enabled_plugins")));
         }
     }
-    assert_eq!(pairs.len(), 6);
+    assert_eq!(pairs.len(), 9);
     // enabled_plugins through rabbit_file:read_term_file (what RabbitMQ uses), then
     // rabbitmq.conf through cuttlefish with the schemas of rabbit and the enabled plugins only
     // (as at boot): unknown keys, bad values and syntax errors all fail.

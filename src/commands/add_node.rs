@@ -47,7 +47,7 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
             .find(|h| h.name() == inv.rabbitmq.seed)
             .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
         let _lock = lock::acquire(seed, &inv.cluster.name, "add-node").await?;
-        steps::versions::check(&ctx, &hosts, opts.dry_run).await?;
+        steps::preflight(&ctx, &hosts, opts.dry_run).await?;
         let phase = pipeline::converge_hosts(&ctx, hosts, &opts, |h| {
             if args.nodes.iter().any(|n| n == h.name()) {
                 Scope::Full

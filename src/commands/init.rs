@@ -94,12 +94,17 @@ fn starter(args: &InitArgs) -> anyhow::Result<String> {
             )
             .into());
         };
+        // VRRPv3, which an IPv6 VIP runs, has no authentication.
+        let auth = if vip.contains(':') {
+            ""
+        } else {
+            "  auth_password:\n    env: HACTL_VRRP_PASSWORD\n"
+        };
         let _ = writeln!(
             t,
             "\n# HAProxy on the load balancers, Keepalived moving the virtual IP between them.\n\
-             loadbalancer:\n  vip: {}\n  interface: {}\n  virtual_router_id: {}\n  \
-             auth_password:\n    env: HACTL_VRRP_PASSWORD\n  stats:\n    user: stats\n    \
-             password:\n      env: HACTL_STATS_PASSWORD",
+             loadbalancer:\n  vip: {}\n  interface: {}\n  virtual_router_id: {}\n{auth}  \
+             stats:\n    user: stats\n    password:\n      env: HACTL_STATS_PASSWORD",
             q(vip),
             q(interface),
             args.router_id

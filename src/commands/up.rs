@@ -5,7 +5,7 @@ use crate::cli::UpArgs;
 use crate::pipeline::{self, Scope};
 use crate::report::Reporter;
 use crate::runner::{self, Options};
-use crate::steps::{Ctx, versions};
+use crate::steps::{self, Ctx};
 use std::sync::Arc;
 
 pub fn run(args: &UpArgs) -> anyhow::Result<()> {
@@ -23,7 +23,7 @@ pub async fn converge(
 ) -> anyhow::Result<()> {
     let (hosts, _lock) =
         runner::connect_and_lock(&ctx.loaded.inventory, &reporter, opts, "up").await?;
-    versions::check(&ctx, &hosts, opts.dry_run).await?;
+    steps::preflight(&ctx, &hosts, opts.dry_run).await?;
     let phase = pipeline::converge_hosts(&ctx, hosts, opts, |_| Scope::Full).await?;
     pipeline::cluster(&ctx, &phase, opts).await?;
     pipeline::load_balancers(&ctx, &phase.hosts, opts).await

@@ -219,7 +219,9 @@ pub struct LoadBalancer {
     /// Interface the VIP lives on, e.g. `eth0`.
     pub interface: String,
     pub virtual_router_id: u16,
-    pub auth_password: SecretSource,
+    /// VRRPv2's password; an IPv4 VIP needs it, an IPv6 VIP (VRRPv3, no authentication) not.
+    #[serde(default)]
+    pub auth_password: Option<SecretSource>,
     #[serde(default = "default_amqp_port")]
     pub amqp_port: u16,
     #[serde(default = "default_management_port")]
@@ -271,6 +273,17 @@ pub struct Node {
     pub ssh: SshSettings,
 }
 
+impl LoadBalancer {
+    /// The VIP is an IPv6 address (keepalived runs VRRPv3 for it).
+    pub fn vip_ipv6(&self) -> bool {
+        self.vip
+            .split('/')
+            .next()
+            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+            .is_some_and(|a| a.is_ipv6())
+    }
+}
+
 impl Node {
     pub fn is_rabbitmq(&self) -> bool {
         self.roles.contains(&Role::Rabbitmq)
@@ -289,6 +302,15 @@ impl Inventory {
     }
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+    /// The RabbitMQ nodes' addresses are IPv6: Erlang distribution must use IPv6 then (one
+    /// family for the whole cluster, as validate checks).
+    pub fn rabbitmq_ipv6(&self) -> bool {
+        self.rabbitmq_nodes().next().is_some_and(|n| {
+            n.address
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_ipv6())
+        })
     }
     /// Partition handling in force: explicit, else pause_minority from 3 nodes up.
     pub fn partition_handling(&self) -> PartitionHandling {

@@ -40,11 +40,9 @@ impl Secrets {
         let cookie = get(&inv.cookie, "cookie".into(), SecretKind::Cookie);
         let lb = inv.loadbalancer.as_ref();
         let vrrp_password = lb.and_then(|lb| {
-            get(
-                &lb.auth_password,
-                "loadbalancer.auth_password".into(),
-                SecretKind::Vrrp,
-            )
+            lb.auth_password
+                .as_ref()
+                .and_then(|s| get(s, "loadbalancer.auth_password".into(), SecretKind::Vrrp))
         });
         let stats_password = lb.and_then(|lb| {
             get(

@@ -249,11 +249,19 @@ impl Validator<'_> {
                 ),
             );
         }
-        self.secret(
-            &lb.auth_password,
-            &base.k("auth_password"),
-            SecretKind::Vrrp,
-        );
+        match (&lb.auth_password, lb.vip_ipv6()) {
+            (Some(pw), false) => self.secret(pw, &base.k("auth_password"), SecretKind::Vrrp),
+            (None, false) => self.error(
+                &base.k("auth_password"),
+                "an IPv4 VIP needs auth_password (VRRPv2 authentication between the load \
+                 balancers)",
+            ),
+            (Some(_), true) => self.warning(
+                &base.k("auth_password"),
+                "not used: an IPv6 VIP runs VRRPv3, which has no authentication",
+            ),
+            (None, true) => {}
+        }
         self.port(&base.k("amqp_port"), lb.amqp_port);
         self.port(&base.k("management_port"), lb.management_port);
         self.port(&base.k("stats").k("port"), lb.stats.port);
@@ -306,6 +314,34 @@ impl Validator<'_> {
         );
     }
 
+    /// Erlang distribution runs over one address family (`-proto_dist`), so every RabbitMQ
+    /// node's address must be of the first one's family.
+    fn one_family(&mut self, inv: &Inventory, i: usize) {
+        let n = &inv.nodes[i];
+        let family = |a: &str| a.parse::<IpAddr>().ok().map(|ip| ip.is_ipv6());
+        let Some(first) = inv.rabbitmq_nodes().next() else {
+            return;
+        };
+        let (Some(want), Some(have)) = (family(&first.address), family(&n.address)) else {
+            return;
+        };
+        if n.is_rabbitmq() && want != have {
+            let name = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
+            self.error(
+                &fp("nodes").i(i).k("address"),
+                format!(
+                    "{} is {}, but {:?} ({}) is {}: RabbitMQ nodes talk to each other over one \
+                     address family, so give every RabbitMQ node an address of the same family",
+                    n.address,
+                    name(have),
+                    first.name,
+                    first.address,
+                    name(want)
+                ),
+            );
+        }
+    }
+
     fn nodes(&mut self, inv: &Inventory) {
         let base = fp("nodes");
         if inv.nodes.is_empty() {
@@ -345,6 +381,7 @@ impl Validator<'_> {
                 addrs_seen.insert(addr_key, i);
             }
 
+            self.one_family(inv, i);
             if n.roles.is_empty() {
                 self.error(
                     &np.k("roles"),

@@ -16,6 +16,9 @@ pub const NOTIFY_SCRIPT: &str = "/etc/keepalived/notify.sh";
 pub const SYSCTL_FILE: &str = "/etc/sysctl.d/90-hactl.conf";
 /// The signing key of `rabbitmq.apt_source`, always armored (see `inventory::signing_key`).
 pub const APT_KEYRING: &str = "/etc/apt/keyrings/hactl-rabbitmq.asc";
+/// Erlang's distribution protocol for IPv6 clusters; Debian's postinst leaves a copy of its
+/// all-comments default there otherwise, which hactl does not touch.
+pub const RABBITMQ_ENV: &str = "/etc/rabbitmq/rabbitmq-env.conf";
 /// The deb822 source of `rabbitmq.apt_source`, trusting only [`APT_KEYRING`].
 pub const APT_SOURCE: &str = "/etc/apt/sources.list.d/hactl-rabbitmq.sources";
 
@@ -80,6 +83,8 @@ pub(super) enum SecretUse {
 pub(super) enum Hosts {
     All,
     RabbitMq,
+    /// RabbitMQ hosts of a cluster whose nodes have IPv6 addresses.
+    RabbitMqIpv6,
     LoadBalancer,
 }
 
@@ -129,6 +134,20 @@ pub(super) const FILES: &[FileSpec] = &[
         check: &[],
         kind: FileKind::Whole,
         hosts: Hosts::RabbitMq,
+        secret: SecretUse::None,
+        package: Some("rabbitmq-server"),
+    },
+    FileSpec {
+        template: "rabbitmq-env.conf.tera",
+        source: include_str!("../../templates/rabbitmq-env.conf.tera"),
+        path: RABBITMQ_ENV,
+        mode: 0o640,
+        owner: "root",
+        group: "rabbitmq",
+        dir_owner: "rabbitmq",
+        check: &[],
+        kind: FileKind::Whole,
+        hosts: Hosts::RabbitMqIpv6,
         secret: SecretUse::None,
         package: Some("rabbitmq-server"),
     },
@@ -226,13 +245,15 @@ pub fn builtin_templates() -> impl Iterator<Item = (&'static str, &'static str)>
 /// Every path hactl writes whole on a host with these roles, whatever the inventory says today
 /// (the apt source too: it may have been dropped from the inventory since), plus the files
 /// hactl's keepalived scripts write. Not `/etc/hosts`: there hactl owns only its block.
-pub fn whole_files(rabbitmq: bool, loadbalancer: bool) -> Vec<&'static str> {
+/// `ipv6`: the RabbitMQ nodes' addresses are IPv6 (else [`RABBITMQ_ENV`] is Debian's).
+pub fn whole_files(rabbitmq: bool, loadbalancer: bool, ipv6: bool) -> Vec<&'static str> {
     let mut paths: Vec<&'static str> = FILES
         .iter()
         .filter(|f| f.kind == FileKind::Whole)
         .filter(|f| match f.hosts {
             Hosts::All => true,
             Hosts::RabbitMq => rabbitmq,
+            Hosts::RabbitMqIpv6 => rabbitmq && ipv6,
             Hosts::LoadBalancer => loadbalancer,
         })
         .map(|f| f.path)
@@ -252,11 +273,12 @@ mod tests {
 
     #[test]
     fn whole_files_follow_the_roles() {
-        let lb = whole_files(false, true);
+        let lb = whole_files(false, true, false);
         assert!(lb.contains(&"/etc/haproxy/haproxy.cfg") && lb.contains(&KEEPALIVED_STATE_FILE));
         assert!(!lb.contains(&"/etc/rabbitmq/rabbitmq.conf") && !lb.contains(&"/etc/hosts"));
-        let rmq = whole_files(true, false);
+        let rmq = whole_files(true, false, false);
         assert!(rmq.contains(&"/etc/rabbitmq/enabled_plugins") && rmq.contains(&APT_SOURCE));
-        assert!(!rmq.contains(&SYSCTL_FILE));
+        assert!(!rmq.contains(&SYSCTL_FILE) && !rmq.contains(&RABBITMQ_ENV));
+        assert!(whole_files(true, false, true).contains(&RABBITMQ_ENV));
     }
 }

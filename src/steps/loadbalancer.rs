@@ -7,8 +7,19 @@ use crate::host::Host;
 use crate::plan::{Action, Verb};
 use crate::render::RenderedFile;
 
-/// Read by `reset` too, which undoes it.
-pub const NONLOCAL_BIND: &str = "/proc/sys/net/ipv4/ip_nonlocal_bind";
+/// The sysctl that lets HAProxy bind the VIP while another load balancer holds it, for the
+/// VIP's address family. Read by `reset` too, which undoes it.
+pub fn nonlocal_bind(ctx: &Ctx) -> &'static str {
+    match &ctx.loaded.inventory.loadbalancer {
+        Some(lb) if lb.vip_ipv6() => "net.ipv6.ip_nonlocal_bind",
+        _ => "net.ipv4.ip_nonlocal_bind",
+    }
+}
+
+/// Where `key` lives under /proc.
+pub fn sysctl_path(key: &str) -> String {
+    format!("/proc/sys/{}", key.replace('.', "/"))
+}
 
 /// The rendered files of `host` under `dir`.
 fn files_under<'a>(ctx: &'a Ctx, host: &Host, dir: &str) -> Vec<&'a RenderedFile> {
@@ -20,12 +31,10 @@ fn files_under<'a>(ctx: &'a Ctx, host: &Host, dir: &str) -> Vec<&'a RenderedFile
 
 pub async fn sysctl(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
     let mut actions = files::plan_all(host, files_under(ctx, host, "/etc/sysctl.d/"), &[]).await?;
-    let live = host.read_file(NONLOCAL_BIND).await?.unwrap_or_default();
+    let key = nonlocal_bind(ctx);
+    let live = host.read_file(&sysctl_path(key)).await?.unwrap_or_default();
     if live.trim() != "1" {
-        actions.push(Action::Sysctl {
-            key: "net.ipv4.ip_nonlocal_bind",
-            value: "1",
-        });
+        actions.push(Action::Sysctl { key, value: "1" });
     }
     Ok(actions)
 }

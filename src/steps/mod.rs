@@ -15,6 +15,7 @@ pub mod rabbitmq;
 pub mod reset;
 pub mod versions;
 pub mod vip;
+pub mod vip_interface;
 
 use crate::host::Host;
 use crate::inventory::{Loaded, Secrets};
@@ -23,6 +24,16 @@ use crate::report::{Status, StepRecord};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
+
+/// The read-only pre-phase of `up` and `add-node`, before any host changes: the RabbitMQ
+/// versions and the VIP's interface, read at the same time. Refusals are invalid input.
+pub async fn preflight(ctx: &Ctx, hosts: &[Host], dry_run: bool) -> anyhow::Result<()> {
+    let (versions, interface) = tokio::join!(
+        versions::check(ctx, hosts, dry_run),
+        vip_interface::check(ctx, hosts)
+    );
+    versions.and(interface)
+}
 
 /// Everything a step may consult. Shared read-only by all hosts of a run.
 pub struct Ctx {

@@ -6,7 +6,11 @@ use crate::host::Host;
 use crate::plan::{Action, Verb};
 
 pub const PLUGINS_PATH: &str = "/etc/rabbitmq/enabled_plugins";
-pub const CONFIG_FILES: [&str; 2] = ["/etc/rabbitmq/rabbitmq.conf", PLUGINS_PATH];
+pub const CONFIG_FILES: [&str; 3] = [
+    "/etc/rabbitmq/rabbitmq.conf",
+    crate::render::RABBITMQ_ENV,
+    PLUGINS_PATH,
+];
 
 /// Plans rabbitmq.conf and enabled_plugins; `installing`: the packages this run installs.
 pub async fn config(ctx: &Ctx, host: &Host, installing: &[&str]) -> anyhow::Result<Vec<Action>> {

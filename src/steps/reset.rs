@@ -3,7 +3,7 @@
 //! writes removed (only hactl's block of `/etc/hosts`), RabbitMQ's database deleted, and with
 //! `purge` the packages purged. Nothing there: nothing planned, so a second reset is a no-op.
 
-use super::loadbalancer::NONLOCAL_BIND;
+use super::loadbalancer::{nonlocal_bind, sysctl_path};
 use super::{Ctx, cookie, files, packages, vip};
 use crate::host::Host;
 use crate::plan::{Action, FileChange, Verb};
@@ -39,25 +39,23 @@ pub async fn plan(ctx: &Ctx, host: &Host, purge: bool) -> anyhow::Result<Vec<Act
             interface: l.interface.clone(),
         });
     }
-    let mut paths = whole_files(rabbit, lb);
+    let mut paths = whole_files(rabbit, lb, ctx.loaded.inventory.rabbitmq_ipv6());
     if rabbit {
         paths.extend([cookie::PATH, DATA]);
     }
     let present = existing(host, &paths).await?;
     // While hactl's file is there, hactl set it live.
+    let key = nonlocal_bind(ctx);
     if present.iter().any(|p| p == SYSCTL_FILE)
         && host
-            .read_file(NONLOCAL_BIND)
+            .read_file(&sysctl_path(key))
             .await?
             .unwrap_or_default()
             .trim()
             == "1"
     {
         // Back to the kernel's default, as after a boot without hactl's file.
-        actions.push(Action::Sysctl {
-            key: "net.ipv4.ip_nonlocal_bind",
-            value: "0",
-        });
+        actions.push(Action::Sysctl { key, value: "0" });
     }
     actions.extend(present.into_iter().map(|path| Action::Remove {
         what: (path == DATA).then_some("RabbitMQ's database"),

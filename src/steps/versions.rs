@@ -1,7 +1,7 @@
-//! The read-only pre-phase of `up` and `add-node`: before any host is changed, every RabbitMQ
-//! node says which `rabbitmq-server` it has installed and which apt would install (one SSH
-//! round trip, no Erlang VM), and the inventory is checked against those versions
-//! ([`crate::rabbitmq::versions::check`]). A refusal is invalid input (exit 2).
+//! Part of the read-only pre-phase of `up` and `add-node` ([`super::preflight`]): before any
+//! host is changed, every RabbitMQ node says which `rabbitmq-server` it has installed and which
+//! apt would install (one SSH round trip, no Erlang VM), and the inventory is checked against
+//! those versions ([`crate::rabbitmq::versions::check`]). A refusal is invalid input (exit 2).
 
 use super::Changes;
 use crate::exit::InvalidInput;
