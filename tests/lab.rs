@@ -536,6 +536,12 @@ fn driver_refuses_bad_input() {
         let out = run(&[], args);
         assert!(!out.status.success(), "lab {args:?} succeeded");
     }
+    let out = run(&[], &["up", "2", "--ipv6", "--bastion"]);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--ipv6"),
+        "lab up --ipv6 --bastion: {}",
+        describe(&out)
+    );
     let out = run(&[("HACTL_LAB_PREFIX", "much-too-long")], &["status"]);
     assert!(!out.status.success());
     let out = run(&[("HACTL_LAB_SUBNET", "10.0.300")], &["status"]);
@@ -544,6 +550,202 @@ fn driver_refuses_bad_input() {
     assert!(!out.status.success());
     let out = run(&[], &["ssh", "rabbit1"]);
     assert!(!out.status.success());
+}
+
+/// Per host of an IPv6 lab, in one SSH round trip: its addresses and routes.
+const IPV6_PROBE: &str = r#"
+echo "ipv4=$(ip -4 -o addr show | awk '{print $2, $4}' | tr '\n' ' ')"
+echo "global6=$(ip -6 -o addr show dev eth0 scope global | awk '{print $4}' | tr '\n' ' ')"
+echo "link6=$(ip -6 -o addr show dev eth0 scope link | awk '{print $4}' | tr '\n' ' ')"
+echo "tentative=$(ip -6 -o addr show tentative | wc -l)"
+echo "default_routes=$(ip -4 route show default | wc -l) $(ip -6 route show default | wc -l)"
+echo "route_out6=$(ip -6 route get 2001:db8::1 2>&1 | head -1)"
+echo "route_out4=$(ip -4 route get 192.0.2.1 2>&1 | head -1)"
+"#;
+
+/// Joins ff02::12 (VRRPv3's group) on eth0, says so, prints the first datagram and its source.
+const MULTICAST_LISTENER: &str = r#"
+import socket, struct
+i = socket.if_nametoindex("eth0")
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("ff02::12", 4242, 0, i))
+group = socket.inet_pton(socket.AF_INET6, "ff02::12") + struct.pack("@I", i)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, group)
+print("joined", flush=True)
+s.settimeout(20)
+data, src = s.recvfrom(100)
+print("got", data.decode(), src[0], flush=True)
+"#;
+
+/// The address part of `ADDR/LEN`, parsed (so `fd68:10:213::11` equals `fd68:10:213:0::11`).
+fn ipv6_of(cidr: &str) -> std::net::Ipv6Addr {
+    let addr = cidr.split('/').next().unwrap_or_default();
+    addr.parse()
+        .unwrap_or_else(|e| panic!("not an IPv6 address: {cidr:?}: {e}"))
+}
+
+#[test]
+fn ipv6_lab_has_only_ipv6_and_no_route_out() {
+    let Some(lab) = Lab::up_with(2, &["--ipv6"]) else {
+        return;
+    };
+    let test_started = Instant::now(); // after the lab is up
+    let nodes = lab.nodes();
+    assert!(lab.is_ipv6());
+    let prefix = lab.ipv6_prefix();
+    assert_eq!(lab.address("node1"), format!("{prefix}11"));
+    assert_eq!(lab.vip(), format!("{prefix}100/64"));
+
+    // known_hosts names each host by the address as written (and OpenSSH's canonical form).
+    let known_hosts = fs::read_to_string(lab.known_hosts()).unwrap();
+    for node in &nodes {
+        assert!(
+            known_hosts.lines().any(|l| l
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .any(|h| h == lab.address(node))),
+            "no known_hosts line for {}:\n{known_hosts}",
+            lab.address(node)
+        );
+    }
+
+    // Only IPv6 on eth0 (nothing tentative, a link-local address from the MAC), IPv4 only on lo,
+    // no default route, nowhere to go outside the lab.
+    let probes = lab.ssh_each_ok(&nodes, IPV6_PROBE);
+    for (i, (node, out)) in nodes.iter().zip(&probes).enumerate() {
+        let f = fields(out);
+        assert_eq!(f["ipv4"].trim(), "lo 127.0.0.1/8", "{node}: {f:?}");
+        let global: Vec<_> = f["global6"].split_whitespace().collect();
+        assert!(
+            global.len() == 1 && global[0].ends_with("/64"),
+            "{node}: {f:?}"
+        );
+        assert_eq!(ipv6_of(global[0]), ipv6_of(&lab.address(node)), "{node}");
+        assert_eq!(
+            ipv6_of(f["link6"].trim()),
+            ipv6_of(&format!("fe80::68:61ff:fe00:{:x}", i + 1)),
+            "{node}: {f:?}"
+        );
+        assert_eq!(f["tentative"], "0", "{node}: {f:?}");
+        assert_eq!(f["default_routes"], "0 0", "{node}: {f:?}");
+        for out in ["route_out6", "route_out4"] {
+            assert!(f[out].contains("unreachable"), "{node}: {f:?}");
+        }
+    }
+
+    // The hosts reach each other over IPv6: TCP, and multicast to ff02::12 from the sender's
+    // link-local address, as keepalived's VRRPv3 adverts go.
+    let reaches = |from: &str, to: &str| {
+        lab.ssh(
+            from,
+            &format!(
+                "timeout 1 bash -c 'exec 3<>/dev/tcp/{}/22; head -c 4 <&3' | grep -qx SSH-",
+                lab.address(to)
+            ),
+        )
+        .status
+        .success()
+    };
+    assert!(reaches("node1", "node2"), "node1 does not reach node2");
+    lab.ssh_ok(
+        "node2",
+        &format!(
+            "cat > /tmp/mcast.py <<'EOF'\n{MULTICAST_LISTENER}\nEOF\n\
+             (setsid nohup python3 /tmp/mcast.py >/tmp/mcast.out 2>&1 </dev/null &)"
+        ),
+    );
+    wait_until(Duration::from_secs(5), "node2 joined ff02::12", || {
+        lab.ssh_ok("node2", "cat /tmp/mcast.out").contains("joined")
+    });
+    let send = "python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\
+                .sendto(b\"vrrp-probe\", (\"ff02::12%eth0\", 4242))'";
+    wait_until(
+        Duration::from_secs(5),
+        "node2 got node1's datagram to ff02::12",
+        || {
+            lab.ssh_ok("node1", send);
+            lab.ssh_ok("node2", "cat /tmp/mcast.out").contains("got")
+        },
+    );
+    let got = lab.ssh_ok("node2", "cat /tmp/mcast.out");
+    let got: Vec<_> = got
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(got.get(1), Some(&"vrrp-probe"), "{got:?}");
+    assert_eq!(
+        got.get(2)
+            .map(|a| ipv6_of(a.split('%').next().unwrap_or_default())),
+        Some(ipv6_of("fe80::68:61ff:fe00:1")),
+        "not from node1's link-local address: {got:?}"
+    );
+
+    // The driver's verbs speak IPv6.
+    assert_eq!(lab.driver_ok(["ssh", "node1", "hostname"]).trim(), "node1");
+    let status = lab.driver_ok(["status"]);
+    for node in &nodes {
+        assert!(
+            status.lines().any(|l| l.starts_with(&format!("{node} "))
+                && l.contains(&format!(" {} ", lab.address(node)))
+                && l.ends_with(" ok")),
+            "{status}"
+        );
+    }
+
+    // The lab's IPv6 inventory, rewritten for this lab, names its addresses and VIP.
+    let inventory = lab.write_inventory("lab-ipv6");
+    let text = fs::read_to_string(&inventory).unwrap();
+    for want in [lab.address("node1"), lab.address("node2"), lab.vip()] {
+        assert!(
+            text.contains(&format!(" {want}\n")),
+            "{want} not in:\n{text}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_hactl"))
+        .arg("validate")
+        .arg(&inventory)
+        .output()
+        .expect("run hactl");
+    assert!(out.status.success(), "hactl validate: {}", describe(&out));
+
+    // link down cuts node2 off, link up brings it back.
+    lab.driver_ok(["link", "node2", "down"]);
+    assert!(
+        !reaches("node1", "node2"),
+        "node1 reaches node2 with its link down"
+    );
+    assert!(
+        !lab.ssh_timeout("node2", "true", 1).status.success(),
+        "ssh works with the link down"
+    );
+    lab.driver_ok(["link", "node2", "up"]);
+    wait_until(Duration::from_secs(10), "node1 reaches node2 again", || {
+        reaches("node1", "node2")
+    });
+
+    // A power cycle keeps the address (and still no IPv4).
+    lab.driver_ok(["poweroff", "node2"]);
+    lab.driver_ok(["poweron", "node2"]);
+    let f = fields(&lab.ssh_ok("node2", IPV6_PROBE));
+    assert_eq!(f["ipv4"].trim(), "lo 127.0.0.1/8", "{f:?}");
+    assert_eq!(
+        ipv6_of(f["global6"].trim()),
+        ipv6_of(&lab.address("node2")),
+        "{f:?}"
+    );
+    assert_eq!(f["tentative"], "0", "{f:?}");
+    assert!(
+        reaches("node1", "node2"),
+        "node1 does not reach node2 after poweron"
+    );
+    eprintln!(
+        "ipv6_lab_has_only_ipv6_and_no_route_out: {:.1}s",
+        test_started.elapsed().as_secs_f64()
+    );
 }
 
 /// Per image host, in one SSH round trip: what a production-shaped host looks like at start.

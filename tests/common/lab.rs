@@ -5,7 +5,8 @@
 //! also when the test panics. Without root (or without the lab's programs) it returns `None` after
 //! a loud message on stderr; with `HACTL_LAB_REQUIRED=1` it panics instead.
 //! `Lab::up_with(n, &["--image", "trixie", "--image", "node2=bookworm"])` passes options to
-//! `lab up`: production-shaped hosts (systemd, own root filesystem, the lab's signed mirror).
+//! `lab up`: production-shaped hosts (systemd, own root filesystem, the lab's signed mirror);
+//! `Lab::up_with(n, &["--ipv6"])` an IPv6-only lab (`address`, `vip` and `write_inventory` follow).
 //!
 //! The lab's settings come from the same environment variables as the driver:
 //! `HACTL_LAB_PREFIX`, `HACTL_LAB_SUBNET`, `HACTL_LAB_STATE`, `HACTL_LAB_CACHE`.
@@ -26,6 +27,8 @@ pub const INVENTORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/inventories"
 
 const DEFAULT_PREFIX: &str = "hactl";
 const DEFAULT_SUBNET: &str = "10.213.0";
+/// The IPv6 prefix the driver derives from `DEFAULT_SUBNET` (`inventories/lab-ipv6.yaml` uses it).
+const DEFAULT_PREFIX6: &str = "fd68:10:213:0::";
 const DEFAULT_STATE: &str = "/var/lib/hactl-lab";
 /// Every file hactl writes on a host (whichever of them exist there), for checks that a run
 /// left them alone.
@@ -63,7 +66,17 @@ impl Lab {
             .filter_map(|(o, next)| (*o == "--image").then_some(*next))
             .chain(options.iter().filter_map(|o| o.strip_prefix("--image=")))
             .any(|v| v.rsplit('=').next() != Some("shared"));
-        if let Err(why) = can_run().and_then(|()| if images { can_run_images() } else { Ok(()) }) {
+        let ipv6 = options.contains(&"--ipv6");
+        if let Err(why) = can_run()
+            .and_then(|()| if images { can_run_images() } else { Ok(()) })
+            .and_then(|()| {
+                if ipv6 && !Path::new("/proc/sys/net/ipv6").is_dir() {
+                    Err("the kernel has no IPv6 (needed by --ipv6)".to_string())
+                } else {
+                    Ok(())
+                }
+            })
+        {
             skip(&why);
             return None;
         }
@@ -161,9 +174,45 @@ impl Lab {
         self.state.join("bastion").exists()
     }
 
-    /// IPv4 address of `node` (`nodeN` is `SUBNET.(10+N)`; the bastion node0 is `SUBNET.10`).
+    /// Whether the lab was made with `--ipv6` (IPv6 only: no IPv4 on the hosts but loopback).
+    pub fn is_ipv6(&self) -> bool {
+        self.state.join("ipv6").exists()
+    }
+
+    /// The lab's IPv6 prefix as the driver writes it: `fd68:A:B:C::` for subnet `A.B.C`, e.g.
+    /// `fd68:10:213:0::`.
+    pub fn ipv6_prefix(&self) -> String {
+        let groups: Vec<String> = self
+            .subnet
+            .split('.')
+            .map(|o| {
+                o.parse::<u8>()
+                    .unwrap_or_else(|_| panic!("bad lab subnet {:?}", self.subnet))
+                    .to_string()
+            })
+            .collect();
+        format!("fd68:{}::", groups.join(":"))
+    }
+
+    /// Address of `node`: `SUBNET.(10+N)` for `nodeN` (the bastion node0 is `SUBNET.10`); on an
+    /// IPv6 lab `PREFIX(10+N)`, e.g. `fd68:10:213:0::11` (as the known_hosts and inventories
+    /// write it; `ip` and OpenSSH print `fd68:10:213::11`).
     pub fn address(&self, node: &str) -> String {
-        format!("{}.{}", self.subnet, 10 + node_index(node))
+        let host = 10 + node_index(node);
+        if self.is_ipv6() {
+            format!("{}{host}", self.ipv6_prefix())
+        } else {
+            format!("{}.{host}", self.subnet)
+        }
+    }
+
+    /// The inventories' virtual IP with its prefix length: `SUBNET.100/24`, or `PREFIX100/64`.
+    pub fn vip(&self) -> String {
+        if self.is_ipv6() {
+            format!("{}100/64", self.ipv6_prefix())
+        } else {
+            format!("{}.100/24", self.subnet)
+        }
     }
 
     /// Name of the network namespace of `node` (`PREFIX-nodeN`).
@@ -276,8 +325,9 @@ impl Lab {
         })
     }
 
-    /// Writes a copy of `inventories/{name}.yaml` (`lab` or `lab-colocated`) adapted to this lab's
-    /// state directory and subnet, into `STATE/inventories/`; returns its path.
+    /// Writes a copy of `inventories/{name}.yaml` (`lab`, `lab-colocated`, `lab-ipv6`, ...) adapted
+    /// to this lab's state directory, subnet and IPv6 prefix, into `STATE/inventories/`; returns
+    /// its path.
     pub fn write_inventory(&self, name: &str) -> PathBuf {
         let src = Path::new(INVENTORIES).join(format!("{name}.yaml"));
         let text = fs::read_to_string(&src)
@@ -287,7 +337,8 @@ impl Lab {
                 &format!("{DEFAULT_STATE}/"),
                 &format!("{}/", self.state.display()),
             )
-            .replace(&format!("{DEFAULT_SUBNET}."), &format!("{}.", self.subnet));
+            .replace(&format!("{DEFAULT_SUBNET}."), &format!("{}.", self.subnet))
+            .replace(DEFAULT_PREFIX6, &self.ipv6_prefix());
         let dir = self.state.join("inventories");
         fs::create_dir_all(&dir).expect("create inventories dir");
         let dest = dir.join(format!("{name}.yaml"));
