@@ -29,10 +29,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const HACTL: &str = env!("CARGO_BIN_EXE_hactl");
 const RABBITS: [&str; 3] = ["node1", "node2", "node3"];
 const LBS: [&str; 2] = ["node4", "node5"];
 const HOSTS: [&str; 5] = ["node1", "node2", "node3", "node4", "node5"];
@@ -67,34 +65,7 @@ const TRIXIE: Image = Image {
 };
 
 fn hactl(what: &str, args: &[&str]) -> Run {
-    let started = Instant::now();
-    let child = Command::new(HACTL)
-        .args(args)
-        .env_remove("HACTL_INVENTORY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {HACTL}: {e}"));
-    // Bounded: a hung run must fail the test, not hang it.
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        if rx.recv_timeout(UP_BOUND).is_err() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    });
-    let out = child.wait_with_output().expect("wait for hactl");
-    let _ = tx.send(());
-    let took = started.elapsed();
-    eprintln!("hactl {what}: {} in {:.1}s", out.status, took.as_secs_f64());
-    Run {
-        label: what.to_string(),
-        out,
-        took,
-    }
+    Run::hactl(what, args, UP_BOUND)
 }
 
 fn path(p: &Path) -> &str {

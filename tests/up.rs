@@ -560,6 +560,39 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         "{err}"
     );
     assert_same_snapshot(&before, &snapshot(&lab), "a refused up");
+
+    // An IPv6 VIP where node5's interface has IPv6 turned off: refused before any change.
+    let sysctl = |value: &str| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &lab.netns("node5"), "sysctl", "-qw"])
+            .arg(format!("net.ipv6.conf.eth0.disable_ipv6={value}"))
+            .output()
+            .expect("run sysctl");
+        assert!(out.status.success(), "sysctl on node5: {out:?}");
+    };
+    sysctl("1");
+    let v6 = text.replacen(
+        &format!("vip: {}.100/24", lab.subnet()),
+        "vip: fd00:213::100/64",
+        1,
+    );
+    assert_ne!(v6, text, "the lab inventory has its VIP");
+    let v6_file = inventory.with_file_name("lab-ipv6-vip.yaml");
+    fs::write(&v6_file, v6).expect("write inventory copy");
+    let i = hactl(
+        &mut runs,
+        "up (IPv6 VIP, node5's eth0 without IPv6)",
+        &[v6_file.to_str().unwrap()],
+    );
+    sysctl("0");
+    runs[i].expect_code(2);
+    let err = runs[i].stderr();
+    assert!(
+        err.contains("refused before any change")
+            && err.contains("node5: interface eth0 has no IPv6 address"),
+        "{err}"
+    );
+    assert_same_snapshot(&before, &snapshot(&lab), "a refused up (IPv6 VIP)");
     eprintln!("dry run (fresh): host state identical before/after on all 5 hosts");
 
     // --- host keys ------------------------------------------------------------------------

@@ -300,7 +300,7 @@ impl Resolver<'_> {
         };
         Ok(SshTarget {
             host: name.to_string(),
-            address: hostname,
+            address: canonical_ip(hostname),
             port,
             user,
             identity_files,
@@ -453,6 +453,12 @@ fn expand_home(p: &Path, home: Option<&Path>) -> PathBuf {
         (Ok(rest), Some(home)) => home.join(rest),
         _ => p.to_path_buf(),
     }
+}
+
+/// An IP address in its canonical text (IPv6 shortest, as OpenSSH writes known_hosts), so a
+/// host key recorded by OpenSSH is found whatever spelling the inventory uses; names as given.
+fn canonical_ip(host: String) -> String {
+    host.parse::<IpAddr>().map_or(host, |ip| ip.to_string())
 }
 
 #[cfg(test)]

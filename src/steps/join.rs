@@ -9,6 +9,7 @@ use crate::rabbitmq::{ctl, node_name};
 use crate::ssh::Cmd;
 use anyhow::{Context, bail};
 use serde_json::Value;
+use std::net::IpAddr;
 
 /// What a node says about its cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,7 +106,12 @@ async fn check_resolves(host: &Host, seed: &Host) -> anyhow::Result<()> {
         .probe(&Cmd::new("getent").args(["hosts", seed.name()]))
         .await?;
     let got = out.stdout.split_whitespace().next().unwrap_or("");
-    if got != seed.node.address {
+    // Parsed when both are addresses: getent prints IPv6 in its shortest form.
+    let same = match (got.parse::<IpAddr>(), seed.node.address.parse::<IpAddr>()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => got == seed.node.address,
+    };
+    if !same {
         bail!(
             "{} resolves the seed's name `{}` to `{}`, not {}: fix /etc/hosts or DNS there",
             host.name(),

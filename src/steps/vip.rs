@@ -4,17 +4,20 @@ use crate::host::Host;
 use crate::inventory::LoadBalancer;
 use crate::ssh::Cmd;
 use anyhow::bail;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Whether `ip -o addr show` output lists `vip` (address, with or without prefix).
+/// Whether `ip -o addr show` output lists `vip` (address, with or without prefix). Addresses
+/// are compared parsed: `ip` prints IPv6 in its shortest form, an inventory may not.
 pub fn lists_address(ip_output: &str, vip: &str) -> bool {
-    let addr = vip.split('/').next().unwrap_or(vip);
+    let parse = |a: &str| a.split('/').next().and_then(|a| a.parse::<IpAddr>().ok());
+    let Some(want) = parse(vip) else {
+        return false;
+    };
     ip_output.lines().any(|l| {
         let mut words = l.split_whitespace();
         while let Some(w) = words.next() {
-            if (w == "inet" || w == "inet6")
-                && words.next().and_then(|a| a.split('/').next()) == Some(addr)
-            {
+            if (w == "inet" || w == "inet6") && words.next().and_then(parse) == Some(want) {
                 return true;
             }
         }
@@ -66,5 +69,20 @@ pub async fn wait_single_holder(lb: &LoadBalancer, lbs: &[Host]) -> anyhow::Resu
             );
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lists_address;
+
+    #[test]
+    fn addresses_are_compared_parsed() {
+        let out = "2: eth0    inet6 fd68:10:213::100/64 scope global nodad \\       valid_lft forever\n\
+                   2: eth0    inet 10.0.0.5/24 brd 10.0.0.255 scope global eth0\n";
+        assert!(lists_address(out, "fd68:10:213:0::100/64"));
+        assert!(lists_address(out, "10.0.0.5"));
+        assert!(!lists_address(out, "10.0.0.50/24"));
+        assert!(!lists_address(out, "not-an-address"));
     }
 }

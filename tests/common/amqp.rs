@@ -30,6 +30,7 @@ use lapin::options::{
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
+use lapin::uri::{AMQPAuthority, AMQPUri, AMQPUserInfo};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -64,16 +65,21 @@ impl Target {
         }
     }
 
-    /// `amqp://USER:PASS@HOST:PORT/VHOST`, percent-encoded.
-    fn uri(&self) -> String {
-        format!(
-            "amqp://{}:{}@{}:{}/{}",
-            encode(&self.user),
-            encode(&self.password),
-            self.host,
-            self.port,
-            encode(&self.vhost)
-        )
+    /// Built field by field, not parsed from a string: amq-protocol-uri takes a URI's host
+    /// only when it is a domain name, so `amqp://[fd00::1]/` would connect to localhost.
+    fn uri(&self) -> AMQPUri {
+        AMQPUri {
+            authority: AMQPAuthority {
+                userinfo: AMQPUserInfo {
+                    username: self.user.clone(),
+                    password: self.password.clone(),
+                },
+                host: self.host.clone(),
+                port: self.port,
+            },
+            vhost: self.vhost.clone(),
+            ..AMQPUri::default()
+        }
     }
 }
 
@@ -166,7 +172,7 @@ impl Session {
         let conn = bounded(
             &format!("connect to {target}"),
             OP_TIMEOUT,
-            Connection::connect(&target.uri(), props),
+            Connection::connect_uri(target.uri(), props),
         )
         .await?;
         let channel = bounded("open a channel", OP_TIMEOUT, conn.create_channel()).await?;

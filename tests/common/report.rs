@@ -3,8 +3,8 @@
 
 use super::lab::describe;
 use serde_json::Value;
-use std::process::Output;
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// One finished hactl run.
 pub struct Run {
@@ -14,6 +14,38 @@ pub struct Run {
 }
 
 impl Run {
+    /// Runs hactl with `args` (no stdin, no HACTL_INVENTORY from the environment); killed
+    /// after `bound`, so a hung run fails the test instead of hanging it.
+    pub fn hactl(what: &str, args: &[&str], bound: Duration) -> Run {
+        let started = Instant::now();
+        let child = Command::new(env!("CARGO_BIN_EXE_hactl"))
+            .args(args)
+            .env_remove("HACTL_INVENTORY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run hactl: {e}"));
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if rx.recv_timeout(bound).is_err() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        });
+        let out = child.wait_with_output().expect("wait for hactl");
+        let _ = tx.send(());
+        let took = started.elapsed();
+        eprintln!("hactl {what}: {} in {:.1}s", out.status, took.as_secs_f64());
+        Run {
+            label: what.to_string(),
+            out,
+            took,
+        }
+    }
+
     pub fn code(&self) -> Option<i32> {
         self.out.status.code()
     }

@@ -264,3 +264,15 @@ fn config_file_choice() {
         Sources::openssh(&local)
     );
 }
+
+#[test]
+fn an_ipv6_address_is_looked_up_in_its_canonical_spelling() {
+    let home = tempfile::tempdir().unwrap();
+    let inv = inventory(serde_json::json!({}), serde_json::json!({}));
+    let t = n1(
+        home.path(),
+        "Host 10.0.0.1\n  HostName fd68:10:213:0::11\n",
+        &inv,
+    );
+    assert_eq!(t.address, "fd68:10:213::11");
+}
