@@ -14,10 +14,39 @@ pub fn password(prompt: &str, flag: &str, instead: &str) -> anyhow::Result<Secre
         ))
         .into());
     }
-    let answer = rpassword::prompt_password(prompt)
+    let answer = read_hidden(prompt)
         .map_err(|e| InvalidInput(format!("{flag}: cannot read from the terminal: {e}")))?;
     if answer.is_empty() {
         return Err(InvalidInput(format!("{flag}: no password was entered")).into());
     }
     Ok(Secret::new(answer))
+}
+
+/// Shows `prompt` on /dev/tty and reads one line there without echo. Echo goes off before the
+/// prompt is shown, so an answer typed the moment it appears is never echoed (rpassword shows
+/// the prompt first, which a quick typist or a script races).
+pub fn read_hidden(prompt: &str) -> std::io::Result<String> {
+    use nix::sys::termios::{self, LocalFlags, SetArg};
+    use std::io::{BufRead, BufReader, Write};
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")?;
+    let saved = termios::tcgetattr(&tty)?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    quiet.local_flags.insert(LocalFlags::ECHONL);
+    // TCSANOW, not TCSAFLUSH: nothing typed ahead is thrown away.
+    termios::tcsetattr(&tty, SetArg::TCSANOW, &quiet)?;
+    let read = (|| -> std::io::Result<String> {
+        (&tty).write_all(prompt.as_bytes())?;
+        (&tty).flush()?;
+        let mut line = String::new();
+        BufReader::new(&tty).read_line(&mut line)?;
+        Ok(line)
+    })();
+    let restored = termios::tcsetattr(&tty, SetArg::TCSANOW, &saved);
+    let line = read?;
+    restored?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }

@@ -95,7 +95,11 @@ type Connected = anyhow::Result<(Node, Result<Connection, crate::ssh::SshError>)
 
 /// Connects to every node at once (at most `opts.parallel`), with one connection per jump
 /// host for the whole fleet behind it; results in the order of `targets`.
-async fn connect_all(targets: Vec<(Node, Option<SshTarget>)>, opts: &Options) -> Vec<Connected> {
+async fn connect_all(
+    mut targets: Vec<(Node, Option<SshTarget>)>,
+    opts: &Options,
+) -> Vec<Connected> {
+    crate::ssh::ask_passphrases(targets.iter_mut().filter_map(|(_, t)| t.as_mut())).await;
     let policy = opts.host_keys;
     let jumps = Jumps::default();
     parallel(targets, opts.parallel, |(node, target)| {

@@ -81,6 +81,7 @@ fn target(port: u16, identity_file: PathBuf, known_hosts: PathBuf) -> SshTarget 
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(20),
         keepalive: Duration::from_secs(15),
+        passphrases: Default::default(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Public-key login in OpenSSH's order: agent keys that match an identity file, then the
 //! agent's other keys (unless `IdentitiesOnly`), then identity files the agent doesn't hold.
-//! A passphrase-protected file is opened with `HACTL_SSH_PASSPHRASE` when it is set.
+//! A passphrase-protected file is opened with the passphrase typed on the terminal for it
+//! ([`ask_passphrases`]), else with `HACTL_SSH_PASSPHRASE` when it is set.
 
 use super::session::Client;
 use super::{IdentityAgent, SshError, SshTarget, known_hosts};
@@ -9,6 +10,8 @@ use russh::client::{self, AuthResult};
 use russh::keys::PrivateKeyWithHashAlg;
 use russh::keys::agent::client::AgentClient;
 use russh::keys::ssh_key::{HashAlg, PrivateKey, PublicKey};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,7 +40,7 @@ pub(super) fn load(target: &SshTarget) -> Identities {
         notes: Vec::new(),
     };
     for path in &target.identity_files {
-        match read(path, passphrase.as_ref()) {
+        match read(path, target.passphrases.get(path).or(passphrase.as_ref())) {
             Ok(key) => out.files.push((path.clone(), key)),
             Err(note) => out.notes.push(note),
         }
@@ -68,6 +71,81 @@ fn read(path: &Path, passphrase: Option<&Secret>) -> Result<FileKey, String> {
         return Ok(FileKey::Key(Box::new(key)));
     }
     Ok(FileKey::Locked(locked_public_key(&text, path)))
+}
+
+/// OpenSSH's number of tries at a passphrase.
+const TRIES: usize = 3;
+
+/// Before any connection (they run in parallel, so none may prompt): on a terminal, asks once
+/// for each passphrase-protected identity file of `targets` and their jump hosts that neither
+/// `HACTL_SSH_PASSPHRASE` nor the target's agent unlocks, as OpenSSH would, with up to three
+/// tries. Off a terminal nothing is asked; the login then says how to unlock the file.
+pub async fn ask_passphrases<'a>(targets: impl IntoIterator<Item = &'a mut SshTarget>) {
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return;
+    }
+    let env = std::env::var(PASSPHRASE_ENV).ok().map(Secret::new);
+    let mut typed = BTreeMap::new();
+    for target in targets {
+        unlock(target, env.as_ref(), &mut typed).await;
+        for hop in &mut target.proxy_jump {
+            unlock(hop, env.as_ref(), &mut typed).await;
+        }
+    }
+}
+
+/// Gives `t` the passphrases of its locked identity files, asking for each file only once
+/// (`typed`: the answers so far, `None` for a file that needs none or got none).
+async fn unlock(
+    t: &mut SshTarget,
+    env: Option<&Secret>,
+    typed: &mut BTreeMap<PathBuf, Option<Secret>>,
+) {
+    for path in t.identity_files.clone() {
+        if !typed.contains_key(&path) {
+            let answer = match read(&path, env) {
+                Ok(FileKey::Locked(public)) if !agent_holds(t, public.as_ref()).await => {
+                    prompt(&path)
+                }
+                _ => None,
+            };
+            typed.insert(path.clone(), answer);
+        }
+        if let Some(Some(p)) = typed.get(&path) {
+            t.passphrases.insert(path, p.clone());
+        }
+    }
+}
+
+/// Whether `target`'s agent holds `public` (then the file needs no passphrase).
+async fn agent_holds(target: &SshTarget, public: Option<&PublicKey>) -> bool {
+    let Some(public) = public else {
+        return false;
+    };
+    let mut notes = Vec::new();
+    agent(target, &mut notes)
+        .await
+        .is_some_and(|(_, keys)| keys.iter().any(|k| same(k, public)))
+}
+
+/// Asks for `path`'s passphrase until one opens it (at most [`TRIES`] times); `None` when
+/// none does or nothing is typed.
+fn prompt(path: &Path) -> Option<Secret> {
+    let text = std::fs::read_to_string(path).ok()?;
+    for _ in 0..TRIES {
+        let answer =
+            crate::ask::read_hidden(&format!("Enter passphrase for key '{}': ", path.display()))
+                .ok()?;
+        if answer.is_empty() {
+            return None;
+        }
+        let secret = Secret::new(answer);
+        if russh::keys::decode_secret_key(&text, Some(secret.expose())).is_ok() {
+            return Some(secret);
+        }
+        eprintln!("Bad passphrase, try again.");
+    }
+    None
 }
 
 /// The public half of a passphrase-protected key: from the OpenSSH container, else `FILE.pub`.
@@ -167,8 +245,8 @@ pub(super) async fn authenticate(
                 path.display().to_string(),
             )),
             FileKey::Locked(p) if !p.as_ref().is_some_and(in_agent) => notes.push(format!(
-                "identity file {} is protected by a passphrase: set {PASSPHRASE_ENV}, or load it \
-                 into ssh-agent (ssh-add {})",
+                "identity file {} is protected by a passphrase: set {PASSPHRASE_ENV}, run on a \
+                 terminal to be asked for it, or load it into ssh-agent (ssh-add {})",
                 path.display(),
                 path.display()
             )),

@@ -25,7 +25,7 @@ mod sudo;
 mod target;
 mod upload;
 
-pub use auth::PASSPHRASE_ENV;
+pub use auth::{PASSPHRASE_ENV, ask_passphrases};
 pub use exec::{Held, Hold};
 pub use jump::Jumps;
 pub use lookup::Lookup;

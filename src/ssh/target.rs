@@ -5,6 +5,7 @@ use super::config::{self, ConfigError, HostConfig, Local, Set, Sources, StrictHo
 use super::lookup::{self, LOOKUP_TIMEOUT, Lookup};
 use super::{Become, HostKeyPolicy};
 use crate::inventory::model::{Inventory, Node, SshSettings};
+use crate::secret::Secret;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -38,6 +39,8 @@ pub struct SshTarget {
     pub command_timeout: Duration,
     /// Keepalive interval (ssh_config's `ServerAliveInterval`).
     pub keepalive: Duration,
+    /// Passphrases typed on the terminal for identity files (see `auth::ask_passphrases`).
+    pub passphrases: BTreeMap<PathBuf, Secret>,
 }
 
 /// Which ssh-agent to ask for keys.
@@ -321,6 +324,7 @@ impl Resolver<'_> {
                 cfg.server_alive_interval.as_ref(),
                 15,
             ),
+            passphrases: BTreeMap::new(),
         })
     }
 

@@ -3,6 +3,8 @@
 //!
 //! Needs root (sshd must switch to the login user) and /usr/sbin/sshd. Without them a test is
 //! skipped with a loud message, unless HACTL_LAB_REQUIRED=1, which turns that into a failure.
+// Shared by test crates that use different parts of it.
+#![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
