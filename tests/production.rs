@@ -321,14 +321,23 @@ fn production(
         &HOSTS,
         "for p in rabbitmq-server haproxy keepalived; do \
          dpkg-query -W -f '${db:Status-Status}' $p 2>/dev/null | grep -qx installed && echo $p; \
-         done; systemctl is-system-running || true",
+         done; systemctl is-system-running || systemctl list-units --failed --no-legend --plain",
     );
     for (n, s) in HOSTS.iter().zip(&not_installed) {
-        assert_eq!(
-            s.trim(),
-            "running",
-            "{n} boots systemd and has none of the packages installed"
+        // A unit of the lab's own that failed at boot (the lab warns) is no concern of hactl's:
+        // systemd must have booted, and none of the packages may be there.
+        let mut lines = s.lines();
+        let state = lines.next().unwrap_or_default();
+        assert!(
+            state == "running" || state == "degraded",
+            "{n} boots systemd and has none of the packages installed: {s}"
         );
+        if state == "degraded" {
+            eprintln!(
+                "WARNING: {n} booted degraded; failed units: {:?}",
+                lines.collect::<Vec<_>>()
+            );
+        }
     }
 
     let own_cookie = preinstalled.map(|(rabbit, lb)| preinstall_by_hand(lab, rabbit, lb));
