@@ -10,7 +10,8 @@ use std::path::PathBuf;
     about = "Turn a YAML inventory into a running, highly available RabbitMQ cluster over SSH",
     long_about = "hactl turns a YAML inventory into a running, highly available RabbitMQ cluster \
 on Debian/Ubuntu hosts over SSH, with HAProxy and Keepalived in front.\n\n\
-Exit codes: 0 success, 1 a host or step failed, 2 invalid input (inventory, flags, refused host key)."
+Exit codes: 0 success, 1 a host or step failed, 2 invalid input (inventory, flags, refused \
+host key), 3 another run holds the cluster's lock."
 )]
 pub struct Cli {
     #[command(subcommand)]

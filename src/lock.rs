@@ -8,6 +8,7 @@
 //! Lock and owner file live in `/run/hactl` (mode 0700), the files are created 0600, and the
 //! script refuses a symlink there.
 
+use crate::exit::Locked;
 use crate::host::Host;
 use crate::ssh::{Cmd, Held, Hold, KEEPALIVE_MAX};
 use anyhow::bail;
@@ -112,14 +113,15 @@ pub async fn acquire(seed: &Host, cluster: &str, command: &str) -> anyhow::Resul
         Hold::Running(line, held) if line == "LOCKED" => Ok(RunLock {
             heartbeat: tokio::spawn(beat(held, every)),
         }),
-        Hold::Running(line, _) => bail!(
+        Hold::Running(line, _) => Err(Locked(format!(
             "{}: another hactl run holds this cluster's lock: {}. It is released when that run \
              ends (or, if its connection dropped, {} s after its last heartbeat); nothing was \
              changed by this run",
             seed.name(),
             line.strip_prefix("BUSY ").unwrap_or(&line),
             give_up.as_secs()
-        ),
+        ))
+        .into()),
         Hold::Exited(out) => bail!(
             "{}: cannot take the run lock ({DIR}/{name}.lock): exit {}: {}",
             seed.name(),

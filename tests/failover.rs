@@ -1357,7 +1357,8 @@ fn faults_during_up(w: &mut World) {
         "4d: the run lock's directory and files on the seed"
     );
     let policy = policy.expect("set-policy ran");
-    policy.expect_code(1);
+    // 3: another run holds the lock (distinct from a failure).
+    policy.expect_code(3);
     assert!(
         policy
             .stderr
@@ -1368,7 +1369,7 @@ fn faults_during_up(w: &mut World) {
     );
     first.expect_code(0);
     let second = second.expect("the second run ran");
-    second.expect_code(1);
+    second.expect_code(3);
     assert!(
         second
             .stderr

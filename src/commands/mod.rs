@@ -197,8 +197,7 @@ pub fn finish(
     reporter.print_summary();
     let outcome = match &result {
         Ok(()) => "ok",
-        Err(e) if crate::exit::code_for(e) == crate::exit::INVALID_INPUT => "invalid_input",
-        Err(_) => "failed",
+        Err(e) => crate::exit::outcome(e),
     };
     reporter.log_outcome(command, outcome, result.as_ref().err());
     if json {
@@ -206,10 +205,6 @@ pub fn finish(
     }
     result.map_err(|e| {
         let msg = reporter.redact(&format!("{e:#}"));
-        if crate::exit::code_for(&e) == crate::exit::INVALID_INPUT {
-            InvalidInput(msg).into()
-        } else {
-            anyhow::anyhow!(msg)
-        }
+        crate::exit::with_message(&e, msg)
     })
 }

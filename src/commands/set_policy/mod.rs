@@ -36,11 +36,7 @@ pub fn run(args: &SetPolicyArgs) -> anyhow::Result<()> {
     if args.json
         && let Err(e) = &result
     {
-        let outcome = if exit::code_for(e) == exit::INVALID_INPUT {
-            "invalid_input"
-        } else {
-            "failed"
-        };
+        let outcome = exit::outcome(e);
         println!(
             "{}",
             json!({"command": "set-policy", "result": outcome, "error": format!("{e:#}")})
