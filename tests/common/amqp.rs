@@ -65,6 +65,22 @@ impl Target {
         }
     }
 
+    /// From an `amqp://` URL with a host name or IPv4 address (amq-protocol-uri takes a
+    /// bracketed IPv6 host for localhost).
+    pub fn from_url(url: &str) -> anyhow::Result<Target> {
+        let uri: AMQPUri = url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("not an AMQP URL: {e}"))?;
+        let a = uri.authority;
+        Ok(Target {
+            host: a.host,
+            port: a.port,
+            user: a.userinfo.username,
+            password: a.userinfo.password,
+            vhost: uri.vhost,
+        })
+    }
+
     /// Built field by field, not parsed from a string: amq-protocol-uri takes a URI's host
     /// only when it is a domain name, so `amqp://[fd00::1]/` would connect to localhost.
     fn uri(&self) -> AMQPUri {
