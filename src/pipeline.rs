@@ -7,7 +7,7 @@ use crate::host::Host;
 use crate::plan::{Action, Verb};
 use crate::runner::{self, Options};
 use crate::steps::{self, Ctx, cookie, definitions, facts, hosts_file, join, loadbalancer};
-use crate::steps::{feature_flags, packages, rabbitmq, vip};
+use crate::steps::{SeedDist, feature_flags, formation, packages, rabbitmq, vip};
 use anyhow::anyhow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -49,7 +49,15 @@ pub async fn converge_hosts(
     let results = runner::parallel(hosts, opts.parallel, |(host, scope)| {
         let ctx = ctx.clone();
         let opts = opts.clone();
-        async move { converge_host(&ctx, &opts, host, scope).await }
+        async move {
+            let seed = host.name() == ctx.loaded.inventory.rabbitmq.seed;
+            let result = converge_host(&ctx, &opts, host, scope).await;
+            // Nodes of a first-boot run that wait for the seed must not wait for nothing.
+            if seed && result.is_err() {
+                ctx.seed_dist.send_replace(SeedDist::Failed);
+            }
+            result
+        }
     })
     .await;
     let mut phase = HostPhase {
@@ -111,7 +119,18 @@ async fn converge_host(
         let stopped = cookie.iter().any(|a| a.stops_rabbitmq());
         let config = rabbitmq::config(ctx, h, installing);
         let config = runner::execute(ctx, opts, h, "rabbitmq_config", config).await?;
-        let service = rabbitmq::service(h, !config.is_empty(), stopped);
+        let service = async {
+            if let (true, Some(conf)) = (ctx.first_boot(), ctx.file(h.name(), rabbitmq::CONF_PATH))
+            {
+                let seed = ctx.loaded.inventory.rabbitmq.seed.clone();
+                let is_seed = h.name() == seed;
+                return Ok(vec![
+                    Action::StartForming { seed, is_seed },
+                    formation::without_keys(ctx, h, conf),
+                ]);
+            }
+            rabbitmq::service(h, !config.is_empty(), stopped).await
+        };
         n += cookie.len() + config.len();
         let service = runner::execute(ctx, opts, h, "rabbitmq_service", service).await?;
         n += service.len();
@@ -119,7 +138,8 @@ async fn converge_host(
         // its package is installed now (Debian starts the fresh node once, without them).
         new_plugins = config.iter().any(
             |a| matches!(a, Action::Install { file, .. } if file.path == rabbitmq::PLUGINS_PATH),
-        ) && (installing.contains(&"rabbitmq-server")
+        ) && ((installing.contains(&"rabbitmq-server")
+            && !packages::drops_database(&packages))
             || service.iter().any(|a| {
                 matches!(
                     a,
@@ -187,9 +207,16 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
             .and_then(|i| statuses[i].as_ref())
     };
     let seed_status = status_of(seed.name());
+    if ctx.first_boot() && !opts.dry_run {
+        check_formed(seed, seed_status, &rabbits)?;
+    }
     let joins = async {
         let mut joined = Vec::new();
-        for host in rabbits.iter().filter(|h| h.name() != seed.name()) {
+        // A first-boot run has formed the cluster already (checked above): no joins.
+        let joiners = rabbits
+            .iter()
+            .filter(|h| h.name() != seed.name() && !ctx.first_boot());
+        for host in joiners {
             let mine = status_of(host.name());
             let plan = join::plan(ctx, seed, seed_status, host, mine);
             if !runner::execute(ctx, opts, host, "join", plan)
@@ -215,6 +242,36 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
     let (joins, defs) = tokio::join!(joins, defs);
     defs?;
     joins
+}
+
+/// After a first-boot formation every node must be a member of the seed's cluster: a node
+/// that formed apart is an error, never left as it is.
+fn check_formed(
+    seed: &Host,
+    seed_status: Option<&join::ClusterStatus>,
+    rabbits: &[Host],
+) -> anyhow::Result<()> {
+    let Some(status) = seed_status else {
+        return Err(anyhow!(
+            "{}: RabbitMQ does not run after its first boot",
+            seed.name()
+        ));
+    };
+    let apart: Vec<String> = rabbits
+        .iter()
+        .map(|h| crate::rabbitmq::node_name(h.name()))
+        .filter(|n| !status.is_member(n))
+        .collect();
+    if apart.is_empty() {
+        return Ok(());
+    }
+    Err(anyhow!(
+        "first-boot formation: {} did not join {}'s cluster (members: {}); run `hactl up` again \
+         to join them with join_cluster",
+        apart.join(", "),
+        crate::rabbitmq::node_name(seed.name()),
+        status.members().cloned().collect::<Vec<_>>().join(", ")
+    ))
 }
 
 /// Waits until exactly one load balancer holds the VIP (a dry run only notes who holds it).

@@ -8,7 +8,7 @@ use crate::inventory::NodeType;
 use crate::rabbitmq::{ctl, node_name};
 use crate::render::RenderedFile;
 use crate::ssh::{Cmd, Upload};
-use crate::steps::{Ctx, cookie, definitions, packages};
+use crate::steps::{Ctx, SeedDist, cookie, definitions, packages};
 
 /// How a file differs from what hactl renders.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +20,9 @@ pub enum FileChange {
     WithPackage {
         package: &'static str,
     },
+    /// The peer discovery keys of a first boot go; RabbitMQ is not restarted (it reads them
+    /// only on a blank node).
+    AfterFirstBoot,
     /// Only hactl's managed block changes (`/etc/hosts`).
     UpdateBlock,
     /// hactl's managed block goes; every other line stays (`reset`).
@@ -89,6 +92,13 @@ pub enum Action {
         /// Why, when it is not the usual "config changed / not running".
         because: Option<&'static str>,
     },
+    /// Starts RabbitMQ on a blank node of a first-boot run. The seed starts at once; every
+    /// other node once the seed's Erlang distribution is up, so that each sees the seed when
+    /// it picks the node to join (RabbitMQ 4.0 picks the oldest node it can reach).
+    StartForming {
+        seed: String,
+        is_seed: bool,
+    },
     /// stop_app, [reset,] join_cluster [--ram] SEED, start_app on the joining node.
     Join {
         node: String,
@@ -130,6 +140,84 @@ pub enum Action {
     },
 }
 
+/// stop_app, [reset,] join_cluster [--ram] -- SEED, start_app; `$1` seed, `$2` reset|keep,
+/// `$3` ram|disc.
+const JOIN: &str = r#"c=/usr/sbin/rabbitmqctl
+"$c" stop_app || exit
+if [ "$2" = reset ]; then "$c" reset || exit; fi
+if [ "$3" = ram ]; then "$c" join_cluster --ram -- "$1" || exit
+else "$c" join_cluster -- "$1" || exit; fi
+exec "$c" start_app"#;
+
+/// The seed starts RabbitMQ and says when its Erlang distribution is up (epmd lists the
+/// node: no Erlang VM); every other node waits for that, then starts. Any failure on the
+/// seed's side releases the others with an error.
+async fn start_forming(ctx: &Ctx, host: &Host, is_seed: bool) -> anyhow::Result<()> {
+    let deadline = crate::ssh::deadline(
+        std::time::Instant::now(),
+        host.conn.target().command_timeout,
+    );
+    if !is_seed {
+        let mut rx = ctx.seed_dist.subscribe();
+        let state =
+            tokio::time::timeout_at(deadline.into(), rx.wait_for(|s| *s != SeedDist::Waiting))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "{}: the seed's Erlang distribution did not come up",
+                        host.name()
+                    )
+                })?
+                .map(|s| *s)
+                .unwrap_or(SeedDist::Failed);
+        if state == SeedDist::Failed {
+            anyhow::bail!("{}: not started: the seed failed to start", host.name());
+        }
+        return host.service("rabbitmq-server", "start").await.map(drop);
+    }
+    let dist_up = async {
+        loop {
+            let out = host.probe(&Cmd::new("epmd").arg("-names")).await?;
+            if out
+                .stdout
+                .lines()
+                .any(|l| l.starts_with("name rabbit at port"))
+            {
+                return Ok::<_, anyhow::Error>(());
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!(
+                    "{}: RabbitMQ's Erlang distribution did not come up",
+                    host.name()
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    let start = host.service("rabbitmq-server", "start");
+    tokio::pin!(start);
+    let started = tokio::select! {
+        up = dist_up => {
+            ctx.seed_dist.send_replace(if up.is_ok() { SeedDist::Up } else { SeedDist::Failed });
+            up?;
+            start.await
+        }
+        done = &mut start => done,
+    };
+    if started.is_err() {
+        ctx.seed_dist.send_replace(SeedDist::Failed);
+    } else {
+        ctx.seed_dist.send_if_modified(|s| {
+            let waiting = *s == SeedDist::Waiting;
+            if waiting {
+                *s = SeedDist::Up;
+            }
+            waiting
+        });
+    }
+    started.map(drop)
+}
+
 impl Action {
     /// One line saying what the action does.
     pub fn describe(&self) -> String {
@@ -141,6 +229,10 @@ impl Action {
                     format!("write {} ({package} is installed in this run)", file.path)
                 }
                 FileChange::UpdateBlock => format!("update {} (managed block)", file.path),
+                FileChange::AfterFirstBoot => format!(
+                    "update {} (the peer discovery keys go: the node has booted; no restart)",
+                    file.path
+                ),
                 FileChange::RemoveBlock => {
                     format!("remove hactl's managed block from {}", file.path)
                 }
@@ -174,6 +266,21 @@ impl Action {
                 Some(why) => format!("{} {name} ({why})", verb.as_str()),
                 None => format!("{} {name}", verb.as_str()),
             },
+            Action::StartForming {
+                seed,
+                is_seed: true,
+            } => format!(
+                "start rabbitmq-server (blank: the cluster forms around {} at first boot)",
+                node_name(seed)
+            ),
+            Action::StartForming {
+                seed,
+                is_seed: false,
+            } => format!(
+                "start rabbitmq-server once {}'s Erlang distribution is up (blank: joins its \
+                 cluster at first boot through peer discovery)",
+                node_name(seed)
+            ),
             Action::Join {
                 node,
                 seed,
@@ -315,23 +422,23 @@ impl Action {
                 }
                 Ok(())
             }
+            Action::StartForming { is_seed, .. } => start_forming(ctx, host, *is_seed).await,
             Action::Join {
                 seed,
                 node_type,
                 reset,
                 ..
             } => {
-                host.run(&ctl(["stop_app"])).await?;
-                if *reset {
-                    host.run(&ctl(["reset"])).await?;
-                }
-                let mut cmd = ctl(["join_cluster"]);
-                if *node_type == NodeType::Ram {
-                    cmd = cmd.arg("--ram");
-                }
-                host.run(&cmd.arg("--").arg(node_name(seed))).await?;
-                // start_app returns once the app has booted.
-                host.run(&ctl(["start_app"])).await.map(drop)
+                // One exec: no round trip between the steps, and the app is down only as
+                // long as the join takes. start_app returns once the app has booted.
+                let mode = match node_type {
+                    NodeType::Ram => "ram",
+                    NodeType::Disc => "disc",
+                };
+                let reset = if *reset { "reset" } else { "keep" };
+                host.run(&Cmd::sh(JOIN, [node_name(seed).as_str(), reset, mode]))
+                    .await
+                    .map(drop)
             }
             Action::Definition(d) => definitions::apply(ctx, host, d).await,
             Action::EnableFeatureFlags { .. } => host

@@ -51,6 +51,8 @@ pub fn build_ctx(
         files,
         force_reset: opts.force_reset,
         restarts: tokio::sync::Mutex::new(()),
+        formation: std::sync::OnceLock::new(),
+        seed_dist: tokio::sync::watch::Sender::new(crate::steps::SeedDist::Waiting),
     })
 }
 

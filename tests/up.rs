@@ -507,6 +507,7 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         &[&inv, "--dry-run", "--json"],
     );
     let dry = runs[i].expect_code(0).json();
+    let fresh_dry = i;
     timings.push(("dry run, fresh lab".into(), runs[i].took));
     assert_eq!(dry["dry_run"], true, "dry-run report says dry_run");
     assert_eq!(dry["outcome"], "ok", "dry-run report outcome");
@@ -715,6 +716,24 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         slowest(&cold, 5)
     );
     assert_dry_run_was_the_plan(&dry, &cold, "fresh lab");
+    // Every RabbitMQ node is blank: the cluster forms at first boot, with no join_cluster.
+    for (label, run) in [("dry run", &runs[fresh_dry]), ("cold up", &runs[i])] {
+        assert!(
+            run.stderr()
+                .contains("recipe: first-boot formation (every RabbitMQ node is blank"),
+            "the {label} says which recipe and why: {}",
+            run.stderr()
+        );
+    }
+    assert!(
+        !runs[i].stdout().contains("join_cluster"),
+        "a blank cluster is formed without join_cluster"
+    );
+    let conf = lab.ssh_ok("node2", "cat /etc/rabbitmq/rabbitmq.conf");
+    assert!(
+        !conf.contains("cluster_formation"),
+        "the peer discovery keys are gone once the node has booted: {conf}"
+    );
 
     // --- independent checks ----------------------------------------------------------------
     let phase = Instant::now();
@@ -961,10 +980,12 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
          rabbitmqctl clear_policy ha-all >/dev/null",
     );
     lab.ssh_ok("node5", "service haproxy stop >/dev/null");
+    // A new VM: the one that formed the cluster at first boot still holds the peer discovery
+    // keys in memory, and a reset node of it rejoins by itself at start_app.
     lab.ssh_ok(
         "node3",
         "rabbitmqctl stop_app >/dev/null && rabbitmqctl reset >/dev/null && \
-         rabbitmqctl start_app >/dev/null",
+         rabbitmqctl stop >/dev/null && service rabbitmq-server start >/dev/null",
     );
     let i = hactl(
         &mut runs,
@@ -1195,6 +1216,17 @@ fn up_completes_a_half_built_cluster() {
     let i = hactl(&mut runs, "up --json (half-built)", &[&inv, "--json"]);
     let report = runs[i].expect_code(0).json();
     assert_dry_run_was_the_plan(&planned, &report, "half-built cluster");
+    // Not blank: the join recipe, and the report says why.
+    for run in [&runs[i - 1], &runs[i]] {
+        assert!(
+            run.stderr().contains(
+                "recipe: join_cluster, one node at a time (not every RabbitMQ node is blank: \
+                 node1: RabbitMQ runs there; node2: RabbitMQ runs there; node3: RabbitMQ runs there)"
+            ),
+            "the half-built run says which recipe and why: {}",
+            run.stderr()
+        );
+    }
     eprintln!(
         "half-built: up changed {:#?}\nslowest: {}",
         changed_steps(&report),

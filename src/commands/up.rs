@@ -23,7 +23,13 @@ pub async fn converge(
 ) -> anyhow::Result<()> {
     let (hosts, _lock) =
         runner::connect_and_lock(&ctx.loaded.inventory, &reporter, opts, "up").await?;
-    steps::preflight(&ctx, &hosts, opts.dry_run).await?;
+    let (preflight, formation) = tokio::join!(
+        steps::preflight(&ctx, &hosts, opts.dry_run),
+        steps::formation::read(&hosts, opts.parallel)
+    );
+    preflight?;
+    // Set once, before any host changes: every later step plans from it.
+    let _ = ctx.formation.set(formation?);
     let phase = pipeline::converge_hosts(&ctx, hosts, opts, |_| Scope::Full).await?;
     pipeline::cluster(&ctx, &phase, opts).await?;
     pipeline::load_balancers(&ctx, &phase.hosts, opts).await

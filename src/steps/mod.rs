@@ -7,6 +7,7 @@ pub mod definitions;
 pub mod facts;
 pub mod feature_flags;
 pub mod files;
+pub mod formation;
 pub mod hosts_file;
 pub mod join;
 pub mod loadbalancer;
@@ -46,12 +47,34 @@ pub struct Ctx {
     /// Held while a running RabbitMQ node restarts, so restarts roll one node at a time and
     /// the cluster never loses more than one member to hactl.
     pub restarts: tokio::sync::Mutex<()>,
+    /// The recipe and what it was chosen from (`up` reads it before any change).
+    pub formation: std::sync::OnceLock<formation::Read>,
+    /// In a first-boot run, whether the seed's Erlang distribution is up: the other nodes
+    /// start only then (see `Action::StartForming`).
+    pub seed_dist: tokio::sync::watch::Sender<SeedDist>,
+}
+
+/// The seed's Erlang distribution, as the other nodes of a first-boot run wait for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedDist {
+    Waiting,
+    Up,
+    /// The seed failed before its distribution came up: the others do not start.
+    Failed,
 }
 
 impl Ctx {
     /// The rendered file for `node` at `path`.
     pub fn file(&self, node: &str, path: &str) -> Option<&RenderedFile> {
         self.files.get(node)?.iter().find(|f| f.path == path)
+    }
+
+    /// Whether this run forms the cluster at first boot (false when not read: `add-node`,
+    /// `remove-node`).
+    pub fn first_boot(&self) -> bool {
+        self.formation
+            .get()
+            .is_some_and(formation::Read::first_boot)
     }
 }
 

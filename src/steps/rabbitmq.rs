@@ -1,24 +1,29 @@
 //! RabbitMQ on one node: its config files, and the service running with them. A running
 //! node is restarted only when its config changed.
 
-use super::{Ctx, files};
+use super::{Ctx, files, formation};
 use crate::host::Host;
 use crate::plan::{Action, Verb};
 
 pub const PLUGINS_PATH: &str = "/etc/rabbitmq/enabled_plugins";
-pub const CONFIG_FILES: [&str; 3] = [
-    "/etc/rabbitmq/rabbitmq.conf",
-    crate::render::RABBITMQ_ENV,
-    PLUGINS_PATH,
-];
+pub const CONFIG_FILES: [&str; 3] = [CONF_PATH, crate::render::RABBITMQ_ENV, PLUGINS_PATH];
 
-/// Plans rabbitmq.conf and enabled_plugins; `installing`: the packages this run installs.
+pub const CONF_PATH: &str = "/etc/rabbitmq/rabbitmq.conf";
+
+/// Plans rabbitmq.conf and enabled_plugins; `installing`: the packages this run installs. In
+/// a first-boot run rabbitmq.conf carries the peer discovery keys (`formation`).
 pub async fn config(ctx: &Ctx, host: &Host, installing: &[&str]) -> anyhow::Result<Vec<Action>> {
     let mut files = Vec::new();
     for path in CONFIG_FILES {
-        files.extend(ctx.file(host.name(), path));
+        files.extend(ctx.file(host.name(), path).map(|f| {
+            if path == CONF_PATH && ctx.first_boot() {
+                formation::with_keys(ctx, f)
+            } else {
+                f.clone()
+            }
+        }));
     }
-    files::plan_all(host, files, installing).await
+    files::plan_all(host, &files, installing).await
 }
 
 /// Starts RabbitMQ when it is not running (or the cookie step stops it), restarts it when its

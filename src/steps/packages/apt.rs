@@ -17,6 +17,9 @@ pub struct Install {
     pub services: Vec<&'static str>,
     /// systemd: enable `services` at boot.
     pub enable: bool,
+    /// The node was blank before: remove the database RabbitMQ's first start (the package's
+    /// postinst, with a random cookie) created, so the node stays blank for peer discovery.
+    pub drop_database: bool,
 }
 
 impl Install {
@@ -35,6 +38,12 @@ impl Install {
                 s += &format!(" and enable {them} at boot");
             }
         }
+        if self.drop_database {
+            s += &format!(
+                "; remove {} (the package's first start made it; the node was blank)",
+                crate::steps::formation::DATABASE
+            );
+        }
         s
     }
 
@@ -51,6 +60,15 @@ impl Install {
         if self.services.is_empty() {
             return Ok(());
         }
+        self.stop_services(host).await?;
+        if self.drop_database {
+            let db = crate::steps::formation::DATABASE;
+            host.run(&Cmd::new("rm").args(["-rf", "--", db])).await?;
+        }
+        Ok(())
+    }
+
+    async fn stop_services(&self, host: &Host) -> anyhow::Result<()> {
         if host.facts().init == InitSystem::Systemd {
             // Stopping an inactive unit is a no-op; a unit still activating is stopped too.
             let units = || self.services.iter().map(|s| format!("{s}.service"));

@@ -123,6 +123,7 @@ pub fn decide(r: &Read) -> anyhow::Result<Vec<Action>> {
                 .collect(),
             services: missing.iter().filter_map(|w| service_of(&w.name)).collect(),
             enable: r.enabled.is_some(),
+            drop_database: false,
         }));
     }
     for w in r.wanted {

@@ -60,6 +60,15 @@ pub async fn plan(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
         enabled: enabled.as_ref(),
         sources_changed: !actions.is_empty(),
     })?);
+    let blank = ctx
+        .formation
+        .get()
+        .is_some_and(|r| r.blank.contains(host.name()));
+    for a in &mut actions {
+        if let Action::InstallPackages(i) = a {
+            i.drop_database = blank && i.services.contains(&"rabbitmq-server");
+        }
+    }
     Ok(actions)
 }
 
@@ -100,6 +109,13 @@ pub fn installing(actions: &[Action]) -> Vec<&str> {
         .flatten()
         .map(|p| p.split_once('=').map_or(p.as_str(), |(name, _)| name))
         .collect()
+}
+
+/// Whether the install leaves RabbitMQ without a database (its node was blank).
+pub fn drops_database(actions: &[Action]) -> bool {
+    actions
+        .iter()
+        .any(|a| matches!(a, Action::InstallPackages(i) if i.drop_database))
 }
 
 /// dpkg's view of `wanted` (a package dpkg never heard of is absent).
@@ -156,6 +172,7 @@ mod tests {
                 packages: vec!["rabbitmq-server=3.10.8-1.1".into(), "haproxy".into()],
                 services: vec!["rabbitmq-server", "haproxy"],
                 enable: true,
+                drop_database: false,
             }),
         ];
         assert_eq!(installing(&actions), ["rabbitmq-server", "haproxy"]);
