@@ -10,6 +10,7 @@ pub mod files;
 pub mod hosts_file;
 pub mod join;
 pub mod loadbalancer;
+pub mod management;
 pub mod packages;
 pub mod rabbitmq;
 pub mod reset;
@@ -46,6 +47,8 @@ pub struct Ctx {
     /// Held while a running RabbitMQ node restarts, so restarts roll one node at a time and
     /// the cluster never loses more than one member to hactl.
     pub restarts: tokio::sync::Mutex<()>,
+    /// Reads through the management API, when the inventory allows them.
+    pub api: Option<std::sync::Arc<management::Api>>,
 }
 
 impl Ctx {
