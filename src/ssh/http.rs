@@ -48,11 +48,17 @@ impl Connection {
              Accept: application/json\r\n\r\n"
         );
         let work = async {
-            let channel = self
-                .inner
-                .handle
-                .channel_open_direct_tcpip(address, u32::from(port), "127.0.0.1", 0)
+            let open = self.inner.handle.channel_open_direct_tcpip(
+                address,
+                u32::from(port),
+                "127.0.0.1",
+                0,
+            );
+            // Nothing listening (or sshd forbidding forwarding) answers at once; a wait this
+            // long means the connection is unwell.
+            let channel = tokio::time::timeout(target.connect_timeout, open)
                 .await
+                .map_err(|_| failed("no channel within the connect timeout".into()))?
                 .map_err(|e| failed(format!("cannot open a channel: {e}")))?;
             let mut stream = channel.into_stream();
             stream

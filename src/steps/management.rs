@@ -46,7 +46,8 @@ pub struct Application {
 }
 
 impl ApiNode {
-    /// The RabbitMQ version it runs (listed only for running nodes).
+    /// The RabbitMQ version it runs (listed only for running nodes whose statistics have been
+    /// collected).
     pub fn rabbitmq_version(&self) -> Option<&str> {
         self.applications
             .iter()
@@ -105,6 +106,16 @@ impl Api {
             )
             .await?;
         serde_json::from_value(v).context("management API: unexpected /api/nodes")
+    }
+
+    /// The RabbitMQ version `host` runs (`GET /api/overview`; `/api/nodes` lists versions only
+    /// once the node's statistics have been collected, seconds after it started).
+    pub async fn version(&self, host: &Host) -> anyhow::Result<String> {
+        let v = self.get(host, "/api/overview").await?;
+        v.get("rabbitmq_version")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .context("management API: /api/overview names no rabbitmq_version")
     }
 
     /// The cluster's definitions, as `rabbitmqctl export_definitions` gives them.

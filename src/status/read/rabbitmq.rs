@@ -187,9 +187,12 @@ pub async fn read_node(host: &Host, api: Option<&Api>) -> anyhow::Result<NodeRea
     }
     read.beam_running = true;
     if let Some(api) = api {
-        match api.nodes(host).await {
-            Ok(nodes) => {
-                read.view = Some(view_of(&nodes));
+        match tokio::try_join!(api.nodes(host), api.version(host)) {
+            Ok((nodes, version)) => {
+                let mut view = view_of(&nodes);
+                view.versions
+                    .insert(crate::rabbitmq::node_name(host.name()), version);
+                read.view = Some(view);
                 return Ok(read);
             }
             Err(e) => management::fell_back(host, &e),
