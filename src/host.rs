@@ -38,6 +38,17 @@ pub struct Host {
 const MISSING: u32 = 3;
 
 impl Host {
+    /// A connected host; the run's report counts the Erlang VMs its commands start.
+    pub fn new(node: Node, conn: Connection, reporter: &Arc<Reporter>) -> Host {
+        reporter.count_vm_starts(&node.name, conn.vm_starts());
+        Host {
+            node,
+            conn,
+            reporter: reporter.clone(),
+            facts: None,
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.node.name
     }

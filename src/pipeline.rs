@@ -184,17 +184,16 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
         .filter(|h| h.node.is_rabbitmq())
         .cloned()
         .collect();
-    // Every read starts an Erlang VM: do them all at once.
+    // Every read may start an Erlang VM (without the management API): do them all at once.
     let (statuses, current_defs, flags) = steps::step(seed, "cluster_status", async {
         let n = rabbits.len();
         let (statuses, defs, flags) = tokio::join!(
-            runner::parallel(
-                rabbits.clone(),
-                n,
-                |h| async move { join::status(&h).await }
-            ),
-            definitions::read(seed),
-            feature_flags::read(seed)
+            runner::parallel(rabbits.clone(), n, |h| {
+                let api = ctx.api.clone();
+                async move { join::status(&h, api.as_deref()).await }
+            }),
+            definitions::read(seed, ctx.api.as_deref()),
+            feature_flags::read(seed, ctx.api.as_deref())
         );
         let statuses = statuses.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
         Ok(((statuses, defs?, flags?), steps::Changes::none()))

@@ -382,10 +382,7 @@ fn base_context(loaded: &Loaded, node: &Node) -> anyhow::Result<Context> {
             management_port: rmq.management_port,
             partition_handling: inv.partition_handling().as_str(),
             plugins: &rmq.plugins,
-            management_enabled: rmq
-                .plugins
-                .iter()
-                .any(|p| p == "rabbitmq_management" || p.ends_with("_management")),
+            management_enabled: rmq.management_enabled(),
             ipv6: inv.rabbitmq_ipv6(),
         },
     );

@@ -7,7 +7,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,6 +56,8 @@ pub struct Reporter {
     records: Mutex<Vec<StepRecord>>,
     /// `--log-file`: every line also appended here, with an ISO-8601 date.
     log: Option<Mutex<std::fs::File>>,
+    /// Per host, the Erlang VMs its connection's commands started (counted by the transport).
+    vm_starts: Mutex<BTreeMap<String, Vec<Arc<AtomicU32>>>>,
 }
 
 impl Reporter {
@@ -72,6 +75,7 @@ impl Reporter {
             bars: Mutex::new(BTreeMap::new()),
             records: Mutex::new(Vec::new()),
             log: None,
+            vm_starts: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -229,6 +233,30 @@ impl Reporter {
         }
     }
 
+    /// Counts `counter` (a connection's) as `host`'s Erlang VM starts.
+    pub fn count_vm_starts(&self, host: &str, counter: Arc<AtomicU32>) {
+        let mut all = self.vm_starts.lock().unwrap();
+        let counters = all.entry(host.to_string()).or_default();
+        if !counters.iter().any(|c| Arc::ptr_eq(c, &counter)) {
+            counters.push(counter);
+        }
+    }
+
+    /// Erlang VMs started on each host so far (hosts connected to, in name order).
+    pub fn vm_starts(&self) -> BTreeMap<String, u32> {
+        self.vm_starts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, cs)| {
+                (
+                    h.clone(),
+                    cs.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+                )
+            })
+            .collect()
+    }
+
     pub fn finish_bars(&self) {
         for bar in self.bars.lock().unwrap().values() {
             bar.finish_and_clear();
@@ -258,6 +286,15 @@ impl Reporter {
             }
             h.duration_ms += r.duration_ms;
         }
+        for (host, n) in self.vm_starts() {
+            hosts
+                .entry(host.clone())
+                .or_insert_with(|| HostSummary {
+                    host,
+                    ..Default::default()
+                })
+                .vm_starts = n;
+        }
         hosts.into_values().collect()
     }
 
@@ -284,9 +321,10 @@ impl Reporter {
         }
         let total = self.per_host().iter().map(|h| h.changed).sum::<usize>();
         let failed = self.per_host().iter().map(|h| h.failed).sum::<usize>();
+        let vms: u32 = self.vm_starts().values().sum();
         let _ = writeln!(
             err,
-            "{total} {changed_word}, {failed} failed, in {:.1}s",
+            "{total} {changed_word}, {failed} failed, in {:.1}s, {vms} Erlang VM start(s)",
             self.elapsed().as_secs_f64()
         );
     }
@@ -298,6 +336,7 @@ impl Reporter {
             "dry_run": self.dry_run,
             "outcome": outcome,
             "duration_ms": self.elapsed().as_millis(),
+            "vm_starts": self.vm_starts().values().sum::<u32>(),
             "hosts": self.per_host(),
             "steps": self.records(),
         })
@@ -311,6 +350,8 @@ pub struct HostSummary {
     pub changed: usize,
     pub failed: usize,
     pub duration_ms: u128,
+    /// Erlang VMs started on the host (each RabbitMQ CLI call starts one).
+    pub vm_starts: u32,
 }
 
 /// `O_NOFOLLOW` (Linux's value; std has no constant for it).

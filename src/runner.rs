@@ -46,6 +46,10 @@ pub fn build_ctx(
         );
     }
     Ok(Ctx {
+        api: crate::steps::management::Api::new(&loaded.inventory, |u| {
+            secrets.user_passwords.get(&u.name).cloned()
+        })
+        .map(Arc::new),
         loaded,
         secrets,
         files,
@@ -137,12 +141,7 @@ pub async fn connect(
     for r in results {
         let (node, conn) = r?;
         match conn {
-            Ok(conn) => hosts.push(Host {
-                node,
-                conn,
-                reporter: reporter.clone(),
-                facts: None,
-            }),
+            Ok(conn) => hosts.push(Host::new(node, conn, reporter)),
             Err(e) => {
                 host_key_refused |= e.is_host_key();
                 reporter.note(&node.name, &format!("connect: FAILED: {e}"));
@@ -221,12 +220,7 @@ pub async fn connect_each(
                 }),
             };
             let host = conn
-                .map(|conn| Host {
-                    node: node.clone(),
-                    conn,
-                    reporter: reporter.clone(),
-                    facts: None,
-                })
+                .map(|conn| Host::new(node.clone(), conn, reporter))
                 .inspect_err(|e| reporter.note(&node.name, &format!("connect: FAILED: {e}")));
             (node, host)
         })

@@ -932,8 +932,25 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         "re-run: no daemon restarted (beam.smp/haproxy/keepalived PIDs) and no managed file \
          rewritten (inode, mtime)"
     );
+    // A no-op run starts at most one Erlang VM per RabbitMQ node; with the management API
+    // (the lab's inventory enables it and has an administrator) it starts none.
+    let vms: Vec<(String, u64)> = rerun["hosts"]
+        .as_array()
+        .expect("hosts array")
+        .iter()
+        .map(|h| {
+            let n = h["vm_starts"].as_u64().expect("vm_starts per host");
+            (h["host"].as_str().unwrap_or("?").to_string(), n)
+        })
+        .collect();
+    assert!(
+        vms.iter().all(|(_, n)| *n == 0) && rerun["vm_starts"] == 0,
+        "re-run: no Erlang VM started (management API reads): total {}, per host {vms:?}",
+        rerun["vm_starts"]
+    );
     eprintln!(
-        "re-run: 0 changed; PIDs, inodes and mtimes unchanged on all 5 hosts; slowest: {}",
+        "re-run: 0 changed, 0 Erlang VMs; PIDs, inodes and mtimes unchanged on all 5 hosts; \
+         slowest: {}",
         slowest(&rerun, 3)
     );
 
@@ -956,10 +973,8 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
     runs[i].expect_code(0);
     timings.push(("verbose no-op re-run".into(), runs[i].took));
     assert!(
-        runs[i]
-            .stderr()
-            .contains("$ /usr/sbin/rabbitmqctl cluster_status"),
-        "-v shows the remote commands"
+        runs[i].stderr().contains("$ sh -c") && runs[i].stderr().contains("$ GET /api/nodes"),
+        "-v shows the remote commands and the management API reads"
     );
     assert_eq!(
         stamps(&lab),

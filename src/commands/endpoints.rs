@@ -7,6 +7,7 @@ use crate::cli::EndpointsArgs;
 use crate::exit::InvalidInput;
 use crate::inventory::Inventory;
 use crate::ssh::quote;
+use crate::steps::management::percent_encode as encode;
 use serde_json::json;
 
 pub fn run(args: &EndpointsArgs) -> anyhow::Result<()> {
@@ -100,18 +101,6 @@ fn endpoints(inv: &Inventory, user: Option<&str>, password: Option<&str>) -> End
         user: user.map(str::to_string),
         nodes: inv.rabbitmq_nodes().map(|n| n.name.clone()).collect(),
     }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -114,12 +114,7 @@ async fn remove(
             None => Err(runner::unresolved(name)),
         };
         let gone = match conn {
-            Ok(conn) => Some(Host {
-                node,
-                conn,
-                reporter: reporter.clone(),
-                facts: None,
-            }),
+            Ok(conn) => Some(Host::new(node, conn, reporter)),
             Err(e) => {
                 reporter.note(
                     name,
@@ -137,7 +132,10 @@ async fn remove(
         if !planned.is_empty() && !opts.dry_run {
             // A reset that could not reach its peers leaves the node listed: plan again.
             let me = node_name(name);
-            if join::status(&seed).await?.is_some_and(|s| s.is_member(&me)) {
+            if join::status(&seed, None)
+                .await?
+                .is_some_and(|s| s.is_member(&me))
+            {
                 let forget = vec![Action::Forget {
                     node: name.clone(),
                     because: "its reset did not reach the cluster",
@@ -162,7 +160,7 @@ async fn plan_removal(
     force: bool,
 ) -> anyhow::Result<Vec<Action>> {
     let me = node_name(name);
-    let status = join::status(seed)
+    let status = join::status(seed, None)
         .await?
         .ok_or_else(|| anyhow!("RabbitMQ does not run on the seed {}", seed.name()))?;
     if !status.is_member(&me) {

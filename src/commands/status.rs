@@ -6,10 +6,12 @@
 
 use crate::cli::StatusArgs;
 use crate::exit::InvalidInput;
+use crate::redact::Redactor;
 use crate::report::Reporter;
 use crate::runner::Options;
 use crate::ssh::HostKeyPolicy;
 use crate::status::{gather, human, plain};
+use crate::steps::management::Api;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +22,20 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     // Status never writes known_hosts, whatever StrictHostKeyChecking says.
     let targets =
         super::connect_targets(&loaded, args.ssh_config.as_deref(), args.ask_become_pass)?.strict();
-    // Status needs no secret: nothing is rendered or applied.
-    let reporter = Arc::new(Reporter::new(args.verbose, false, Default::default()));
+    // Status needs no secret. An administrator's password, when it can be read, lets it read
+    // RabbitMQ through the management API instead of starting Erlang VMs.
+    let mut known = Vec::new();
+    let api = Api::new(inv, |u| {
+        let s = u.password.resolve(&loaded.base_dir).ok()?;
+        known.push(s.expose().to_string());
+        Some(s)
+    })
+    .map(Arc::new);
+    let reporter = Arc::new(Reporter::new(
+        args.verbose,
+        false,
+        Redactor::from_values(known),
+    ));
     let opts = Options {
         targets: Arc::new(targets),
         dry_run: true,
@@ -32,7 +46,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     };
     let timeout = Duration::from_secs(args.timeout);
     let rt = tokio::runtime::Runtime::new()?;
-    let (report, key_errors) = rt.block_on(gather(inv, &reporter, &opts, timeout));
+    let (report, key_errors) = rt.block_on(gather(inv, &reporter, &opts, timeout, api));
     reporter.finish_bars();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -98,6 +98,16 @@ pub struct RabbitMq {
 /// The package `rabbitmq.version` pins.
 pub const PINNED_PACKAGE: &str = "rabbitmq-server";
 
+impl RabbitMq {
+    /// Whether the nodes serve the management API (`rabbitmq_management` or a plugin that
+    /// brings it).
+    pub fn management_enabled(&self) -> bool {
+        self.plugins
+            .iter()
+            .any(|p| p == "rabbitmq_management" || p.ends_with("_management"))
+    }
+}
+
 /// An apt repository written as a deb822 source, signed by a key from a local file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -101,6 +101,7 @@ impl Connection {
                 .exec(true, line.as_bytes())
                 .await
                 .map_err(|e| format!("cannot start the command: {e}"))?;
+            self.count_vms(cmd);
             let feed = async {
                 if let Some(data) = &stdin {
                     writer.data_bytes(data.clone()).await?;
@@ -286,8 +287,18 @@ pub enum Hold {
 }
 
 impl Connection {
+    /// Every command passes here once started: the one place Erlang VM starts are counted.
+    fn count_vms(&self, cmd: &Cmd) {
+        let n = cmd.vm_starts();
+        if n > 0 {
+            self.inner
+                .vm_starts
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// One of the connection's channel slots (sshd's MaxSessions), held until dropped.
-    async fn channel_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, SshError> {
+    pub(super) async fn channel_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, SshError> {
         self.inner
             .channels
             .clone()
@@ -326,6 +337,7 @@ impl Connection {
                 .exec(true, cmd.remote_line(sudo, None).as_bytes())
                 .await
                 .map_err(|e| format!("cannot start the command: {e}"))?;
+            self.count_vms(cmd);
             if let Some(head) = sudo.and_then(Sudo::stdin_head) {
                 writer
                     .data_bytes(head)

@@ -16,6 +16,7 @@ mod auth;
 pub mod config;
 mod exec;
 mod host_pattern;
+mod http;
 mod jump;
 mod known_hosts;
 mod lookup;
@@ -27,6 +28,7 @@ mod upload;
 
 pub use auth::{PASSPHRASE_ENV, ask_passphrases};
 pub use exec::{Held, Hold};
+pub use http::HttpResponse;
 pub use jump::Jumps;
 pub use lookup::Lookup;
 pub use quote::{Cmd, quote};

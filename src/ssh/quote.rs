@@ -97,6 +97,25 @@ impl Cmd {
         self
     }
 
+    /// How many Erlang VMs this command starts: one for each RabbitMQ CLI it names, as its
+    /// program or as a word of a script (a script's calls are counted as written: a
+    /// conditional call counts, a loop counts once; hactl's scripts call no CLI, so the
+    /// count of their calls is exact).
+    pub fn vm_starts(&self) -> u32 {
+        let names = |text: &str| {
+            text.split(|c: char| {
+                c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')' | '`')
+            })
+            .filter(|w| RABBITMQ_CLIS.contains(&w.rsplit('/').next().unwrap_or(w)))
+            .count() as u32
+        };
+        match self.argv.as_slice() {
+            [sh, c, script, ..] if sh == "sh" && c == "-c" => names(script),
+            [program, ..] => names(program),
+            [] => 0,
+        }
+    }
+
     /// The argument vector, program first.
     pub fn argv(&self) -> &[String] {
         &self.argv
@@ -134,6 +153,16 @@ impl Cmd {
         line
     }
 }
+
+/// RabbitMQ's command-line tools: each call starts an Erlang VM (~1 s, more under load).
+const RABBITMQ_CLIS: &[&str] = &[
+    "rabbitmqctl",
+    "rabbitmq-diagnostics",
+    "rabbitmq-plugins",
+    "rabbitmq-queues",
+    "rabbitmq-upgrade",
+    "rabbitmq-streams",
+];
 
 /// Seconds between `timeout`'s TERM and its KILL.
 pub(crate) const KILL_AFTER_SECS: u64 = 2;
@@ -275,6 +304,22 @@ mod tests {
         assert_eq!(
             c.remote_line(None, Some(std::time::Duration::ZERO)),
             "timeout -k 2 1 rabbitmqctl status"
+        );
+    }
+
+    #[test]
+    fn vm_starts_counts_every_rabbitmq_cli() {
+        assert_eq!(
+            Cmd::new("/usr/sbin/rabbitmqctl").arg("status").vm_starts(),
+            1
+        );
+        assert_eq!(Cmd::new("rabbitmq-diagnostics").vm_starts(), 1);
+        assert_eq!(Cmd::new("getent").arg("rabbitmqctl").vm_starts(), 0);
+        let script = "if x; then /usr/sbin/rabbitmqctl a; fi; rabbitmq-plugins list|cat";
+        assert_eq!(Cmd::sh(script, ["rabbitmqctl"]).vm_starts(), 2);
+        assert_eq!(
+            Cmd::sh("cat /etc/rabbitmq/x", [] as [&str; 0]).vm_starts(),
+            0
         );
     }
 }

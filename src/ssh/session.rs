@@ -10,6 +10,7 @@ use russh::keys::ssh_key::PublicKey;
 use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 
 /// Unanswered keepalives after which a connection counts as dead (russh `keepalive_max`). The
@@ -32,6 +33,8 @@ pub(super) struct Inner {
     pub(super) sudo: std::sync::OnceLock<Sudo>,
     /// The jump host this connection runs through, kept open while it lives.
     _via: Option<Arc<Hop>>,
+    /// Erlang VMs the commands run on this connection started (see [`super::Cmd::vm_starts`]).
+    pub(super) vm_starts: Arc<AtomicU32>,
 }
 
 impl fmt::Debug for Connection {
@@ -77,6 +80,7 @@ impl Connection {
                 channels: Arc::new(Semaphore::new(MAX_CHANNELS_PER_CONNECTION)),
                 sudo: std::sync::OnceLock::new(),
                 _via: via,
+                vm_starts: Arc::new(AtomicU32::new(0)),
             }),
         };
         conn.check_sudo().await?;
@@ -85,6 +89,12 @@ impl Connection {
 
     pub fn target(&self) -> &SshTarget {
         &self.inner.target
+    }
+
+    /// The count of Erlang VMs started by commands on this connection; it outlives the
+    /// connection, so a report can read it after the hosts are gone.
+    pub fn vm_starts(&self) -> Arc<AtomicU32> {
+        self.inner.vm_starts.clone()
     }
 
     /// True once the connection is gone (closed, or the keepalive gave up).

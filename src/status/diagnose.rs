@@ -36,7 +36,6 @@ pub(super) fn analyse(
 ) -> Report {
     let mut problems: Vec<Problem> = Vec::new();
     let mut warnings: Vec<Problem> = Vec::new();
-    let mut calls: u32 = 0;
     let mut hosts = Vec::new();
     // (host name, its view) for every node that answered cluster_status.
     let mut views: Vec<(String, ClusterView)> = Vec::new();
@@ -51,6 +50,7 @@ pub(super) fn analyse(
             error: read.error.clone(),
             rabbitmq: None,
             loadbalancer: None,
+            vm_starts: 0,
         };
         if let Some(e) = &read.error {
             problems.push(problem(
@@ -70,7 +70,6 @@ pub(super) fn analyse(
             hr.error = Some(e.clone());
         }
         if let Some(r) = &read.node {
-            calls += r.rabbitmqctl_calls;
             let me = node_name(name);
             let running = r
                 .view
@@ -131,7 +130,6 @@ pub(super) fn analyse(
     let cluster = cluster_problems(inv, &views, &mut problems, &mut warnings);
     let mut cluster = cluster;
     if let Some(q) = &queues {
-        calls += q.rabbitmqctl_calls;
         for u in &q.unsynchronised {
             problems.push(problem(
                 None,
@@ -167,9 +165,6 @@ pub(super) fn analyse(
         ));
     }
     cluster.queues = queues;
-    if let Some(f) = &flags {
-        calls += f.rabbitmqctl_calls;
-    }
     flag_warnings(inv, flags.as_ref(), &mut warnings);
     cluster.feature_flags = flags;
 
@@ -222,7 +217,7 @@ pub(super) fn analyse(
         cluster: inv.cluster.name.clone(),
         healthy: problems.is_empty(),
         duration_ms: 0,
-        rabbitmqctl_calls: calls,
+        vm_starts: 0,
         hosts,
         rabbitmq: cluster,
         vip,

@@ -9,6 +9,7 @@ use crate::inventory::{Inventory, Node};
 use crate::rabbitmq::node_name;
 use crate::report::Reporter;
 use crate::runner::{self, Options};
+use crate::steps::management::Api;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,7 @@ pub async fn gather(
     reporter: &Arc<Reporter>,
     opts: &Options,
     timeout: Duration,
+    api: Option<Arc<Api>>,
 ) -> (Report, Vec<String>) {
     let started = Instant::now();
     let names: Vec<String> = inv.nodes.iter().map(|n| n.name.clone()).collect();
@@ -44,8 +46,13 @@ pub async fn gather(
     let vhosts = inv.rabbitmq.vhosts.clone();
     let seed = inv.rabbitmq.seed.clone();
     let reads = runner::parallel(conns, opts.parallel, |(node, conn)| {
-        let (vip, interface, vhosts, seed) =
-            (vip.clone(), interface.clone(), vhosts.clone(), seed.clone());
+        let (vip, interface, vhosts, seed, api) = (
+            vip.clone(),
+            interface.clone(),
+            vhosts.clone(),
+            seed.clone(),
+            api.clone(),
+        );
         async move {
             let host = match conn {
                 Ok(h) => h,
@@ -61,7 +68,7 @@ pub async fn gather(
             let h = &host;
             let rabbit = async {
                 if h.node.is_rabbitmq() {
-                    Some(read::read_node(h).await)
+                    Some(read::read_node(h, api.as_deref()).await)
                 } else {
                     None
                 }
@@ -69,14 +76,14 @@ pub async fn gather(
             // The seed's queues are read at the same time as its cluster_status.
             let queues = async {
                 if h.node.is_rabbitmq() && h.name() == seed {
-                    Some(read::read_queues(h, &vhosts).await)
+                    Some(read::read_queues(h, &vhosts, api.as_deref()).await)
                 } else {
                     None
                 }
             };
             let flags = async {
                 if h.node.is_rabbitmq() && h.name() == seed {
-                    Some(read::read_flags(h).await)
+                    Some(read::read_flags(h, api.as_deref()).await)
                 } else {
                     None
                 }
@@ -147,31 +154,22 @@ pub async fn gather(
         .as_ref()
         .is_some_and(|q| (q.checked && q.errors.is_empty()) || q.version_skipped);
     if !seed_answered && let Some(h) = fallback {
-        match read::read_queues(h, &inv.rabbitmq.vhosts).await {
-            Ok(q) => queues = Some(merge_queue_reads(queues, q)),
-            Err(e) => {
-                let failed = QueueRead {
+        queues = Some(
+            read::read_queues(h, &inv.rabbitmq.vhosts, api.as_deref())
+                .await
+                .unwrap_or_else(|e| QueueRead {
                     node: h.name().to_string(),
                     errors: vec![format!("{e:#}")],
                     ..Default::default()
-                };
-                queues = Some(merge_queue_reads(queues, failed));
-            }
-        }
+                }),
+        );
     }
     if !flags
         .as_ref()
         .is_some_and(|f| f.as_ref().is_ok_and(|f| f.checked))
         && let Some(h) = fallback
     {
-        let first_calls = flags
-            .as_ref()
-            .and_then(|f| f.as_ref().ok())
-            .map_or(0, |f| f.rabbitmqctl_calls);
-        flags = Some(read::read_flags(h).await.map(|mut f| {
-            f.rabbitmqctl_calls += first_calls;
-            f
-        }));
+        flags = Some(read::read_flags(h, api.as_deref()).await);
     }
     let flags = flags.map(|f| {
         f.unwrap_or_else(|e| FlagRead {
@@ -189,13 +187,10 @@ pub async fn gather(
     let reads: Vec<(Node, HostRead)> = hosts.into_iter().map(|(n, _, r)| (n, r)).collect();
     let mut report = analyse(inv, &reads, queues, flags);
     report.duration_ms = started.elapsed().as_millis();
-    (report, key_errors)
-}
-
-/// The seed's failed attempt's calls still count; the later read is the one reported.
-fn merge_queue_reads(first: Option<QueueRead>, mut second: QueueRead) -> QueueRead {
-    if let Some(f) = first {
-        second.rabbitmqctl_calls += f.rabbitmqctl_calls;
+    let vms = reporter.vm_starts();
+    for h in &mut report.hosts {
+        h.vm_starts = vms.get(&h.name).copied().unwrap_or(0);
     }
-    second
+    report.vm_starts = vms.values().sum();
+    (report, key_errors)
 }

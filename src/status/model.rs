@@ -10,8 +10,9 @@ pub struct Report {
     pub cluster: String,
     pub healthy: bool,
     pub duration_ms: u128,
-    /// rabbitmqctl invocations this run made (each starts an Erlang VM).
-    pub rabbitmqctl_calls: u32,
+    /// Erlang VMs this run started (each RabbitMQ CLI call starts one), counted by the
+    /// transport; filled in after the analysis.
+    pub vm_starts: u32,
     pub hosts: Vec<HostReport>,
     pub rabbitmq: ClusterReport,
     /// None without a `loadbalancer:` section.
@@ -35,6 +36,8 @@ pub struct HostReport {
     /// Load balancer hosts that were reached.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loadbalancer: Option<LbRead>,
+    /// Erlang VMs started on this host.
+    pub vm_starts: u32,
 }
 
 /// One RabbitMQ node and the cluster as it sees it.

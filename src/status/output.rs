@@ -99,14 +99,14 @@ fn vip_line(v: &VipReport) -> String {
 
 fn verdict(r: &Report) -> String {
     format!(
-        "{} in {:.1}s, {} rabbitmqctl call(s)",
+        "{} in {:.1}s, {} Erlang VM start(s)",
         if r.healthy {
             "HEALTHY".to_string()
         } else {
             format!("DEGRADED: {} problem(s)", r.problems.len())
         },
         r.duration_ms as f64 / 1000.0,
-        r.rabbitmqctl_calls
+        r.vm_starts
     )
 }
 
@@ -266,11 +266,11 @@ pub fn plain(r: &Report) -> String {
         }
     }
     out.push_str(&format!(
-        "status {} problems={} duration={:.1}s rabbitmqctl_calls={}\n",
+        "status {} problems={} duration={:.1}s vm_starts={}\n",
         if r.healthy { "healthy" } else { "degraded" },
         r.problems.len(),
         r.duration_ms as f64 / 1000.0,
-        r.rabbitmqctl_calls
+        r.vm_starts
     ));
     out
 }

@@ -4,6 +4,7 @@
 //! salted hashes, locally, so a changed password is applied and an unchanged one is not.
 
 use super::Ctx;
+use super::management::Api;
 use crate::host::Host;
 use crate::inventory::{Inventory, Policy, QueueType, Secrets};
 use crate::rabbitmq::ctl;
@@ -308,10 +309,17 @@ pub fn plan(inv: &Inventory, secrets: &Secrets, current: &Value) -> Vec<Action> 
     actions
 }
 
-/// The seed's definitions (`export_definitions`), or None when RabbitMQ does not run there.
-pub async fn read(seed: &Host) -> anyhow::Result<Option<Value>> {
+/// The seed's definitions (through the management API when `api` is given and answers,
+/// else `export_definitions`), or None when RabbitMQ does not run there.
+pub async fn read(seed: &Host, api: Option<&Api>) -> anyhow::Result<Option<Value>> {
     if !seed.rabbitmq_running().await? {
         return Ok(None);
+    }
+    if let Some(api) = api {
+        match api.definitions(seed).await {
+            Ok(v) => return Ok(Some(v)),
+            Err(e) => super::management::fell_back(seed, &e),
+        }
     }
     let out = seed.run(&ctl(["export_definitions", "-"])).await?;
     let v = serde_json::from_str(out.stdout.trim()).context("export_definitions is not JSON")?;

@@ -5,15 +5,23 @@
 //! by its package's install before hactl configured them) registers their flags disabled; a
 //! dry run reads before that, so such a start plans the enabling by itself, in both runs.
 
+use super::management::Api;
 use crate::host::Host;
 use crate::plan::Action;
 use crate::rabbitmq::feature_flags::{self, Flag};
 use std::collections::BTreeSet;
 
-/// The seed's feature flags, or None when RabbitMQ does not run there.
-pub async fn read(seed: &Host) -> anyhow::Result<Option<Vec<Flag>>> {
+/// The seed's feature flags (through the management API when `api` is given and answers),
+/// or None when RabbitMQ does not run there.
+pub async fn read(seed: &Host, api: Option<&Api>) -> anyhow::Result<Option<Vec<Flag>>> {
     if !seed.rabbitmq_running().await? {
         return Ok(None);
+    }
+    if let Some(api) = api {
+        match api.feature_flags(seed).await {
+            Ok(flags) => return Ok(Some(flags)),
+            Err(e) => super::management::fell_back(seed, &e),
+        }
     }
     let out = seed.run(&feature_flags::list_cmd()).await?;
     Ok(Some(feature_flags::parse(&out.stdout)?))

@@ -2,6 +2,7 @@
 //! Membership is read first (`cluster_status`); a member is left alone, a node of another
 //! cluster is refused unless `--force-reset`, and the seed's name must resolve on the joiner.
 
+use super::management::{self, Api};
 use super::{Changes, Ctx};
 use crate::host::Host;
 use crate::plan::Action;
@@ -49,10 +50,17 @@ pub fn parse_status(json: &str) -> anyhow::Result<ClusterStatus> {
     })
 }
 
-/// The node's view of its cluster, or None when RabbitMQ does not run there.
-pub async fn status(host: &Host) -> anyhow::Result<Option<ClusterStatus>> {
+/// The node's view of its cluster, or None when RabbitMQ does not run there. Through the
+/// management API when `api` is given and answers, else `cluster_status`.
+pub async fn status(host: &Host, api: Option<&Api>) -> anyhow::Result<Option<ClusterStatus>> {
     if !host.rabbitmq_running().await? {
         return Ok(None);
+    }
+    if let Some(api) = api {
+        match api.nodes(host).await {
+            Ok(nodes) => return Ok(Some(management::cluster_status(&nodes))),
+            Err(e) => management::fell_back(host, &e),
+        }
     }
     let out = host
         .run(&ctl(["cluster_status", "--formatter", "json"]))

@@ -11,6 +11,7 @@ pub mod formation;
 pub mod hosts_file;
 pub mod join;
 pub mod loadbalancer;
+pub mod management;
 pub mod packages;
 pub mod rabbitmq;
 pub mod reset;
@@ -52,6 +53,8 @@ pub struct Ctx {
     /// In a first-boot run, whether the seed's Erlang distribution is up: the other nodes
     /// start only then (see `Action::StartForming`).
     pub seed_dist: tokio::sync::watch::Sender<SeedDist>,
+    /// Reads through the management API, when the inventory allows them.
+    pub api: Option<std::sync::Arc<management::Api>>,
 }
 
 /// The seed's Erlang distribution, as the other nodes of a first-boot run wait for it.

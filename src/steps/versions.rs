@@ -12,11 +12,15 @@ use crate::ssh::Cmd;
 use crate::status::read::sections;
 use crate::steps::Ctx;
 
-/// `@@installed` dpkg's state and version, `@@policy` apt's view (C locale: parsed).
+/// `@@installed` dpkg's state and version, `@@policy` apt's view (C locale: parsed). apt is
+/// asked only when nothing is installed: the installed version wins, and `apt-cache policy`
+/// takes 0.3-1 s where dpkg-query takes 20 ms.
 const SCRIPT: &str = r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
 echo '@@installed'
-dpkg-query -W -f='${db:Status-Status} ${Version}\n' rabbitmq-server 2>/dev/null || true
+i=$(dpkg-query -W -f='${db:Status-Status} ${Version}\n' rabbitmq-server 2>/dev/null || true)
+printf '%s\n' "$i"
 echo '@@policy'
+case "$i" in installed\ *) exit 0;; esac
 LC_ALL=C apt-cache policy rabbitmq-server 2>/dev/null || true"#;
 
 /// Reads the version of every RabbitMQ host, all at once, and refuses what they cannot do.

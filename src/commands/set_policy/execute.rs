@@ -77,7 +77,7 @@ pub(super) async fn execute(
         if lock.is_none() {
             lock = Some(crate::lock::acquire(&host, &inv.cluster.name, "set-policy").await?);
         }
-        match definitions::read(&host).await {
+        match definitions::read(&host, ctx.api.as_deref()).await {
             Ok(Some(defs)) => {
                 chosen = Some((host, defs));
                 break;
@@ -155,10 +155,10 @@ pub(super) async fn execute(
         Some(_) if dry_run => "would_change",
         Some(_) => "changed",
     };
-    let calls = 1 + u32::from(change.is_some() && !dry_run);
     let step = action_step_name(action);
     let plan: Vec<Action> = change.into_iter().map(Action::Definition).collect();
     runner::execute(ctx, opts, &host, step, async { Ok(plan) }).await?;
+    let vm_starts = reporter.vm_starts().values().sum();
     Ok(Outcome {
         command: "set-policy",
         action,
@@ -171,7 +171,7 @@ pub(super) async fn execute(
         inventory: "absent",
         inventory_snippet: None,
         warnings,
-        rabbitmqctl_calls: calls,
+        vm_starts,
     })
 }
 

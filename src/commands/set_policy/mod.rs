@@ -4,10 +4,11 @@
 //!
 //! Order of work: the request is built and validated completely (name, vhost, pattern,
 //! definition: the inventory's own checks) before any host is contacted, so a bad request
-//! exits 2 having touched nothing. Then one `export_definitions` gives the version and the
-//! current policies: an identical policy is left alone (reported unchanged), ha-* keys are
-//! refused on RabbitMQ 4.x, queue-type `apply-to` values before 3.12. Only then, and not in a
-//! dry run, one `set_policy` or `clear_policy`. Two rabbitmqctl calls at most.
+//! exits 2 having touched nothing. Then one read of the definitions (management API, else
+//! `export_definitions`) gives the version and the current policies: an identical policy is
+//! left alone (reported unchanged), ha-* keys are refused on RabbitMQ 4.x, queue-type
+//! `apply-to` values before 3.12. Only then, and not in a dry run, one `set_policy` or
+//! `clear_policy`. Two rabbitmqctl calls at most.
 //!
 //! The work is split by stage: `request` builds and checks the policy from the flags (and
 //! against the cluster's version), `relation` compares it with the inventory, `execute` finds

@@ -27,7 +27,8 @@ pub struct Outcome {
     /// manage it.
     pub inventory_snippet: Option<String>,
     pub warnings: Vec<String>,
-    pub rabbitmqctl_calls: u32,
+    /// Erlang VMs the run started (each RabbitMQ CLI call starts one).
+    pub vm_starts: u32,
 }
 
 /// The policy as JSON for reports (RabbitMQ's own key names).

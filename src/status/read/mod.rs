@@ -1,10 +1,10 @@
-//! Read-only health reads for `hactl status`: one SSH round trip per host and role, and the
+//! Read-only health reads for `hactl status`: a few SSH round trips per host and role, and the
 //! parsers for what comes back. Nothing here changes anything on a host.
 //!
-//! Each read is a constant shell script (values only as `"$1"`, ...) whose output is split into
-//! sections by lines starting with `@@`. `rabbitmqctl` starts an Erlang VM (~1 s) per call, so
-//! the scripts call it only where the node runs (`pgrep` for the server VM first) and say on a marker
-//! line whether they did, so the caller can count the calls.
+//! Scripts are constant (values only as `"$1"`, ...); their output is split into sections by
+//! lines starting with `@@`. RabbitMQ is read through the management API where it answers:
+//! `rabbitmqctl` starts an Erlang VM (~1 s) per call, so it is the fallback, called only where
+//! the server VM runs. The transport counts the VMs started.
 
 pub mod feature_flags;
 pub mod loadbalancer;

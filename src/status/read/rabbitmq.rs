@@ -1,41 +1,27 @@
-//! RabbitMQ reads: a node's own view of its cluster (`cluster_status`) and the mirrored
-//! queues of the inventory's vhosts (`list_queues`).
+//! RabbitMQ reads: a node's own view of its cluster and the mirrored queues of the
+//! inventory's vhosts, through the management API when it answers, else `rabbitmqctl`
+//! (`cluster_status`, `list_queues`), each CLI call only where the server VM runs.
 
 use super::{section, sections};
 use crate::host::{Host, tail};
 use crate::procs::proc_fns;
-use crate::ssh::Cmd;
+use crate::rabbitmq::ctl;
+use crate::ssh::{Cmd, Output};
 use crate::steps::join::{self, ClusterStatus};
+use crate::steps::management::{self, Api, ApiNode};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// A RabbitMQ node's own view: is beam running, and if so its `cluster_status`.
-/// `$1` is the server VM's command-line pattern.
-const RABBIT_SCRIPT: &str = concat!(
-    proc_fns!(),
-    r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
-if ! cmdline_matches "$1"; then echo '@@beam stopped'; exit 0; fi
-echo '@@beam running'
-echo '@@cluster_status'
-/usr/sbin/rabbitmqctl cluster_status --formatter json
-rc=$?; echo; echo "@@rc $rc""#
-);
-
-/// Mirrored queues per vhost (`$2`...): skipped where beam (pattern `$1`) does not run and on
-/// RabbitMQ 4.x packages (classic mirroring was removed in 4.0; the columns do not exist there).
+/// Whether mirrored queues can be read here: `@@beam stopped` where the server VM (pattern
+/// `$1`) does not run, `@@skipped VERSION` on RabbitMQ 4.x packages (classic mirroring was
+/// removed in 4.0; the columns do not exist there).
 const QUEUES_SCRIPT: &str = concat!(
     proc_fns!(),
     r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
 if ! cmdline_matches "$1"; then echo '@@beam stopped'; exit 0; fi
-shift
 v=$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || true)
-case "$v" in [4-9].*|[1-9][0-9]*) printf '@@skipped %s\n' "$v"; exit 0;; esac
-for vhost in "$@"; do
-  printf '@@vhost %s\n' "$vhost"
-  /usr/sbin/rabbitmqctl list_queues -p "$vhost" name policy slave_pids synchronised_slave_pids --formatter json
-  rc=$?; echo; echo "@@rc $rc"
-done"#
+case "$v" in [4-9].*|[1-9][0-9]*) printf '@@skipped %s\n' "$v";; esac"#
 );
 
 /// One resource alarm (`cluster_status`'s `alarms`).
@@ -152,57 +138,78 @@ pub struct NodeRead {
     pub view: Option<ClusterView>,
     /// Why the view is missing although beam runs.
     pub error: Option<String>,
-    /// rabbitmqctl invocations this read made (0 or 1).
-    pub rabbitmqctl_calls: u32,
 }
 
-/// Parses the output of [`RABBIT_SCRIPT`].
-pub fn parse_node_read(stdout: &str, stderr: &str) -> NodeRead {
-    let secs = sections(stdout);
-    let mut read = NodeRead::default();
-    match section(&secs, "beam") {
-        Some(("running", _)) => read.beam_running = true,
-        Some(("stopped", _)) => return read,
-        _ => {
-            read.error = Some(format!("unexpected output: {}", tail(stdout)));
-            return read;
+/// A node's view from `GET /api/nodes`, as `cluster_status` would give it.
+pub fn view_of(nodes: &[ApiNode]) -> ClusterView {
+    let mut alarms = Vec::new();
+    for n in nodes {
+        for (on, resource) in [(n.mem_alarm, "memory"), (n.disk_free_alarm, "disk")] {
+            if on {
+                alarms.push(Alarm {
+                    node: n.name.clone(),
+                    resource: resource.into(),
+                });
+            }
         }
     }
-    let Some((_, body)) = section(&secs, "cluster_status") else {
-        read.error = Some(format!("no cluster_status output: {}", tail(stderr)));
-        return read;
-    };
-    read.rabbitmqctl_calls = 1;
-    let rc = section(&secs, "rc").map(|(r, _)| r.trim().to_string());
-    if rc.as_deref() != Some("0") {
-        read.error = Some(format!(
-            "rabbitmqctl cluster_status exited {}: {}",
-            rc.as_deref().unwrap_or("?"),
-            tail(if stderr.trim().is_empty() {
-                body
-            } else {
-                stderr
-            })
-        ));
-        return read;
+    ClusterView {
+        status: management::cluster_status(nodes),
+        versions: nodes
+            .iter()
+            .filter_map(|n| Some((n.name.clone(), n.rabbitmq_version()?.to_string())))
+            .collect(),
+        partitions: nodes
+            .iter()
+            .filter(|n| !n.partitions.is_empty())
+            .map(|n| (n.name.clone(), n.partitions.clone()))
+            .collect(),
+        alarms,
     }
-    match parse_cluster_view(body) {
+}
+
+/// What a failed rabbitmqctl call said: stderr, else stdout.
+fn failure(what: &str, out: &Output) -> String {
+    let why = if out.stderr.trim().is_empty() {
+        &out.stdout
+    } else {
+        &out.stderr
+    };
+    format!("rabbitmqctl {what} exited {}: {}", out.status, tail(why))
+}
+
+/// Reads a RabbitMQ node: whether beam runs, and if so its view of the cluster (management
+/// API, else one `cluster_status`; the API does not answer while the app is stopped).
+pub async fn read_node(host: &Host, api: Option<&Api>) -> anyhow::Result<NodeRead> {
+    let mut read = NodeRead::default();
+    if !host.rabbitmq_running().await? {
+        return Ok(read);
+    }
+    read.beam_running = true;
+    if let Some(api) = api {
+        match tokio::try_join!(api.nodes(host), api.version(host)) {
+            Ok((nodes, version)) => {
+                let mut view = view_of(&nodes);
+                view.versions
+                    .insert(crate::rabbitmq::node_name(host.name()), version);
+                read.view = Some(view);
+                return Ok(read);
+            }
+            Err(e) => management::fell_back(host, &e),
+        }
+    }
+    let out = host
+        .probe(&ctl(["cluster_status", "--formatter", "json"]))
+        .await?;
+    if out.status != 0 {
+        read.error = Some(failure("cluster_status", &out));
+        return Ok(read);
+    }
+    match parse_cluster_view(&out.stdout) {
         Ok(v) => read.view = Some(v),
         Err(e) => read.error = Some(format!("{e:#}")),
     }
-    read
-}
-
-/// Reads a RabbitMQ node: whether beam runs, and its `cluster_status` (one rabbitmqctl call,
-/// only when beam runs).
-pub async fn read_node(host: &Host) -> anyhow::Result<NodeRead> {
-    let out = host
-        .probe(&Cmd::sh(
-            RABBIT_SCRIPT,
-            [crate::rabbitmq::SERVER_VM_PATTERN],
-        ))
-        .await?;
-    Ok(parse_node_read(&out.stdout, &out.stderr))
+    Ok(read)
 }
 
 /// A queue whose mirrors are not all synchronised.
@@ -230,27 +237,27 @@ pub struct QueueRead {
     pub unsynchronised: Vec<UnsyncedQueue>,
     /// Vhosts whose read failed, with the reason.
     pub errors: Vec<String>,
-    #[serde(skip)]
-    pub rabbitmqctl_calls: u32,
     /// Not checked because the node runs RabbitMQ 4.x (no other node would answer otherwise).
     #[serde(skip)]
     pub version_skipped: bool,
 }
 
-/// Parses one vhost's `list_queues name policy slave_pids synchronised_slave_pids --formatter
-/// json` into (queues with mirrors, unsynchronised queues).
-pub fn parse_queues(vhost: &str, json: &str) -> anyhow::Result<(usize, Vec<UnsyncedQueue>)> {
-    let v: Value = serde_json::from_str(json.trim())
-        .map_err(|e| anyhow::anyhow!("list_queues output is not JSON: {e}"))?;
+/// Parses one vhost's queues into (queues with mirrors, unsynchronised queues): the
+/// management API's list (`slave_nodes`, `synchronised_slave_nodes`) or `list_queues name
+/// policy slave_pids synchronised_slave_pids --formatter json` (`slave_pids`, ...).
+pub fn parse_queues(vhost: &str, json: &Value) -> (usize, Vec<UnsyncedQueue>) {
     let mut mirrored = 0;
     let mut unsynced = Vec::new();
-    for q in v.as_array().map(Vec::as_slice).unwrap_or_default() {
-        let slaves = strings(q.get("slave_pids").unwrap_or(&Value::Null));
+    let either = |q: &Value, api: &str, cli: &str| {
+        strings(q.get(api).or_else(|| q.get(cli)).unwrap_or(&Value::Null))
+    };
+    for q in json.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let slaves = either(q, "slave_nodes", "slave_pids");
         if slaves.is_empty() {
             continue;
         }
         mirrored += 1;
-        let synced = strings(q.get("synchronised_slave_pids").unwrap_or(&Value::Null));
+        let synced = either(q, "synchronised_slave_nodes", "synchronised_slave_pids");
         let missing = slaves.iter().filter(|p| !synced.contains(p)).count();
         if missing > 0 {
             let s = |k: &str| q.get(k).and_then(Value::as_str).unwrap_or("").to_string();
@@ -263,71 +270,86 @@ pub fn parse_queues(vhost: &str, json: &str) -> anyhow::Result<(usize, Vec<Unsyn
             });
         }
     }
-    Ok((mirrored, unsynced))
+    (mirrored, unsynced)
 }
 
-/// Parses the output of [`QUEUES_SCRIPT`].
-pub fn parse_queue_read(node: &str, stdout: &str, stderr: &str) -> QueueRead {
-    let secs = sections(stdout);
+/// One vhost's queues through `rabbitmqctl list_queues`.
+async fn list_queues(host: &Host, vhost: &str) -> anyhow::Result<Value> {
+    let out = host
+        .probe(&ctl([
+            "list_queues",
+            "-p",
+            vhost,
+            "name",
+            "policy",
+            "slave_pids",
+            "synchronised_slave_pids",
+            "--formatter",
+            "json",
+        ]))
+        .await?;
+    if out.status != 0 {
+        anyhow::bail!("{}", failure("list_queues", &out));
+    }
+    serde_json::from_str(out.stdout.trim())
+        .map_err(|e| anyhow::anyhow!("list_queues output is not JSON: {e}"))
+}
+
+/// Lists the mirrored queues of `vhosts` on `host` (management API, else one rabbitmqctl
+/// call per vhost; nothing when RabbitMQ does not run there or is 4.x).
+pub async fn read_queues(
+    host: &Host,
+    vhosts: &[String],
+    api: Option<&Api>,
+) -> anyhow::Result<QueueRead> {
+    let node = host.name();
+    let out = host
+        .probe(&Cmd::sh(
+            QUEUES_SCRIPT,
+            [crate::rabbitmq::SERVER_VM_PATTERN],
+        ))
+        .await?;
     let mut read = QueueRead {
         node: node.to_string(),
         ..Default::default()
     };
+    let secs = sections(&out.stdout);
     if section(&secs, "beam").is_some() {
         read.note = Some(format!("RabbitMQ does not run on {node}"));
-        return read;
+        return Ok(read);
     }
     if let Some((version, _)) = section(&secs, "skipped") {
         read.note = Some(format!(
             "RabbitMQ {version} has no classic queue mirroring (removed in 4.0)"
         ));
         read.version_skipped = true;
-        return read;
+        return Ok(read);
     }
     read.checked = true;
-    let mut i = 0;
-    while i < secs.len() {
-        let (head, body) = &secs[i];
-        if let Some(vhost) = head.strip_prefix("vhost ") {
-            read.rabbitmqctl_calls += 1;
-            let rc = secs
-                .get(i + 1)
-                .and_then(|(h, _)| h.strip_prefix("rc "))
-                .unwrap_or("?");
-            if rc == "0" {
-                match parse_queues(vhost, body) {
-                    Ok((m, u)) => {
-                        read.mirrored += m;
-                        read.unsynchronised.extend(u);
-                    }
-                    Err(e) => read.errors.push(format!("vhost {vhost}: {e:#}")),
+    let mut api = api;
+    for vhost in vhosts {
+        let listed = match api {
+            Some(a) => match a.mirrored_queues(host, vhost).await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    // Not answering for one vhost: it will not for the next either.
+                    management::fell_back(host, &e);
+                    api = None;
+                    list_queues(host, vhost).await
                 }
-            } else {
-                read.errors.push(format!(
-                    "vhost {vhost}: rabbitmqctl list_queues exited {rc}: {}",
-                    tail(if stderr.trim().is_empty() {
-                        body
-                    } else {
-                        stderr
-                    })
-                ));
+            },
+            None => list_queues(host, vhost).await,
+        };
+        match listed {
+            Ok(json) => {
+                let (m, u) = parse_queues(vhost, &json);
+                read.mirrored += m;
+                read.unsynchronised.extend(u);
             }
+            Err(e) => read.errors.push(format!("vhost {vhost}: {e:#}")),
         }
-        i += 1;
     }
-    if read.rabbitmqctl_calls == 0 && read.errors.is_empty() && !stderr.trim().is_empty() {
-        read.errors.push(tail(stderr));
-    }
-    read
-}
-
-/// Lists the mirrored queues of `vhosts` on `host` (one rabbitmqctl call per vhost; none when
-/// RabbitMQ does not run there or is 4.x).
-pub async fn read_queues(host: &Host, vhosts: &[String]) -> anyhow::Result<QueueRead> {
-    let args = std::iter::once(crate::rabbitmq::SERVER_VM_PATTERN.to_string())
-        .chain(vhosts.iter().map(|v| v.to_string()));
-    let out = host.probe(&Cmd::sh(QUEUES_SCRIPT, args)).await?;
-    Ok(parse_queue_read(host.name(), &out.stdout, &out.stderr))
+    Ok(read)
 }
 
 #[cfg(test)]
@@ -358,26 +380,23 @@ mod tests {
     }
 
     #[test]
-    fn node_read_outcomes() {
-        let r = parse_node_read("@@beam stopped\n", "");
-        assert!(!r.beam_running && r.view.is_none() && r.error.is_none());
-        assert_eq!(r.rabbitmqctl_calls, 0);
-        let r = parse_node_read(
-            &format!("@@beam running\n@@cluster_status\n{STATUS}\n@@rc 0\n"),
-            "",
-        );
-        assert!(r.beam_running && r.view.is_some(), "{r:?}");
-        assert_eq!(r.rabbitmqctl_calls, 1);
-        let r = parse_node_read(
-            "@@beam running\n@@cluster_status\n@@rc 69\n",
-            "Error: unable to perform an operation on node 'rabbit@n1'\n",
-        );
-        assert_eq!(r.rabbitmqctl_calls, 1);
-        let e = r.error.unwrap();
-        assert!(
-            e.contains("exited 69") && e.contains("unable to perform"),
-            "{e}"
-        );
+    fn the_api_view_matches_cluster_status() {
+        let nodes: Vec<ApiNode> = serde_json::from_str(
+            r#"[{"name":"rabbit@n1","type":"disc","running":true,"partitions":["rabbit@n3"],
+                 "mem_alarm":true,"disk_free_alarm":false,
+                 "applications":[{"name":"rabbit","version":"3.10.8"}]},
+                {"name":"rabbit@n2","type":"disc","running":false},
+                {"name":"rabbit@n3","type":"disc","running":true,"partitions":[],
+                 "applications":[{"name":"rabbit","version":"3.10.8"}]}]"#,
+        )
+        .unwrap();
+        let api = view_of(&nodes);
+        let cli = parse_cluster_view(STATUS).unwrap();
+        assert_eq!(api.members(), cli.members());
+        assert_eq!(api.running(), cli.running());
+        assert_eq!(api.partitions, cli.partitions);
+        assert_eq!(api.alarms, cli.alarms);
+        assert_eq!(api.versions["rabbit@n1"], "3.10.8");
     }
 
     #[test]
@@ -388,25 +407,23 @@ mod tests {
 ,{"name":"ha.lag","policy":"ha-all","slave_pids":["#PID<1.5.0>","#PID<3.6.0>"],"synchronised_slave_pids":["#PID<3.6.0>"]}
 ,{"name":"ha.none","policy":"ha-two","slave_pids":["#PID<1.7.0>"],"synchronised_slave_pids":""}
 ]"##;
-        let (mirrored, unsynced) = parse_queues("/", json).unwrap();
+        let json: Value = serde_json::from_str(json).unwrap();
+        let (mirrored, unsynced) = parse_queues("/", &json);
         assert_eq!(mirrored, 3);
         let names: Vec<&str> = unsynced.iter().map(|q| q.name.as_str()).collect();
         assert_eq!(names, ["ha.lag", "ha.none"]);
         assert_eq!(unsynced[0].unsynchronised, 1);
         assert_eq!(unsynced[0].mirrors, 2);
-
-        let out = format!("@@vhost /\n{json}\n@@rc 0\n@@vhost other\n@@rc 2\n");
-        let r = parse_queue_read("n1", &out, "Error: vhost other does not exist\n");
-        assert!(r.checked);
-        assert_eq!(r.rabbitmqctl_calls, 2);
-        assert_eq!(r.unsynchronised.len(), 2);
-        assert_eq!(r.errors.len(), 1);
-        assert!(r.errors[0].contains("does not exist"), "{:?}", r.errors);
-
-        let r = parse_queue_read("n1", "@@skipped 4.0.5-1\n", "");
-        assert!(!r.checked && r.rabbitmqctl_calls == 0 && r.version_skipped);
-        assert!(r.note.unwrap().contains("4.0.5"));
-        let r = parse_queue_read("n1", "@@beam stopped\n", "");
-        assert!(!r.checked);
+        // The management API names the mirrors' nodes instead of their processes.
+        let api = serde_json::json!([
+            {"name": "ha.ok", "policy": "ha-all", "slave_nodes": ["rabbit@n2", "rabbit@n3"],
+             "synchronised_slave_nodes": ["rabbit@n3", "rabbit@n2"]},
+            {"name": "ha.lag", "policy": "ha-all", "slave_nodes": ["rabbit@n2", "rabbit@n3"],
+             "synchronised_slave_nodes": ["rabbit@n3"]},
+            {"name": "plain.q", "policy": "", "slave_nodes": [], "synchronised_slave_nodes": []}
+        ]);
+        let (mirrored, unsynced) = parse_queues("/", &api);
+        assert_eq!((mirrored, unsynced.len()), (2, 1));
+        assert_eq!(unsynced[0].name, "ha.lag");
     }
 }
