@@ -38,11 +38,7 @@ impl Connection {
         let _permit = self.channel_slot().await?;
         let credentials = base64::engine::general_purpose::STANDARD
             .encode(format!("{user}:{}", password.expose()));
-        let host = if address.contains(':') {
-            format!("[{address}]:{port}")
-        } else {
-            format!("{address}:{port}")
-        };
+        let host = crate::render::host_port(address, i64::from(port));
         let request = format!(
             "GET {path} HTTP/1.0\r\nHost: {host}\r\nAuthorization: Basic {credentials}\r\n\
              Accept: application/json\r\n\r\n"
