@@ -219,13 +219,16 @@ fn check_healthy(lab: &Lab, image: &Image, context: &str) -> Duration {
             );
         }
     }
+    // node4 has the highest priority: keepalived (preempting) gives it the VIP back once it is
+    // up again, so a power-cycled node4 takes the VIP from node5 a moment after booting. Wait
+    // for that, or the round trip below may start on node5 and be cut by the move.
     let mut holders = Vec::new();
     wait_until(
         Duration::from_secs(60),
-        &format!("{context}: exactly one load balancer holds the VIP"),
+        &format!("{context}: the VIP is on {} only", LBS[0]),
         || {
             holders = vip_holders(lab);
-            holders.len() == 1
+            holders == [LBS[0]]
         },
     );
     let tag = context
