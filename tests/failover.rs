@@ -84,7 +84,8 @@ impl Run {
 /// What to do when a line of hactl's stderr contains a pattern (once).
 struct Watch<'a> {
     pattern: String,
-    action: Box<dyn FnMut() + 'a>,
+    /// Given the running hactl's PID.
+    action: Box<dyn FnMut(u32) + 'a>,
 }
 
 /// Runs hactl with `args` (stdin closed), at most `bound`; with `watch`, acts on the first
@@ -134,7 +135,7 @@ fn hactl(label: &str, args: &[&str], bound: Duration, mut watch: Option<Watch>) 
                         "hactl {label}: at +{:.1}s saw {line:?}: acting",
                         started.elapsed().as_secs_f64()
                     );
-                    (w.action)();
+                    (w.action)(child.id());
                 }
                 err.push_str(&line);
                 err.push('\n');
@@ -1217,7 +1218,7 @@ fn faults_during_up(w: &mut World) {
         UP_BOUND,
         Some(Watch {
             pattern: "node6 cookie: changed".into(),
-            action: Box::new(|| {
+            action: Box::new(|_| {
                 lab.driver_ok(["kill", "node6", "sshd"]);
                 // OpenSSH 9.8+ (Debian 13) serves each connection from `sshd-session`.
                 let _ = lab.driver(["kill", "node6", "sshd-session"]);
@@ -1291,7 +1292,7 @@ fn faults_during_up(w: &mut World) {
             UP_BOUND,
             Some(Watch {
                 pattern: pattern.into(),
-                action: Box::new(|| {
+                action: Box::new(|_| {
                     lab.driver_ok(["kill", "node6", "beam.smp", "KILL"]);
                 }),
             }),
@@ -1328,7 +1329,10 @@ fn faults_during_up(w: &mut World) {
         UP_BOUND,
         Some(Watch {
             pattern: " facts: started".into(),
-            action: Box::new(|| {
+            action: Box::new(|pid| {
+                // The first run holds the lock from here; stopped, it keeps holding it (a
+                // no-op up is over in half a second) while the other two try.
+                signal(pid, "STOP");
                 lock_files = lab.ssh_ok(
                     "node1",
                     "stat -c '%n %U %a' /run/hactl /run/hactl/hactl-lab.lock \
@@ -1346,6 +1350,7 @@ fn faults_during_up(w: &mut World) {
                     Duration::from_secs(120),
                     None,
                 ));
+                signal(pid, "CONT");
             }),
         }),
     );
@@ -1425,7 +1430,7 @@ fn faults_during_up(w: &mut World) {
         UP_BOUND,
         Some(Watch {
             pattern: " facts: started".into(),
-            action: Box::new(|| {
+            action: Box::new(|_| {
                 let owner = lab.ssh_ok("node1", "cat /run/hactl/hactl-lab.owner");
                 let pid = owner
                     .split("(pid ")
@@ -1717,4 +1722,13 @@ fn failover_benchmark() {
     report
         .check()
         .unwrap_or_else(|e| panic!("benchmark: {e:#}"));
+}
+
+/// Sends `sig` to `pid` (a hactl this test started).
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{sig} {pid}");
 }
