@@ -10,6 +10,7 @@ mod common;
 
 use common::amqp::{self, Target};
 use common::lab::{Lab, MANAGED_FILES, describe};
+use common::report::output_within;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -51,17 +52,7 @@ fn a_pipeline_script_builds_uses_and_resets_a_cluster() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run the script");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        if rx.recv_timeout(BOUND).is_err() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    });
-    let out = child.wait_with_output().expect("wait for the script");
-    let _ = tx.send(());
+    let out = output_within(child, BOUND);
     let text = describe(&out);
     eprintln!(
         "ci rebuild script: {} in {:.1}s",

@@ -11,9 +11,9 @@ use crate::render::{RenderedFile, SYSCTL_FILE, remove_block, whole_files};
 use crate::ssh::Cmd;
 use anyhow::anyhow;
 
-/// RabbitMQ's database (Debian's `RABBITMQ_MNESIA_BASE`; Khepri and quorum queue data live
-/// under it too). The rest of `/var/lib/rabbitmq` is the cookie, a managed file.
-pub const DATA: &str = "/var/lib/rabbitmq/mnesia";
+// RabbitMQ's database (Khepri and quorum queue data live under it too). The rest of
+// `/var/lib/rabbitmq` is the cookie, a managed file.
+use super::formation::DATABASE as DATA;
 const HOSTS: &str = "/etc/hosts";
 
 pub async fn plan(ctx: &Ctx, host: &Host, purge: bool) -> anyhow::Result<Vec<Action>> {

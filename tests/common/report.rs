@@ -6,6 +6,22 @@ use serde_json::Value;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Waits for `child`'s output; kills it (SIGKILL, by PID) if it still runs after `bound`.
+pub fn output_within(child: std::process::Child, bound: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(bound).is_err() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    });
+    let out = child.wait_with_output().expect("wait for the child");
+    let _ = tx.send(());
+    out
+}
+
 /// One finished hactl run.
 pub struct Run {
     pub label: String,
@@ -26,17 +42,7 @@ impl Run {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run hactl: {e}"));
-        let pid = child.id();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            if rx.recv_timeout(bound).is_err() {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-        });
-        let out = child.wait_with_output().expect("wait for hactl");
-        let _ = tx.send(());
+        let out = output_within(child, bound);
         let took = started.elapsed();
         eprintln!("hactl {what}: {} in {:.1}s", out.status, took.as_secs_f64());
         Run {
