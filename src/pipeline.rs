@@ -120,14 +120,22 @@ async fn converge_host(
         let config = rabbitmq::config(ctx, h, installing);
         let config = runner::execute(ctx, opts, h, "rabbitmq_config", config).await?;
         let service = async {
-            if let (true, Some(conf)) = (ctx.first_boot(), ctx.file(h.name(), rabbitmq::CONF_PATH))
-            {
+            if let (true, Some(conf)) = (
+                ctx.discovers(h.name()),
+                ctx.file(h.name(), rabbitmq::CONF_PATH),
+            ) {
                 let seed = ctx.loaded.inventory.rabbitmq.seed.clone();
                 let is_seed = h.name() == seed;
-                return Ok(vec![
-                    Action::StartForming { seed, is_seed },
-                    formation::without_keys(ctx, h, conf),
-                ]);
+                let mut actions = vec![Action::StartForming {
+                    seed,
+                    is_seed,
+                    after_seed: ctx.formation.get().is_some_and(|f| f.seed_first),
+                }];
+                // The seed's first boot needs no keys (see `formation::with_keys`).
+                if !is_seed {
+                    actions.push(formation::without_keys(ctx, h, conf));
+                }
+                return Ok(actions);
             }
             rabbitmq::service(h, !config.is_empty(), stopped).await
         };
@@ -185,12 +193,20 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
         .cloned()
         .collect();
     // Every read may start an Erlang VM (without the management API): do them all at once.
+    // A first-boot run joins no node: only the seed's view counts (`check_formed`).
+    let read = |h: &Host| !ctx.first_boot() || h.name() == seed.name();
     let (statuses, current_defs, flags) = steps::step(seed, "cluster_status", async {
         let n = rabbits.len();
         let (statuses, defs, flags) = tokio::join!(
             runner::parallel(rabbits.clone(), n, |h| {
                 let api = ctx.api.clone();
-                async move { join::status(&h, api.as_deref()).await }
+                let read = read(&h);
+                async move {
+                    match read {
+                        true => join::status(&h, api.as_deref()).await,
+                        false => Ok(None),
+                    }
+                }
             }),
             definitions::read(seed, ctx.api.as_deref()),
             feature_flags::read(seed, ctx.api.as_deref())
@@ -206,15 +222,20 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
             .and_then(|i| statuses[i].as_ref())
     };
     let seed_status = status_of(seed.name());
-    if ctx.first_boot() && !opts.dry_run {
-        check_formed(seed, seed_status, &rabbits)?;
+    if !opts.dry_run {
+        let booted: Vec<Host> = rabbits
+            .iter()
+            .filter(|h| ctx.discovers(h.name()))
+            .cloned()
+            .collect();
+        check_formed(seed, seed_status, &booted)?;
     }
     let joins = async {
         let mut joined = Vec::new();
-        // A first-boot run has formed the cluster already (checked above): no joins.
+        // Nodes that joined at first boot are members already (checked above).
         let joiners = rabbits
             .iter()
-            .filter(|h| h.name() != seed.name() && !ctx.first_boot());
+            .filter(|h| h.name() != seed.name() && !ctx.discovers(h.name()));
         for host in joiners {
             let mine = status_of(host.name());
             let plan = join::plan(ctx, seed, seed_status, host, mine);
@@ -233,6 +254,13 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
         // Enabling a flag needs every member running: after the joins and the wait.
         let flags = feature_flags::plan(flags.as_deref(), &phase.new_plugins);
         runner::execute(ctx, opts, seed, "feature_flags", async { Ok(flags) }).await?;
+        // Nodes that joined at first boot count as joined (checked above; a dry run: they will).
+        joined.extend(
+            rabbits
+                .iter()
+                .filter(|h| h.name() != seed.name() && ctx.discovers(h.name()))
+                .map(|h| h.name().to_string()),
+        );
         Ok::<_, anyhow::Error>(joined)
     };
     let defs = runner::execute(ctx, opts, seed, "definitions", async {
@@ -243,20 +271,23 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
     joins
 }
 
-/// After a first-boot formation every node must be a member of the seed's cluster: a node
-/// that formed apart is an error, never left as it is.
+/// Every node that booted blank to join through peer discovery must be a member of the seed's
+/// cluster: a node that formed apart is an error, never left as it is.
 fn check_formed(
     seed: &Host,
     seed_status: Option<&join::ClusterStatus>,
-    rabbits: &[Host],
+    booted: &[Host],
 ) -> anyhow::Result<()> {
+    if booted.is_empty() {
+        return Ok(());
+    }
     let Some(status) = seed_status else {
         return Err(anyhow!(
             "{}: RabbitMQ does not run after its first boot",
             seed.name()
         ));
     };
-    let apart: Vec<String> = rabbits
+    let apart: Vec<String> = booted
         .iter()
         .map(|h| crate::rabbitmq::node_name(h.name()))
         .filter(|n| !status.is_member(n))
@@ -265,7 +296,7 @@ fn check_formed(
         return Ok(());
     }
     Err(anyhow!(
-        "first-boot formation: {} did not join {}'s cluster (members: {}); run `hactl up` again \
+        "peer discovery at first boot: {} did not join {}'s cluster (members: {}); run `hactl up` again \
          to join them with join_cluster",
         apart.join(", "),
         crate::rabbitmq::node_name(seed.name()),

@@ -92,12 +92,13 @@ pub enum Action {
         /// Why, when it is not the usual "config changed / not running".
         because: Option<&'static str>,
     },
-    /// Starts RabbitMQ on a blank node of a first-boot run. The seed starts at once; every
-    /// other node once the seed's Erlang distribution is up, so that each sees the seed when
-    /// it picks the node to join (RabbitMQ 4.0 picks the oldest node it can reach).
+    /// Starts RabbitMQ on a blank node of a first-boot run. The seed starts at once; the
+    /// other nodes too, or with `after_seed` once the seed's Erlang distribution is up (see
+    /// `formation::Read::start_order`).
     StartForming {
         seed: String,
         is_seed: bool,
+        after_seed: bool,
     },
     /// stop_app, [reset,] join_cluster [--ram] SEED, start_app on the joining node.
     Join {
@@ -150,13 +151,21 @@ else "$c" join_cluster -- "$1" || exit; fi
 exec "$c" start_app"#;
 
 /// The seed starts RabbitMQ and says when its Erlang distribution is up (epmd lists the
-/// node: no Erlang VM); every other node waits for that, then starts. Any failure on the
-/// seed's side releases the others with an error.
-async fn start_forming(ctx: &Ctx, host: &Host, is_seed: bool) -> anyhow::Result<()> {
+/// node: no Erlang VM); with `after_seed` every other node waits for that, then starts. Any
+/// failure on the seed's side releases the others with an error.
+async fn start_forming(
+    ctx: &Ctx,
+    host: &Host,
+    is_seed: bool,
+    after_seed: bool,
+) -> anyhow::Result<()> {
     let deadline = crate::ssh::deadline(
         std::time::Instant::now(),
         host.conn.target().command_timeout,
     );
+    if !is_seed && !after_seed {
+        return host.service("rabbitmq-server", "start").await.map(drop);
+    }
     if !is_seed {
         let mut rx = ctx.seed_dist.subscribe();
         let state =
@@ -269,16 +278,21 @@ impl Action {
             Action::StartForming {
                 seed,
                 is_seed: true,
+                ..
             } => format!(
                 "start rabbitmq-server (blank: the cluster forms around {} at first boot)",
                 node_name(seed)
             ),
             Action::StartForming {
-                seed,
-                is_seed: false,
+                seed, after_seed, ..
             } => format!(
-                "start rabbitmq-server once {}'s Erlang distribution is up (blank: joins its \
-                 cluster at first boot through peer discovery)",
+                "start rabbitmq-server{} (blank: joins {}'s cluster at first boot through peer \
+                 discovery)",
+                if *after_seed {
+                    " once the seed's Erlang distribution is up"
+                } else {
+                    ""
+                },
                 node_name(seed)
             ),
             Action::Join {
@@ -422,7 +436,11 @@ impl Action {
                 }
                 Ok(())
             }
-            Action::StartForming { is_seed, .. } => start_forming(ctx, host, *is_seed).await,
+            Action::StartForming {
+                is_seed,
+                after_seed,
+                ..
+            } => start_forming(ctx, host, *is_seed, *after_seed).await,
             Action::Join {
                 seed,
                 node_type,

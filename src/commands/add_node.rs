@@ -47,7 +47,13 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
             .find(|h| h.name() == inv.rabbitmq.seed)
             .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
         let _lock = lock::acquire(seed, &inv.cluster.name, "add-node").await?;
-        steps::preflight(&ctx, &hosts, opts.dry_run).await?;
+        let (preflight, formation) = tokio::join!(
+            steps::preflight(&ctx, &hosts, opts.dry_run),
+            steps::formation::read_added(&hosts, &args.nodes, &inv.rabbitmq.seed)
+        );
+        preflight?;
+        // Set once, before any host changes: every later step plans from it.
+        let _ = ctx.formation.set(formation?);
         let phase = pipeline::converge_hosts(&ctx, hosts, &opts, |h| {
             if args.nodes.iter().any(|n| n == h.name()) {
                 Scope::Full

@@ -27,9 +27,9 @@ pub async fn converge(
         steps::preflight(&ctx, &hosts, opts.dry_run),
         steps::formation::read(&hosts, opts.parallel)
     );
-    preflight?;
+    let versions = preflight?;
     // Set once, before any host changes: every later step plans from it.
-    let _ = ctx.formation.set(formation?);
+    let _ = ctx.formation.set(formation?.start_order(&versions));
     let phase = pipeline::converge_hosts(&ctx, hosts, opts, |_| Scope::Full).await?;
     pipeline::cluster(&ctx, &phase, opts).await?;
     pipeline::load_balancers(&ctx, &phase.hosts, opts).await

@@ -19,7 +19,8 @@ use super::Ctx;
 use crate::host::Host;
 use crate::plan::Action;
 use crate::plan::FileChange;
-use crate::rabbitmq::node_name;
+use crate::rabbitmq::versions::NodeVersion;
+use crate::rabbitmq::{major_minor, node_name};
 use crate::render::RenderedFile;
 use crate::runner;
 use crate::ssh::Cmd;
@@ -33,6 +34,8 @@ pub const DATABASE: &str = "/var/lib/rabbitmq/mnesia";
 pub enum Recipe {
     /// Every node is blank: all start at once and form one cluster at first boot.
     FirstBoot,
+    /// `add-node`: these blank nodes join the running seed's cluster at their first boot.
+    Grow { nodes: BTreeSet<String> },
     /// The join recipe, and why first-boot formation is not used.
     Join { because: String },
 }
@@ -43,11 +46,63 @@ pub struct Read {
     pub recipe: Recipe,
     /// Nodes that are blank now.
     pub blank: BTreeSet<String>,
+    /// In a first-boot run, the other nodes start only once the seed's Erlang distribution is
+    /// up (see `start_order`); else all start at once.
+    pub seed_first: bool,
+}
+
+impl Recipe {
+    /// The report's line: which recipe, and why.
+    fn describe(&self) -> String {
+        match self {
+            Recipe::FirstBoot => format!(
+                "recipe: first-boot formation (every RabbitMQ node is blank: not running, no \
+                 database in {DATABASE}); all start at once and form one cluster through peer \
+                 discovery"
+            ),
+            Recipe::Grow { nodes } => format!(
+                "recipe: first-boot join ({} blank: not running, no database in {DATABASE}); \
+                 joins the seed's cluster at first boot through peer discovery",
+                nodes
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Recipe::Join { because } => {
+                format!("recipe: join_cluster, one node at a time ({because})")
+            }
+        }
+    }
 }
 
 impl Read {
     pub fn first_boot(&self) -> bool {
         self.recipe == Recipe::FirstBoot
+    }
+
+    /// Whether `node` boots blank in this run and finds its cluster through peer discovery.
+    pub fn discovers(&self, node: &str) -> bool {
+        match &self.recipe {
+            Recipe::FirstBoot => self.blank.contains(node),
+            Recipe::Grow { nodes } => nodes.contains(node),
+            Recipe::Join { .. } => false,
+        }
+    }
+
+    /// RabbitMQ 4 joins the reachable node with the oldest Erlang VM among equally sized
+    /// clusters, itself included: a node started before the seed would form a cluster of its
+    /// own, so the seed starts first. RabbitMQ 3 joins only a node that has its database, and
+    /// only the seed creates one (it lists no peers): all start at once. A node of unknown
+    /// version counts as 4.
+    pub fn start_order(mut self, versions: &[NodeVersion]) -> Self {
+        self.seed_first = versions.iter().any(|v| {
+            v.detected
+                .as_ref()
+                .and_then(|d| major_minor(d.upstream()))
+                .is_none_or(|(major, _)| major >= 4)
+        });
+        self
     }
 }
 
@@ -90,19 +145,59 @@ pub async fn read(hosts: &[Host], parallel: usize) -> anyhow::Result<Read> {
     let named: Vec<(&str, NodeState)> = rabbits.iter().map(|h| h.name()).zip(states).collect();
     let read = decide(&named, parallel >= hosts.len(), rabbits.len());
     if let Some(first) = hosts.first() {
-        let text = match &read.recipe {
-            Recipe::FirstBoot => format!(
-                "recipe: first-boot formation (every RabbitMQ node is blank: not running, no \
-                 database in {DATABASE}); all start at once and form one cluster through peer \
-                 discovery"
-            ),
-            Recipe::Join { because } => {
-                format!("recipe: join_cluster, one node at a time ({because})")
-            }
-        };
-        first.reporter.note("hactl", &text);
+        first.reporter.note("hactl", &read.recipe.describe());
     }
     Ok(read)
+}
+
+/// `add-node`: the added nodes that are blank join at their first boot when the seed runs;
+/// any other joins with join_cluster. Read before any change, no Erlang VM.
+pub async fn read_added(hosts: &[Host], added: &[String], seed: &str) -> anyhow::Result<Read> {
+    let Some(seed_host) = hosts.iter().find(|h| h.name() == seed) else {
+        anyhow::bail!("the seed {seed} is not connected");
+    };
+    let nodes: Vec<Host> = hosts
+        .iter()
+        .filter(|h| added.iter().any(|a| a == h.name()))
+        .cloned()
+        .collect();
+    let n = nodes.len().max(1);
+    let states = runner::parallel(nodes.clone(), n, |h| async move {
+        super::step(&h, "blank", async {
+            Ok((read_node(&h).await?, super::Changes::none()))
+        })
+        .await
+    })
+    .await
+    .into_iter()
+    .collect::<anyhow::Result<Vec<_>>>()?;
+    let seed_runs = seed_host.rabbitmq_running().await?;
+    let blank: BTreeSet<String> = nodes
+        .iter()
+        .zip(states)
+        .filter(|(_, s)| !s.running && !s.database)
+        .map(|(h, _)| h.name().to_string())
+        .collect();
+    let recipe = if !seed_runs {
+        Recipe::Join {
+            because: format!("the seed {seed} does not run RabbitMQ"),
+        }
+    } else if blank.is_empty() {
+        Recipe::Join {
+            because: "no added node is blank".into(),
+        }
+    } else {
+        Recipe::Grow {
+            nodes: blank.clone(),
+        }
+    };
+    seed_host.reporter.note("hactl", &recipe.describe());
+    Ok(Read {
+        recipe,
+        blank,
+        // The seed runs already: it is the oldest node.
+        seed_first: false,
+    })
 }
 
 fn decide(nodes: &[(&str, NodeState)], all_at_once: bool, count: usize) -> Read {
@@ -139,34 +234,57 @@ fn decide(nodes: &[(&str, NodeState)], all_at_once: bool, count: usize) -> Read 
     } else {
         Recipe::FirstBoot
     };
-    Read { recipe, blank }
+    Read {
+        recipe,
+        blank,
+        seed_first: true,
+    }
 }
 
-/// rabbitmq.conf for a blank node's first boot: the inventory's, plus the peer discovery
-/// keys listing every inventory RabbitMQ node in inventory order.
-pub fn with_keys(ctx: &Ctx, conf: &RenderedFile) -> RenderedFile {
-    let mut content = conf.content.clone();
-    content += "\n# First boot of a blank cluster only: hactl takes these out once the node has\n\
-                # booted (peer discovery runs only on a blank node).\n\
-                cluster_formation.peer_discovery_backend = classic_config\n";
-    for (i, n) in ctx.loaded.inventory.rabbitmq_nodes().enumerate() {
-        content += &format!(
-            "cluster_formation.classic_config.nodes.{} = {}\n",
-            i + 1,
-            node_name(&n.name)
-        );
+/// How long a node other than the seed retries discovery before it gives up and boots alone
+/// (which the cluster phase then reports): the seed must have created its database by then.
+const DISCOVERY_RETRIES: u32 = 120;
+const DISCOVERY_INTERVAL_MS: u32 = 500;
+
+/// rabbitmq.conf for a blank node's first boot. The seed's is the inventory's: with no peers
+/// listed it creates the cluster's database at once (listing the others, it would retry
+/// them for seconds, as they have no database to join, and on RabbitMQ 3 it would wait for
+/// the discovery lock a joining node holds while it waits for the seed). Every other node's
+/// adds the peer discovery keys listing the seed and itself, so it joins only the seed's
+/// cluster (RabbitMQ 3's discovery lock spans both: joining nodes take turns at the seed),
+/// and retries long enough for the seed to boot.
+pub fn with_keys(ctx: &Ctx, node: &str, conf: &RenderedFile) -> RenderedFile {
+    match keys(&ctx.loaded.inventory.rabbitmq.seed, node) {
+        None => conf.clone(),
+        Some(keys) => RenderedFile {
+            content: format!("{}\n{keys}", conf.content),
+            ..conf.clone()
+        },
     }
-    RenderedFile {
-        content,
-        ..conf.clone()
-    }
+}
+
+/// The peer discovery lines of `node`'s first boot (None for the seed).
+fn keys(seed: &str, node: &str) -> Option<String> {
+    (node != seed).then(|| {
+        format!(
+            "# First boot of a blank node only: hactl takes these out once the node has\n\
+             # booted (peer discovery runs only on a blank node).\n\
+             cluster_formation.peer_discovery_backend = classic_config\n\
+             cluster_formation.classic_config.nodes.1 = {}\n\
+             cluster_formation.classic_config.nodes.2 = {}\n\
+             cluster_formation.discovery_retry_limit = {DISCOVERY_RETRIES}\n\
+             cluster_formation.discovery_retry_interval = {DISCOVERY_INTERVAL_MS}\n",
+            node_name(seed),
+            node_name(node)
+        )
+    })
 }
 
 /// Once the node has booted: rabbitmq.conf as the inventory renders it (no restart).
 pub fn without_keys(ctx: &Ctx, host: &Host, conf: &RenderedFile) -> Action {
     let diff = host.reporter.redactor().file_diff(
         &conf.path,
-        &with_keys(ctx, conf).content,
+        &with_keys(ctx, host.name(), conf).content,
         &conf.content,
     );
     Action::Install {
@@ -184,6 +302,38 @@ mod tests {
         running: false,
         database: false,
     };
+
+    #[test]
+    fn only_joining_nodes_list_peers_the_seed_and_themselves() {
+        assert_eq!(keys("node1", "node1"), None);
+        let k = keys("node1", "node3").unwrap();
+        assert!(k.contains("classic_config.nodes.1 = rabbit@node1\n"), "{k}");
+        assert!(k.contains("classic_config.nodes.2 = rabbit@node3\n"), "{k}");
+        assert!(!k.contains("nodes.3"), "{k}");
+        assert!(k.contains("discovery_retry_limit = 120\n"), "{k}");
+    }
+
+    #[test]
+    fn the_seed_starts_first_where_rabbitmq_4_may_run() {
+        use crate::rabbitmq::versions::{Detected, Source};
+        let v = |node: &str, debian: Option<&str>| NodeVersion {
+            node: node.into(),
+            detected: debian.map(|d| Detected {
+                debian: d.into(),
+                source: Source::Installed,
+            }),
+        };
+        let read = || decide(&[("node1", BLANK), ("node2", BLANK)], true, 2);
+        let bookworm = [
+            v("node1", Some("3.10.8-1.1")),
+            v("node2", Some("3.10.8-1.1")),
+        ];
+        assert!(!read().start_order(&bookworm).seed_first);
+        let mixed = [v("node1", Some("3.10.8-1.1")), v("node2", Some("4.0.5-6"))];
+        assert!(read().start_order(&mixed).seed_first);
+        let unknown = [v("node1", Some("3.10.8-1.1")), v("node2", None)];
+        assert!(read().start_order(&unknown).seed_first);
+    }
 
     #[test]
     fn first_boot_only_when_every_node_is_blank() {

@@ -29,12 +29,18 @@ use std::time::Instant;
 
 /// The read-only pre-phase of `up` and `add-node`, before any host changes: the RabbitMQ
 /// versions and the VIP's interface, read at the same time. Refusals are invalid input.
-pub async fn preflight(ctx: &Ctx, hosts: &[Host], dry_run: bool) -> anyhow::Result<()> {
+pub async fn preflight(
+    ctx: &Ctx,
+    hosts: &[Host],
+    dry_run: bool,
+) -> anyhow::Result<Vec<crate::rabbitmq::versions::NodeVersion>> {
     let (versions, interface) = tokio::join!(
         versions::check(ctx, hosts, dry_run),
         vip_interface::check(ctx, hosts)
     );
-    versions.and(interface)
+    let versions = versions?;
+    interface?;
+    Ok(versions)
 }
 
 /// Everything a step may consult. Shared read-only by all hosts of a run.
@@ -72,12 +78,16 @@ impl Ctx {
         self.files.get(node)?.iter().find(|f| f.path == path)
     }
 
-    /// Whether this run forms the cluster at first boot (false when not read: `add-node`,
-    /// `remove-node`).
+    /// Whether this run forms the cluster at first boot (false when not read: `remove-node`).
     pub fn first_boot(&self) -> bool {
         self.formation
             .get()
             .is_some_and(formation::Read::first_boot)
+    }
+
+    /// Whether `node` boots blank in this run and joins through peer discovery.
+    pub fn discovers(&self, node: &str) -> bool {
+        self.formation.get().is_some_and(|f| f.discovers(node))
     }
 }
 

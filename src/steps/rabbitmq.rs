@@ -10,14 +10,14 @@ pub const CONFIG_FILES: [&str; 3] = [CONF_PATH, crate::render::RABBITMQ_ENV, PLU
 
 pub const CONF_PATH: &str = "/etc/rabbitmq/rabbitmq.conf";
 
-/// Plans rabbitmq.conf and enabled_plugins; `installing`: the packages this run installs. In
-/// a first-boot run rabbitmq.conf carries the peer discovery keys (`formation`).
+/// Plans rabbitmq.conf and enabled_plugins; `installing`: the packages this run installs. On a
+/// node that joins at first boot rabbitmq.conf carries the peer discovery keys (`formation`).
 pub async fn config(ctx: &Ctx, host: &Host, installing: &[&str]) -> anyhow::Result<Vec<Action>> {
     let mut files = Vec::new();
     for path in CONFIG_FILES {
         files.extend(ctx.file(host.name(), path).map(|f| {
-            if path == CONF_PATH && ctx.first_boot() {
-                formation::with_keys(ctx, f)
+            if path == CONF_PATH && ctx.discovers(host.name()) {
+                formation::with_keys(ctx, host.name(), f)
             } else {
                 f.clone()
             }
