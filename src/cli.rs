@@ -56,6 +56,43 @@ pub enum Command {
     Man(ManArgs),
 }
 
+impl Command {
+    /// The subcommand's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Validate(_) => "validate",
+            Command::Render(_) => "render",
+            Command::Up(_) => "up",
+            Command::AddNode(_) => "add-node",
+            Command::RemoveNode(_) => "remove-node",
+            Command::Reset(_) => "reset",
+            Command::Status(_) => "status",
+            Command::SetPolicy(_) => "set-policy",
+            Command::Init(_) => "init",
+            Command::Endpoints(_) => "endpoints",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
+        }
+    }
+
+    /// `--json`: the envelope goes to standard output.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Validate(a) => a.json,
+            Command::Render(a) => a.json,
+            Command::Up(a) => a.run.json,
+            Command::AddNode(a) => a.run.json,
+            Command::RemoveNode(a) => a.run.json,
+            Command::Reset(a) => a.json,
+            Command::Status(a) => a.json,
+            Command::SetPolicy(a) => a.json,
+            Command::Init(a) => a.json,
+            Command::Endpoints(a) => a.json,
+            Command::Completions(_) | Command::Man(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// Directory to write the pages into (created if missing).
@@ -67,7 +104,8 @@ pub struct ManArgs {
 pub struct EndpointsArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
-    /// Print JSON instead of `export` lines.
+    /// Print the JSON envelope (schema 1), the endpoints under `endpoints`, instead of
+    /// `export` lines.
     #[arg(long)]
     pub json: bool,
     /// The user in the AMQP URL (default: the inventory's first user).
@@ -86,6 +124,9 @@ pub struct InitArgs {
     /// Replace an existing file.
     #[arg(long)]
     pub force: bool,
+    /// Print the JSON envelope (schema 1) on standard output.
+    #[arg(long)]
+    pub json: bool,
     /// RabbitMQ nodes as NAME=ADDRESS (short host names); the first is the seed.
     #[arg(
         long,
@@ -148,6 +189,9 @@ impl InventoryArg {
 pub struct ValidateArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
+    /// Print the JSON envelope (schema 1) on standard output.
+    #[arg(long)]
+    pub json: bool,
     /// OpenSSH client config to read instead of ~/.ssh/config and /etc/ssh/ssh_config (and
     /// the inventory's ssh.config_file), as with `ssh -F`; `none` reads none.
     #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
@@ -161,6 +205,9 @@ pub struct RenderArgs {
     /// Directory to write into: one subdirectory per host, files at their target paths.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Print the JSON envelope (schema 1) on standard output.
+    #[arg(long)]
+    pub json: bool,
     /// Directory of `*.tera` files overriding built-in templates by name (beats the inventory's
     /// `templates`).
     #[arg(long, value_name = "DIR")]
@@ -187,9 +234,13 @@ pub struct RunArgs {
     /// Only read: print, per host and step, exactly what would change (file diffs, commands).
     #[arg(long)]
     pub dry_run: bool,
-    /// Print a machine-readable report of the run on standard output.
+    /// Print the JSON envelope of the run (schema 1) on standard output.
     #[arg(long)]
     pub json: bool,
+    /// Stream each step's start and end as a JSON line (schema 1) to FILE (appended, created
+    /// 0600), or to standard output with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
     /// Show every remote command (secrets are never on command lines).
     #[arg(short, long)]
     pub verbose: bool,
@@ -249,9 +300,13 @@ pub struct ResetArgs {
     /// Only read: print, per host, exactly what would be stopped and removed.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print a machine-readable report of the run on standard output.
+    /// Print the JSON envelope of the run (schema 1) on standard output.
     #[arg(long)]
     pub json: bool,
+    /// Stream each step's start and end as a JSON line (schema 1) to FILE (appended, created
+    /// 0600), or to standard output with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
     /// Show every remote command.
     #[arg(short, long)]
     pub verbose: bool,
@@ -281,6 +336,7 @@ impl ResetArgs {
         RunArgs {
             dry_run: self.dry_run,
             json: self.json,
+            events: self.events.clone(),
             verbose: self.verbose,
             parallel: self.parallel,
             accept_new_host_keys: self.accept_new_host_keys,
@@ -336,7 +392,8 @@ pub struct RemoveNodeArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
-    /// Print the status as JSON on standard output (schema: README.md, "hactl status").
+    /// Print the JSON envelope (schema 1) on standard output, the report under `status`
+    /// (README.md, "hactl status").
     #[arg(long)]
     pub json: bool,
     /// Show every remote command.
@@ -425,9 +482,13 @@ pub struct SetPolicyArgs {
     /// Only read: say what would change, change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the outcome as JSON on standard output.
+    /// Print the JSON envelope (schema 1) on standard output, the outcome under `set_policy`.
     #[arg(long)]
     pub json: bool,
+    /// Stream each step's start and end as a JSON line (schema 1) to FILE (appended, created
+    /// 0600), or to standard output with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
     /// Show every remote command.
     #[arg(short, long)]
     pub verbose: bool,

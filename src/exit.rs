@@ -34,9 +34,37 @@ impl fmt::Display for Locked {
 
 impl std::error::Error for Locked {}
 
+/// Invalid input found in a file, every problem located (exit [`INVALID_INPUT`]); `--json`
+/// lists them one by one.
+#[derive(Debug)]
+pub struct Diagnosed {
+    pub message: String,
+    pub diagnostics: Vec<crate::inventory::Diagnostic>,
+}
+
+impl fmt::Display for Diagnosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diagnosed {}
+
+/// `status` found problems (exit [`FAILED`], outcome `degraded`): nothing failed to run.
+#[derive(Debug)]
+pub struct Degraded(pub String);
+
+impl fmt::Display for Degraded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Degraded {}
+
 /// The exit code for an error returned by a command.
 pub fn code_for(err: &anyhow::Error) -> i32 {
-    if err.downcast_ref::<InvalidInput>().is_some() {
+    if err.downcast_ref::<InvalidInput>().is_some() || err.downcast_ref::<Diagnosed>().is_some() {
         INVALID_INPUT
     } else if err.downcast_ref::<Locked>().is_some() {
         LOCKED
@@ -50,12 +78,21 @@ pub fn outcome(err: &anyhow::Error) -> &'static str {
     match code_for(err) {
         INVALID_INPUT => "invalid_input",
         LOCKED => "locked",
+        _ if err.downcast_ref::<Degraded>().is_some() => "degraded",
         _ => "failed",
     }
 }
 
-/// `err` with its message replaced by `msg` (e.g. redacted), keeping its exit code.
+/// `err` with its message replaced by `msg` (e.g. redacted), keeping its exit code and located
+/// problems (which never hold a secret).
 pub fn with_message(err: &anyhow::Error, msg: String) -> anyhow::Error {
+    if let Some(d) = err.downcast_ref::<Diagnosed>() {
+        return Diagnosed {
+            message: msg,
+            diagnostics: d.diagnostics.clone(),
+        }
+        .into();
+    }
     match code_for(err) {
         INVALID_INPUT => InvalidInput(msg).into(),
         LOCKED => Locked(msg).into(),

@@ -1130,12 +1130,7 @@ fn split_vip(w: &mut World) {
             None,
         );
         run.expect_code(1);
-        let v: Value = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
-            panic!(
-                "{s}: `hactl status --json` is not JSON ({e}):\n{}",
-                run.stdout
-            )
-        });
+        let v = common::schema::envelope(run.stdout.as_bytes())["status"].clone();
         let holders: BTreeSet<&str> = v["vip"]["holders"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
