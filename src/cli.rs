@@ -57,6 +57,56 @@ pub enum Command {
 }
 
 impl Command {
+    /// Takes the inventory out of the arguments of the commands whose first argument may be
+    /// it; a wrong count of what is left is invalid input.
+    pub fn settle(&mut self) -> anyhow::Result<()> {
+        let missing = |what: &str| crate::exit::InvalidInput(format!("{what} is missing"));
+        match self {
+            Command::AddNode(AddNodeArgs {
+                inventory_file,
+                nodes,
+                ..
+            })
+            | Command::RemoveNode(RemoveNodeArgs {
+                inventory_file,
+                nodes,
+                ..
+            }) => {
+                take_inventory(inventory_file, nodes);
+                if nodes.is_empty() {
+                    return Err(missing("NODE (after the inventory FILE)").into());
+                }
+            }
+            Command::SetPolicy(a) => {
+                // Policy names may look like paths: here the count tells. FILE is the first of
+                // two, or the only one beside --remove.
+                if a.positionals.len() == 2 || a.remove.is_some() && a.positionals.len() == 1 {
+                    a.inventory_file = Some(PathBuf::from(a.positionals.remove(0)));
+                }
+                a.name = a.positionals.pop();
+                if !a.positionals.is_empty() {
+                    return Err(crate::exit::InvalidInput(format!(
+                        "one PRESET|NAME, not {:?} too",
+                        a.positionals
+                    ))
+                    .into());
+                }
+                match (&a.name, &a.remove) {
+                    (None, None) => return Err(missing("PRESET|NAME (or --remove NAME)").into()),
+                    (Some(n), Some(_)) => {
+                        return Err(crate::exit::InvalidInput(format!(
+                            "{n}: --remove names the policy to remove; give no PRESET|NAME"
+                        ))
+                        .into());
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// The subcommand's name, as typed.
     pub fn name(&self) -> &'static str {
         match self {
@@ -159,6 +209,38 @@ pub struct InitArgs {
     pub identity_file: Option<PathBuf>,
 }
 
+/// A first argument with a `.` or `/` is the inventory (it beats `-i`): node names are host
+/// names, which have neither.
+fn take_inventory(flag: &mut Option<PathBuf>, args: &mut Vec<String>) {
+    if args.first().is_some_and(|a| a.contains(['.', '/'])) {
+        *flag = Some(PathBuf::from(args.remove(0)));
+    }
+}
+
+/// The inventory of add-node, remove-node and set-policy once settled.
+fn inventory_or_default(flag: &Option<PathBuf>) -> PathBuf {
+    flag.clone()
+        .unwrap_or_else(|| PathBuf::from("inventory.yaml"))
+}
+
+impl AddNodeArgs {
+    pub fn inventory(&self) -> PathBuf {
+        inventory_or_default(&self.inventory_file)
+    }
+}
+
+impl RemoveNodeArgs {
+    pub fn inventory(&self) -> PathBuf {
+        inventory_or_default(&self.inventory_file)
+    }
+}
+
+impl SetPolicyArgs {
+    pub fn inventory(&self) -> PathBuf {
+        inventory_or_default(&self.inventory_file)
+    }
+}
+
 /// Where the inventory comes from: `-i FILE`, a positional FILE, `$HACTL_INVENTORY`, or
 /// `inventory.yaml`.
 #[derive(Debug, Clone, Args)]
@@ -226,6 +308,16 @@ pub struct UpArgs {
     pub inventory: InventoryArg,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub join: JoinArgs,
+}
+
+/// Flags of the commands that join nodes to the cluster.
+#[derive(Debug, Clone, Args)]
+pub struct JoinArgs {
+    /// Reset a node that belongs to another cluster before joining it (its data is lost).
+    #[arg(long)]
+    pub force_reset: bool,
 }
 
 /// Flags of every command that touches hosts.
@@ -250,9 +342,6 @@ pub struct RunArgs {
     /// Learn the keys of hosts not yet in known_hosts (never accepts a changed key).
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// Reset a node that belongs to another cluster before joining it (its data is lost).
-    #[arg(long)]
-    pub force_reset: bool,
     /// Directory of `*.tera` files overriding built-in templates by name.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
@@ -270,7 +359,12 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    pub fn options(&self, targets: crate::ssh::Targets) -> crate::runner::Options {
+    /// The runner's options; `force_reset` only where nodes join (`up`, `add-node`).
+    pub fn options(
+        &self,
+        targets: crate::ssh::Targets,
+        force_reset: bool,
+    ) -> crate::runner::Options {
         crate::runner::Options {
             targets: std::sync::Arc::new(targets),
             dry_run: self.dry_run,
@@ -281,7 +375,7 @@ impl RunArgs {
             } else {
                 crate::ssh::HostKeyPolicy::Strict
             },
-            force_reset: self.force_reset,
+            force_reset,
         }
     }
 }
@@ -330,8 +424,7 @@ pub struct ResetArgs {
 }
 
 impl ResetArgs {
-    /// The shared run flags; those that only converging needs (`--force-reset`,
-    /// `--templates`) are not reset's, so they are off.
+    /// The shared run flags; `--templates`, which only converging needs, is not reset's.
     pub fn run(&self) -> RunArgs {
         RunArgs {
             dry_run: self.dry_run,
@@ -340,7 +433,6 @@ impl ResetArgs {
             verbose: self.verbose,
             parallel: self.parallel,
             accept_new_host_keys: self.accept_new_host_keys,
-            force_reset: false,
             templates: None,
             log_file: self.log_file.clone(),
             ssh_config: self.ssh_config.clone(),
@@ -351,35 +443,35 @@ impl ResetArgs {
 
 #[derive(Debug, Args)]
 pub struct AddNodeArgs {
-    /// Inventory file.
+    /// Inventory file (or give it as the first argument; default inventory.yaml).
     #[arg(
         short = 'i',
         long = "inventory",
         value_name = "FILE",
-        env = "HACTL_INVENTORY",
-        default_value = "inventory.yaml"
+        env = "HACTL_INVENTORY"
     )]
-    pub inventory_file: PathBuf,
-    /// Node names, as in the inventory.
-    #[arg(value_name = "NODE", required = true)]
+    pub inventory_file: Option<PathBuf>,
+    /// Node names, as in the inventory, after the inventory FILE when -i is not given.
+    #[arg(value_name = "[FILE] NODE", required = true)]
     pub nodes: Vec<String>,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub join: JoinArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct RemoveNodeArgs {
-    /// Inventory file.
+    /// Inventory file (or give it as the first argument; default inventory.yaml).
     #[arg(
         short = 'i',
         long = "inventory",
         value_name = "FILE",
-        env = "HACTL_INVENTORY",
-        default_value = "inventory.yaml"
+        env = "HACTL_INVENTORY"
     )]
-    pub inventory_file: PathBuf,
-    /// Node names, as in the inventory.
-    #[arg(value_name = "NODE", required = true)]
+    pub inventory_file: Option<PathBuf>,
+    /// Node names, as in the inventory, after the inventory FILE when -i is not given.
+    #[arg(value_name = "[FILE] NODE", required = true)]
     pub nodes: Vec<String>,
     /// Remove even the last disc node, or below what a mirroring policy needs.
     #[arg(long)]
@@ -436,26 +528,27 @@ removes it): hactl prints the rabbitmq.policies entry to add. When the inventory
 of that name with another definition, the next `hactl up` sets it back.
 
 Examples:
-  hactl set-policy -i lab.yaml ha-all
-  hactl set-policy -i lab.yaml ha-nodes --nodes node1,node2
-  hactl set-policy -i lab.yaml ttl --pattern '^tmp\\.' --definition '{\"message-ttl\":60000}' --apply-to queues
-  hactl set-policy -i lab.yaml --remove ha-all --dry-run";
+  hactl set-policy lab.yaml ha-all
+  hactl set-policy lab.yaml ha-nodes --nodes node1,node2
+  hactl set-policy lab.yaml ttl --pattern '^tmp\\.' --definition '{\"message-ttl\":60000}' --apply-to queues
+  hactl set-policy lab.yaml --remove ha-all --dry-run";
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("what").required(true).args(["name", "remove"]))]
 pub struct SetPolicyArgs {
-    /// Inventory file.
+    /// Inventory file (or give it as the first argument; default inventory.yaml).
     #[arg(
         short = 'i',
         long = "inventory",
         value_name = "FILE",
-        env = "HACTL_INVENTORY",
-        default_value = "inventory.yaml"
+        env = "HACTL_INVENTORY"
     )]
-    pub inventory_file: PathBuf,
-    /// A preset (ha-all, ha-two, ha-nodes, quorum) or, with --pattern and --definition, the
-    /// name of any policy.
-    #[arg(value_name = "PRESET|NAME")]
+    pub inventory_file: Option<PathBuf>,
+    /// The inventory FILE when -i is not given, then a preset (ha-all, ha-two, ha-nodes,
+    /// quorum) or, with --pattern and --definition, the name of any policy.
+    #[arg(value_name = "[FILE] PRESET|NAME", num_args = 0..=2)]
+    pub positionals: Vec<String>,
+    /// The preset or policy name, from the arguments.
+    #[arg(skip)]
     pub name: Option<String>,
     /// Remove the policy NAME (from --vhost) instead of setting one.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["pattern", "definition", "priority", "apply_to", "nodes"])]
@@ -508,6 +601,84 @@ pub struct SetPolicyArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settled(args: &[&str]) -> anyhow::Result<Command> {
+        let mut cli = Cli::try_parse_from(args)?;
+        cli.command.settle()?;
+        Ok(cli.command)
+    }
+
+    #[test]
+    fn the_inventory_may_come_first_or_with_i() {
+        for args in [
+            &["hactl", "add-node", "lab.yaml", "node4", "node5"][..],
+            &["hactl", "add-node", "-i", "lab.yaml", "node4", "node5"],
+        ] {
+            let Ok(Command::AddNode(a)) = settled(args) else {
+                panic!("{args:?}")
+            };
+            assert_eq!(
+                (a.inventory(), a.nodes),
+                ("lab.yaml".into(), vec!["node4".into(), "node5".into()])
+            );
+        }
+        let Ok(Command::RemoveNode(a)) = settled(&["hactl", "remove-node", "node3"]) else {
+            panic!()
+        };
+        assert_eq!(a.inventory(), PathBuf::from("inventory.yaml"));
+        assert!(settled(&["hactl", "remove-node", "dir/inv.yml"]).is_err());
+        for (args, file, name) in [
+            (
+                &["hactl", "set-policy", "lab.yaml", "ha-all"][..],
+                "lab.yaml",
+                Some("ha-all"),
+            ),
+            (
+                &["hactl", "set-policy", "-i", "lab.yaml", "quorum"],
+                "lab.yaml",
+                Some("quorum"),
+            ),
+            (
+                &["hactl", "set-policy", "lab.yaml", "--remove", "x"],
+                "lab.yaml",
+                None,
+            ),
+            (
+                &["hactl", "set-policy", "ha-two"],
+                "inventory.yaml",
+                Some("ha-two"),
+            ),
+        ] {
+            let Ok(Command::SetPolicy(a)) = settled(args) else {
+                panic!("{args:?}")
+            };
+            assert_eq!(
+                (a.inventory(), a.name.as_deref()),
+                (file.into(), name),
+                "{args:?}"
+            );
+        }
+        assert!(settled(&["hactl", "set-policy", "a.yaml", "ha-all", "--remove", "x"]).is_err());
+        assert!(settled(&["hactl", "set-policy", "a", "b", "c"]).is_err());
+        let Ok(Command::SetPolicy(a)) =
+            settled(&["hactl", "set-policy", "-i", "x.yaml", "a/b.yml"])
+        else {
+            panic!()
+        };
+        assert_eq!(
+            a.name.as_deref(),
+            Some("a/b.yml"),
+            "a policy name that looks like a path"
+        );
+    }
+
+    #[test]
+    fn force_reset_only_where_nodes_join() {
+        assert!(Cli::try_parse_from(["hactl", "up", "--force-reset"]).is_ok());
+        assert!(Cli::try_parse_from(["hactl", "add-node", "n4", "--force-reset"]).is_ok());
+        assert!(Cli::try_parse_from(["hactl", "remove-node", "n4", "--force-reset"]).is_err());
+        assert!(Cli::try_parse_from(["hactl", "reset", "--force-reset"]).is_err());
+    }
 
     #[test]
     fn status_timeout_is_at_most_a_day() {

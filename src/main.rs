@@ -4,12 +4,12 @@ use hactl::envelope::Envelope;
 use hactl::{commands, exit};
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => refuse_flags(err),
     };
     let mut out = Envelope::new(cli.command.name());
-    let result = match &cli.command {
+    let result = cli.command.settle().and_then(|()| match &cli.command {
         Command::Validate(a) => commands::validate::run(a, &mut out),
         Command::Render(a) => commands::render::run(a, &mut out),
         Command::Up(a) => commands::up::run(a, &mut out),
@@ -22,7 +22,7 @@ fn main() {
         Command::Endpoints(a) => commands::endpoints::run(a, &mut out),
         Command::Completions(a) => commands::completions::run(a),
         Command::Man(a) => commands::man::run(a),
-    };
+    });
     if cli.command.json() {
         println!("{}", out.finish(&result));
     }

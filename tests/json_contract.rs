@@ -119,10 +119,12 @@ fn invalid_input_is_an_envelope_with_located_errors_for_every_command() {
         &["up", bad],
         &["up", bad, "--dry-run"],
         &["add-node", "-i", bad, "node4"],
-        &["remove-node", "-i", bad, "node3"],
+        &["add-node", bad, "node4"],
+        &["remove-node", bad, "node3"],
         &["reset", bad, "--yes"],
         &["status", bad],
         &["set-policy", "-i", bad, "ha-all"],
+        &["set-policy", bad, "--remove", "ha-all"],
         &["endpoints", bad],
     ];
     for args in commands {

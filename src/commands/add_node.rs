@@ -13,7 +13,8 @@ use crate::steps;
 use anyhow::anyhow;
 
 pub fn run(args: &AddNodeArgs, out: &mut Envelope) -> anyhow::Result<()> {
-    let (ctx, reporter, opts) = super::prepare(&args.inventory_file, &args.run)?;
+    let (ctx, reporter, opts) =
+        super::prepare(&args.inventory(), &args.run, args.join.force_reset)?;
     out.attach(&reporter);
     let inv = &ctx.loaded.inventory;
     for name in &args.nodes {

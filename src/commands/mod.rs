@@ -173,6 +173,7 @@ pub fn resolve_secrets(loaded: &Loaded) -> anyhow::Result<crate::inventory::Secr
 pub fn prepare(
     inventory: &Path,
     run: &crate::cli::RunArgs,
+    force_reset: bool,
 ) -> anyhow::Result<(
     std::sync::Arc<crate::steps::Ctx>,
     std::sync::Arc<crate::report::Reporter>,
@@ -181,7 +182,7 @@ pub fn prepare(
     let loaded = load_inventory(inventory)?;
     let targets = connect_targets(&loaded, run.ssh_config.as_deref(), run.ask_become_pass)?;
     let secrets = resolve_secrets(&loaded)?;
-    let opts = run.options(targets);
+    let opts = run.options(targets, force_reset);
     let mut reporter = crate::report::Reporter::new(
         opts.verbose,
         opts.dry_run,

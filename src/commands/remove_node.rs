@@ -21,7 +21,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 pub fn run(args: &RemoveNodeArgs, out: &mut Envelope) -> anyhow::Result<()> {
-    let (ctx, reporter, opts) = super::prepare(&args.inventory_file, &args.run)?;
+    let (ctx, reporter, opts) = super::prepare(&args.inventory(), &args.run, false)?;
     out.attach(&reporter);
     let inv = &ctx.loaded.inventory;
     for name in &args.nodes {

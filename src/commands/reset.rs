@@ -15,7 +15,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
 pub fn run(args: &ResetArgs, out: &mut Envelope) -> anyhow::Result<()> {
-    let (ctx, reporter, opts) = super::prepare(&args.inventory.path(), &args.run())?;
+    let (ctx, reporter, opts) = super::prepare(&args.inventory.path(), &args.run(), false)?;
     out.attach(&reporter);
     if !args.dry_run && !args.yes {
         confirm(&ctx)?;

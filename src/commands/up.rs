@@ -10,7 +10,8 @@ use crate::steps::{self, Ctx};
 use std::sync::Arc;
 
 pub fn run(args: &UpArgs, out: &mut Envelope) -> anyhow::Result<()> {
-    let (ctx, reporter, opts) = super::prepare(&args.inventory.path(), &args.run)?;
+    let (ctx, reporter, opts) =
+        super::prepare(&args.inventory.path(), &args.run, args.join.force_reset)?;
     out.attach(&reporter);
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(converge(ctx, reporter.clone(), &opts));

@@ -33,7 +33,7 @@ use request::build_request;
 use std::sync::Arc;
 
 pub fn run(args: &SetPolicyArgs, out: &mut Envelope) -> anyhow::Result<()> {
-    let loaded = super::load_inventory(&args.inventory_file)?;
+    let loaded = super::load_inventory(&args.inventory())?;
     let targets =
         super::connect_targets(&loaded, args.ssh_config.as_deref(), args.ask_become_pass)?;
     let inv = &loaded.inventory;
