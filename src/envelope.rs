@@ -22,7 +22,7 @@ pub struct Envelope {
 }
 
 /// One entry of `errors`: the command's error, each failed step, each located problem.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq)]
 pub struct ErrorEntry {
     /// `invalid_input`, `failed`, `locked` or `degraded`: the exit code's meaning.
     pub kind: &'static str,
@@ -47,12 +47,7 @@ impl ErrorEntry {
         ErrorEntry {
             kind,
             message,
-            host: None,
-            step: None,
-            file: None,
-            line: None,
-            column: None,
-            path: None,
+            ..ErrorEntry::default()
         }
     }
 

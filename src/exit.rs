@@ -1,7 +1,5 @@
 //! Exit codes, and the error type that carries one.
 
-use std::fmt;
-
 pub const OK: i32 = 0;
 /// A host or step failed.
 pub const FAILED: i32 = 1;
@@ -11,56 +9,28 @@ pub const INVALID_INPUT: i32 = 2;
 pub const LOCKED: i32 = 3;
 
 /// An error that knows which exit code it means. Anything else exits `FAILED`.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct InvalidInput(pub String);
 
-impl fmt::Display for InvalidInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for InvalidInput {}
-
 /// Another run holds the cluster's run lock (exit [`LOCKED`]).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct Locked(pub String);
-
-impl fmt::Display for Locked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Locked {}
 
 /// Invalid input found in a file, every problem located (exit [`INVALID_INPUT`]); `--json`
 /// lists them one by one.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct Diagnosed {
     pub message: String,
     pub diagnostics: Vec<crate::inventory::Diagnostic>,
 }
 
-impl fmt::Display for Diagnosed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Diagnosed {}
-
 /// `status` found problems (exit [`FAILED`], outcome `degraded`): nothing failed to run.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct Degraded(pub String);
-
-impl fmt::Display for Degraded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Degraded {}
 
 /// The exit code for an error returned by a command.
 pub fn code_for(err: &anyhow::Error) -> i32 {

@@ -1341,7 +1341,7 @@ fn faults_during_up(w: &mut World) {
                 ));
                 policy = Some(hactl(
                     "set-policy (while an up runs)",
-                    &["set-policy", "-i", &inv, "--remove", "ha-all"],
+                    &["set-policy", &inv, "--remove", "ha-all", "--json"],
                     Duration::from_secs(120),
                     None,
                 ));
@@ -1357,8 +1357,12 @@ fn faults_during_up(w: &mut World) {
         "4d: the run lock's directory and files on the seed"
     );
     let policy = policy.expect("set-policy ran");
-    // 3: another run holds the lock (distinct from a failure).
+    // 3: another run holds the lock (distinct from a failure), in the envelope too.
     policy.expect_code(3);
+    for run in [&policy, second.as_ref().expect("the second run ran")] {
+        let v = common::schema::envelope(run.stdout.as_bytes());
+        assert_eq!(v["outcome"], "locked", "4d: {}: {v}", run.label);
+    }
     assert!(
         policy
             .stderr
