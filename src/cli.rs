@@ -451,7 +451,7 @@ pub struct AddNodeArgs {
         env = "HACTL_INVENTORY"
     )]
     pub inventory_file: Option<PathBuf>,
-    /// Node names, as in the inventory, after the inventory FILE when -i is not given.
+    /// Node names, as in the inventory; a first argument with a `.` or `/` is the inventory.
     #[arg(value_name = "[FILE] NODE", required = true)]
     pub nodes: Vec<String>,
     #[command(flatten)]
@@ -470,7 +470,7 @@ pub struct RemoveNodeArgs {
         env = "HACTL_INVENTORY"
     )]
     pub inventory_file: Option<PathBuf>,
-    /// Node names, as in the inventory, after the inventory FILE when -i is not given.
+    /// Node names, as in the inventory; a first argument with a `.` or `/` is the inventory.
     #[arg(value_name = "[FILE] NODE", required = true)]
     pub nodes: Vec<String>,
     /// Remove even the last disc node, or below what a mirroring policy needs.
@@ -543,8 +543,8 @@ pub struct SetPolicyArgs {
         env = "HACTL_INVENTORY"
     )]
     pub inventory_file: Option<PathBuf>,
-    /// The inventory FILE when -i is not given, then a preset (ha-all, ha-two, ha-nodes,
-    /// quorum) or, with --pattern and --definition, the name of any policy.
+    /// A preset (ha-all, ha-two, ha-nodes, quorum) or, with --pattern and --definition, the
+    /// name of any policy; before it (or alone, with --remove), the inventory FILE.
     #[arg(value_name = "[FILE] PRESET|NAME", num_args = 0..=2)]
     pub positionals: Vec<String>,
     /// The preset or policy name, from the arguments.
