@@ -44,6 +44,11 @@ fn envelope(args: &[&str], code: i32) -> Value {
     v
 }
 
+/// The command's own error: the first of `errors` when no step failed.
+fn first_error(v: &Value) -> &str {
+    v["errors"][0]["message"].as_str().unwrap_or_default()
+}
+
 /// A starter inventory (`hactl init`, checked too) in `dir`.
 fn starter(dir: &Path) -> String {
     let inv = dir.join("inventory.yaml");
@@ -96,13 +101,7 @@ fn commands_without_hosts_print_valid_envelopes() {
     let v = envelope(&["init", &inv, "--nodes", "n1=10.0.0.1", "--json"], 2);
     assert_eq!(v["outcome"], "invalid_input");
     let v = envelope(&["reset", &inv, "--json"], 2);
-    assert!(
-        v["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("--yes"),
-        "{v}"
-    );
+    assert!(first_error(&v).contains("--yes"), "{v}");
 }
 
 #[test]
@@ -159,11 +158,5 @@ fn events_to_stdout_and_json_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let inv = starter(dir.path());
     let v = envelope(&["up", &inv, "--events", "-", "--json"], 2);
-    assert!(
-        v["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("--events"),
-        "{v}"
-    );
+    assert!(first_error(&v).contains("--events"), "{v}");
 }
