@@ -56,6 +56,93 @@ pub enum Command {
     Man(ManArgs),
 }
 
+impl Command {
+    /// Takes the inventory out of the arguments of the commands whose first argument may be
+    /// it; a wrong count of what is left is invalid input.
+    pub fn settle(&mut self) -> anyhow::Result<()> {
+        let missing = |what: &str| crate::exit::InvalidInput(format!("{what} is missing"));
+        match self {
+            Command::AddNode(AddNodeArgs {
+                inventory_file,
+                nodes,
+                ..
+            })
+            | Command::RemoveNode(RemoveNodeArgs {
+                inventory_file,
+                nodes,
+                ..
+            }) => {
+                take_inventory(inventory_file, nodes);
+                if nodes.is_empty() {
+                    return Err(missing("NODE (after the inventory FILE)").into());
+                }
+            }
+            Command::SetPolicy(a) => {
+                // Policy names may look like paths: here the count tells. FILE is the first of
+                // two, or the only one beside --remove.
+                if a.positionals.len() == 2 || a.remove.is_some() && a.positionals.len() == 1 {
+                    a.inventory_file = Some(PathBuf::from(a.positionals.remove(0)));
+                }
+                a.name = a.positionals.pop();
+                if !a.positionals.is_empty() {
+                    return Err(crate::exit::InvalidInput(format!(
+                        "one PRESET|NAME, not {:?} too",
+                        a.positionals
+                    ))
+                    .into());
+                }
+                match (&a.name, &a.remove) {
+                    (None, None) => return Err(missing("PRESET|NAME (or --remove NAME)").into()),
+                    (Some(n), Some(_)) => {
+                        return Err(crate::exit::InvalidInput(format!(
+                            "{n}: --remove names the policy to remove; give no PRESET|NAME"
+                        ))
+                        .into());
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The subcommand's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Validate(_) => "validate",
+            Command::Render(_) => "render",
+            Command::Up(_) => "up",
+            Command::AddNode(_) => "add-node",
+            Command::RemoveNode(_) => "remove-node",
+            Command::Reset(_) => "reset",
+            Command::Status(_) => "status",
+            Command::SetPolicy(_) => "set-policy",
+            Command::Init(_) => "init",
+            Command::Endpoints(_) => "endpoints",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
+        }
+    }
+
+    /// `--json`: the envelope goes to standard output.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Validate(a) => a.json,
+            Command::Render(a) => a.json,
+            Command::Up(a) => a.run.json,
+            Command::AddNode(a) => a.run.json,
+            Command::RemoveNode(a) => a.run.json,
+            Command::Reset(a) => a.json,
+            Command::Status(a) => a.json,
+            Command::SetPolicy(a) => a.json,
+            Command::Init(a) => a.json,
+            Command::Endpoints(a) => a.json,
+            Command::Completions(_) | Command::Man(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// Directory to write the pages into (created if missing).
@@ -67,7 +154,8 @@ pub struct ManArgs {
 pub struct EndpointsArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
-    /// Print JSON instead of `export` lines.
+    /// Print the JSON envelope (schema 1), the endpoints under `endpoints`, instead of
+    /// `export` lines.
     #[arg(long)]
     pub json: bool,
     /// The user in the AMQP URL (default: the inventory's first user).
@@ -86,6 +174,9 @@ pub struct InitArgs {
     /// Replace an existing file.
     #[arg(long)]
     pub force: bool,
+    /// Print the JSON envelope (schema 1) on standard output.
+    #[arg(long)]
+    pub json: bool,
     /// RabbitMQ nodes as NAME=ADDRESS (short host names); the first is the seed.
     #[arg(
         long,
@@ -118,6 +209,38 @@ pub struct InitArgs {
     pub identity_file: Option<PathBuf>,
 }
 
+/// A first argument with a `.` or `/` is the inventory (it beats `-i`): node names are host
+/// names, which have neither.
+fn take_inventory(flag: &mut Option<PathBuf>, args: &mut Vec<String>) {
+    if args.first().is_some_and(|a| a.contains(['.', '/'])) {
+        *flag = Some(PathBuf::from(args.remove(0)));
+    }
+}
+
+/// The inventory of add-node, remove-node and set-policy once settled.
+fn inventory_or_default(flag: &Option<PathBuf>) -> PathBuf {
+    flag.clone()
+        .unwrap_or_else(|| PathBuf::from("inventory.yaml"))
+}
+
+impl AddNodeArgs {
+    pub fn inventory(&self) -> PathBuf {
+        inventory_or_default(&self.inventory_file)
+    }
+}
+
+impl RemoveNodeArgs {
+    pub fn inventory(&self) -> PathBuf {
+        inventory_or_default(&self.inventory_file)
+    }
+}
+
+impl SetPolicyArgs {
+    pub fn inventory(&self) -> PathBuf {
+        inventory_or_default(&self.inventory_file)
+    }
+}
+
 /// Where the inventory comes from: `-i FILE`, a positional FILE, `$HACTL_INVENTORY`, or
 /// `inventory.yaml`.
 #[derive(Debug, Clone, Args)]
@@ -148,6 +271,9 @@ impl InventoryArg {
 pub struct ValidateArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
+    /// Print the JSON envelope (schema 1) on standard output.
+    #[arg(long)]
+    pub json: bool,
     /// OpenSSH client config to read instead of ~/.ssh/config and /etc/ssh/ssh_config (and
     /// the inventory's ssh.config_file), as with `ssh -F`; `none` reads none.
     #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
@@ -161,6 +287,9 @@ pub struct RenderArgs {
     /// Directory to write into: one subdirectory per host, files at their target paths.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Print the JSON envelope (schema 1) on standard output.
+    #[arg(long)]
+    pub json: bool,
     /// Directory of `*.tera` files overriding built-in templates by name (beats the inventory's
     /// `templates`).
     #[arg(long, value_name = "DIR")]
@@ -179,6 +308,16 @@ pub struct UpArgs {
     pub inventory: InventoryArg,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub join: JoinArgs,
+}
+
+/// Flags of the commands that join nodes to the cluster.
+#[derive(Debug, Clone, Args)]
+pub struct JoinArgs {
+    /// Reset a node that belongs to another cluster before joining it (its data is lost).
+    #[arg(long)]
+    pub force_reset: bool,
 }
 
 /// Flags of every command that touches hosts.
@@ -187,9 +326,13 @@ pub struct RunArgs {
     /// Only read: print, per host and step, exactly what would change (file diffs, commands).
     #[arg(long)]
     pub dry_run: bool,
-    /// Print a machine-readable report of the run on standard output.
+    /// Print the JSON envelope of the run (schema 1) on standard output.
     #[arg(long)]
     pub json: bool,
+    /// Stream each step's start and end as a JSON line (schema 1) to FILE (appended, created
+    /// 0600), or to standard output with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
     /// Show every remote command (secrets are never on command lines).
     #[arg(short, long)]
     pub verbose: bool,
@@ -199,9 +342,6 @@ pub struct RunArgs {
     /// Learn the keys of hosts not yet in known_hosts (never accepts a changed key).
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// Reset a node that belongs to another cluster before joining it (its data is lost).
-    #[arg(long)]
-    pub force_reset: bool,
     /// Directory of `*.tera` files overriding built-in templates by name.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
@@ -219,7 +359,12 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    pub fn options(&self, targets: crate::ssh::Targets) -> crate::runner::Options {
+    /// The runner's options; `force_reset` only where nodes join (`up`, `add-node`).
+    pub fn options(
+        &self,
+        targets: crate::ssh::Targets,
+        force_reset: bool,
+    ) -> crate::runner::Options {
         crate::runner::Options {
             targets: std::sync::Arc::new(targets),
             dry_run: self.dry_run,
@@ -230,7 +375,7 @@ impl RunArgs {
             } else {
                 crate::ssh::HostKeyPolicy::Strict
             },
-            force_reset: self.force_reset,
+            force_reset,
         }
     }
 }
@@ -249,9 +394,13 @@ pub struct ResetArgs {
     /// Only read: print, per host, exactly what would be stopped and removed.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print a machine-readable report of the run on standard output.
+    /// Print the JSON envelope of the run (schema 1) on standard output.
     #[arg(long)]
     pub json: bool,
+    /// Stream each step's start and end as a JSON line (schema 1) to FILE (appended, created
+    /// 0600), or to standard output with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
     /// Show every remote command.
     #[arg(short, long)]
     pub verbose: bool,
@@ -275,16 +424,15 @@ pub struct ResetArgs {
 }
 
 impl ResetArgs {
-    /// The shared run flags; those that only converging needs (`--force-reset`,
-    /// `--templates`) are not reset's, so they are off.
+    /// The shared run flags; `--templates`, which only converging needs, is not reset's.
     pub fn run(&self) -> RunArgs {
         RunArgs {
             dry_run: self.dry_run,
             json: self.json,
+            events: self.events.clone(),
             verbose: self.verbose,
             parallel: self.parallel,
             accept_new_host_keys: self.accept_new_host_keys,
-            force_reset: false,
             templates: None,
             log_file: self.log_file.clone(),
             ssh_config: self.ssh_config.clone(),
@@ -295,35 +443,35 @@ impl ResetArgs {
 
 #[derive(Debug, Args)]
 pub struct AddNodeArgs {
-    /// Inventory file.
+    /// Inventory file (or give it as the first argument; default inventory.yaml).
     #[arg(
         short = 'i',
         long = "inventory",
         value_name = "FILE",
-        env = "HACTL_INVENTORY",
-        default_value = "inventory.yaml"
+        env = "HACTL_INVENTORY"
     )]
-    pub inventory_file: PathBuf,
-    /// Node names, as in the inventory.
-    #[arg(value_name = "NODE", required = true)]
+    pub inventory_file: Option<PathBuf>,
+    /// Node names, as in the inventory; a first argument with a `.` or `/` is the inventory.
+    #[arg(value_name = "[FILE] NODE", required = true)]
     pub nodes: Vec<String>,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub join: JoinArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct RemoveNodeArgs {
-    /// Inventory file.
+    /// Inventory file (or give it as the first argument; default inventory.yaml).
     #[arg(
         short = 'i',
         long = "inventory",
         value_name = "FILE",
-        env = "HACTL_INVENTORY",
-        default_value = "inventory.yaml"
+        env = "HACTL_INVENTORY"
     )]
-    pub inventory_file: PathBuf,
-    /// Node names, as in the inventory.
-    #[arg(value_name = "NODE", required = true)]
+    pub inventory_file: Option<PathBuf>,
+    /// Node names, as in the inventory; a first argument with a `.` or `/` is the inventory.
+    #[arg(value_name = "[FILE] NODE", required = true)]
     pub nodes: Vec<String>,
     /// Remove even the last disc node, or below what a mirroring policy needs.
     #[arg(long)]
@@ -336,7 +484,8 @@ pub struct RemoveNodeArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
-    /// Print the status as JSON on standard output (schema: README.md, "hactl status").
+    /// Print the JSON envelope (schema 1) on standard output, the report under `status`
+    /// (README.md, "hactl status").
     #[arg(long)]
     pub json: bool,
     /// Show every remote command.
@@ -379,26 +528,27 @@ removes it): hactl prints the rabbitmq.policies entry to add. When the inventory
 of that name with another definition, the next `hactl up` sets it back.
 
 Examples:
-  hactl set-policy -i lab.yaml ha-all
-  hactl set-policy -i lab.yaml ha-nodes --nodes node1,node2
-  hactl set-policy -i lab.yaml ttl --pattern '^tmp\\.' --definition '{\"message-ttl\":60000}' --apply-to queues
-  hactl set-policy -i lab.yaml --remove ha-all --dry-run";
+  hactl set-policy lab.yaml ha-all
+  hactl set-policy lab.yaml ha-nodes --nodes node1,node2
+  hactl set-policy lab.yaml ttl --pattern '^tmp\\.' --definition '{\"message-ttl\":60000}' --apply-to queues
+  hactl set-policy lab.yaml --remove ha-all --dry-run";
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("what").required(true).args(["name", "remove"]))]
 pub struct SetPolicyArgs {
-    /// Inventory file.
+    /// Inventory file (or give it as the first argument; default inventory.yaml).
     #[arg(
         short = 'i',
         long = "inventory",
         value_name = "FILE",
-        env = "HACTL_INVENTORY",
-        default_value = "inventory.yaml"
+        env = "HACTL_INVENTORY"
     )]
-    pub inventory_file: PathBuf,
+    pub inventory_file: Option<PathBuf>,
     /// A preset (ha-all, ha-two, ha-nodes, quorum) or, with --pattern and --definition, the
-    /// name of any policy.
-    #[arg(value_name = "PRESET|NAME")]
+    /// name of any policy; before it (or alone, with --remove), the inventory FILE.
+    #[arg(value_name = "[FILE] PRESET|NAME", num_args = 0..=2)]
+    pub positionals: Vec<String>,
+    /// The preset or policy name, from the arguments.
+    #[arg(skip)]
     pub name: Option<String>,
     /// Remove the policy NAME (from --vhost) instead of setting one.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["pattern", "definition", "priority", "apply_to", "nodes"])]
@@ -425,9 +575,13 @@ pub struct SetPolicyArgs {
     /// Only read: say what would change, change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the outcome as JSON on standard output.
+    /// Print the JSON envelope (schema 1) on standard output, the outcome under `set_policy`.
     #[arg(long)]
     pub json: bool,
+    /// Stream each step's start and end as a JSON line (schema 1) to FILE (appended, created
+    /// 0600), or to standard output with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
     /// Show every remote command.
     #[arg(short, long)]
     pub verbose: bool,
@@ -447,6 +601,84 @@ pub struct SetPolicyArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settled(args: &[&str]) -> anyhow::Result<Command> {
+        let mut cli = Cli::try_parse_from(args)?;
+        cli.command.settle()?;
+        Ok(cli.command)
+    }
+
+    #[test]
+    fn the_inventory_may_come_first_or_with_i() {
+        for args in [
+            &["hactl", "add-node", "lab.yaml", "node4", "node5"][..],
+            &["hactl", "add-node", "-i", "lab.yaml", "node4", "node5"],
+        ] {
+            let Ok(Command::AddNode(a)) = settled(args) else {
+                panic!("{args:?}")
+            };
+            assert_eq!(
+                (a.inventory(), a.nodes),
+                ("lab.yaml".into(), vec!["node4".into(), "node5".into()])
+            );
+        }
+        let Ok(Command::RemoveNode(a)) = settled(&["hactl", "remove-node", "node3"]) else {
+            panic!()
+        };
+        assert_eq!(a.inventory(), PathBuf::from("inventory.yaml"));
+        assert!(settled(&["hactl", "remove-node", "dir/inv.yml"]).is_err());
+        for (args, file, name) in [
+            (
+                &["hactl", "set-policy", "lab.yaml", "ha-all"][..],
+                "lab.yaml",
+                Some("ha-all"),
+            ),
+            (
+                &["hactl", "set-policy", "-i", "lab.yaml", "quorum"],
+                "lab.yaml",
+                Some("quorum"),
+            ),
+            (
+                &["hactl", "set-policy", "lab.yaml", "--remove", "x"],
+                "lab.yaml",
+                None,
+            ),
+            (
+                &["hactl", "set-policy", "ha-two"],
+                "inventory.yaml",
+                Some("ha-two"),
+            ),
+        ] {
+            let Ok(Command::SetPolicy(a)) = settled(args) else {
+                panic!("{args:?}")
+            };
+            assert_eq!(
+                (a.inventory(), a.name.as_deref()),
+                (file.into(), name),
+                "{args:?}"
+            );
+        }
+        assert!(settled(&["hactl", "set-policy", "a.yaml", "ha-all", "--remove", "x"]).is_err());
+        assert!(settled(&["hactl", "set-policy", "a", "b", "c"]).is_err());
+        let Ok(Command::SetPolicy(a)) =
+            settled(&["hactl", "set-policy", "-i", "x.yaml", "a/b.yml"])
+        else {
+            panic!()
+        };
+        assert_eq!(
+            a.name.as_deref(),
+            Some("a/b.yml"),
+            "a policy name that looks like a path"
+        );
+    }
+
+    #[test]
+    fn force_reset_only_where_nodes_join() {
+        assert!(Cli::try_parse_from(["hactl", "up", "--force-reset"]).is_ok());
+        assert!(Cli::try_parse_from(["hactl", "add-node", "n4", "--force-reset"]).is_ok());
+        assert!(Cli::try_parse_from(["hactl", "remove-node", "n4", "--force-reset"]).is_err());
+        assert!(Cli::try_parse_from(["hactl", "reset", "--force-reset"]).is_err());
+    }
 
     #[test]
     fn status_timeout_is_at_most_a_day() {

@@ -1,7 +1,5 @@
 //! Exit codes, and the error type that carries one.
 
-use std::fmt;
-
 pub const OK: i32 = 0;
 /// A host or step failed.
 pub const FAILED: i32 = 1;
@@ -11,32 +9,32 @@ pub const INVALID_INPUT: i32 = 2;
 pub const LOCKED: i32 = 3;
 
 /// An error that knows which exit code it means. Anything else exits `FAILED`.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct InvalidInput(pub String);
 
-impl fmt::Display for InvalidInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for InvalidInput {}
-
 /// Another run holds the cluster's run lock (exit [`LOCKED`]).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct Locked(pub String);
 
-impl fmt::Display for Locked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Invalid input found in a file, every problem located (exit [`INVALID_INPUT`]); `--json`
+/// lists them one by one.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Diagnosed {
+    pub message: String,
+    pub diagnostics: Vec<crate::inventory::Diagnostic>,
 }
 
-impl std::error::Error for Locked {}
+/// `status` found problems (exit [`FAILED`], outcome `degraded`): nothing failed to run.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Degraded(pub String);
 
 /// The exit code for an error returned by a command.
 pub fn code_for(err: &anyhow::Error) -> i32 {
-    if err.downcast_ref::<InvalidInput>().is_some() {
+    if err.downcast_ref::<InvalidInput>().is_some() || err.downcast_ref::<Diagnosed>().is_some() {
         INVALID_INPUT
     } else if err.downcast_ref::<Locked>().is_some() {
         LOCKED
@@ -50,12 +48,21 @@ pub fn outcome(err: &anyhow::Error) -> &'static str {
     match code_for(err) {
         INVALID_INPUT => "invalid_input",
         LOCKED => "locked",
+        _ if err.downcast_ref::<Degraded>().is_some() => "degraded",
         _ => "failed",
     }
 }
 
-/// `err` with its message replaced by `msg` (e.g. redacted), keeping its exit code.
+/// `err` with its message replaced by `msg` (e.g. redacted), keeping its exit code and located
+/// problems (which never hold a secret).
 pub fn with_message(err: &anyhow::Error, msg: String) -> anyhow::Error {
+    if let Some(d) = err.downcast_ref::<Diagnosed>() {
+        return Diagnosed {
+            message: msg,
+            diagnostics: d.diagnostics.clone(),
+        }
+        .into();
+    }
     match code_for(err) {
         INVALID_INPUT => InvalidInput(msg).into(),
         LOCKED => Locked(msg).into(),

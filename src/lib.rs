@@ -3,6 +3,8 @@
 pub mod ask;
 pub mod cli;
 pub mod commands;
+pub mod envelope;
+pub mod events;
 pub mod exit;
 pub mod host;
 pub mod inventory;

@@ -56,6 +56,8 @@ pub struct Reporter {
     records: Mutex<Vec<StepRecord>>,
     /// `--log-file`: every line also appended here, with an ISO-8601 date.
     log: Option<Mutex<std::fs::File>>,
+    /// `--events`: each step's start and end as a JSON line.
+    events: Option<crate::events::Events>,
     /// Per host, the Erlang VMs its connection's commands started (counted by the transport).
     vm_starts: Mutex<BTreeMap<String, Vec<Arc<AtomicU32>>>>,
 }
@@ -75,24 +77,21 @@ impl Reporter {
             bars: Mutex::new(BTreeMap::new()),
             records: Mutex::new(Vec::new()),
             log: None,
+            events: None,
             vm_starts: Mutex::new(BTreeMap::new()),
         }
     }
 
     /// Appends every line of the run to `path` too (created 0600, never through a symlink).
     pub fn with_log_file(mut self, path: &std::path::Path) -> anyhow::Result<Reporter> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc_nofollow())
-            .open(path)
-            .map_err(|e| {
-                crate::exit::InvalidInput(format!("--log-file {}: {e}", path.display()))
-            })?;
-        self.log = Some(Mutex::new(file));
+        self.log = Some(Mutex::new(open_private(path, "--log-file")?));
         Ok(self)
+    }
+
+    /// Streams step events to `events` too.
+    pub fn with_events(mut self, events: Option<crate::events::Events>) -> Reporter {
+        self.events = events;
+        self
     }
 
     pub fn dry_run(&self) -> bool {
@@ -167,6 +166,9 @@ impl Reporter {
     }
 
     pub fn step_started(&self, host: &str, step: &str) {
+        if let Some(events) = &self.events {
+            events.emit(host, step, "started", serde_json::Value::Null);
+        }
         match self.bar(host) {
             Some(bar) => {
                 self.log(host, &format!("{step}: started"));
@@ -192,6 +194,22 @@ impl Reporter {
         record.changes = record.changes.iter().map(|c| self.redact(c)).collect();
         record.diffs = record.diffs.iter().map(|d| self.redact(d)).collect();
         record.error = record.error.as_deref().map(|e| self.redact(e));
+        if let Some(events) = &self.events {
+            let state = serde_json::to_value(record.status).expect("a status serialises");
+            let mut extra = serde_json::json!({"duration_ms": record.duration_ms});
+            if !record.changes.is_empty() {
+                extra["changes"] = serde_json::json!(record.changes);
+            }
+            if let Some(e) = &record.error {
+                extra["error"] = serde_json::json!(e);
+            }
+            events.emit(
+                &record.host,
+                &record.step,
+                state.as_str().unwrap_or_default(),
+                extra,
+            );
+        }
         if self.mode == Mode::Plain || record.status != Status::Ok {
             self.line(&record.host, &self.summary(&record));
         } else {
@@ -328,19 +346,6 @@ impl Reporter {
             self.elapsed().as_secs_f64()
         );
     }
-
-    /// The machine-readable report of the run.
-    pub fn json(&self, command: &str, outcome: &str) -> serde_json::Value {
-        serde_json::json!({
-            "command": command,
-            "dry_run": self.dry_run,
-            "outcome": outcome,
-            "duration_ms": self.elapsed().as_millis(),
-            "vm_starts": self.vm_starts().values().sum::<u32>(),
-            "hosts": self.per_host(),
-            "steps": self.records(),
-        })
-    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -354,13 +359,22 @@ pub struct HostSummary {
     pub vm_starts: u32,
 }
 
-/// `O_NOFOLLOW` (Linux's value; std has no constant for it).
-fn libc_nofollow() -> i32 {
-    0o400000
+/// `path` opened to append, created 0600, never through a symlink; `flag` names it in errors.
+pub fn open_private(path: &std::path::Path, flag: &str) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NOFOLLOW (Linux's value; std has no constant for it).
+    const NOFOLLOW: i32 = 0o400000;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(NOFOLLOW)
+        .open(path)
+        .map_err(|e| crate::exit::InvalidInput(format!("{flag} {}: {e}", path.display())).into())
 }
 
 /// UTC date and time, `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-fn iso8601(t: SystemTime) -> String {
+pub fn iso8601(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).

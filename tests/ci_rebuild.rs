@@ -63,6 +63,22 @@ fn a_pipeline_script_builds_uses_and_resets_a_cluster() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("ROUND TRIP 20/20"), "{text}");
     assert!(stdout.contains("== ci: done"), "{text}");
+    for (file, command) in [
+        ("init.json", "init"),
+        ("up.json", "up"),
+        ("reset.json", "reset"),
+    ] {
+        let report = common::schema::envelope(&std::fs::read(work.path().join(file)).unwrap());
+        assert_eq!(report["command"], command, "{file}");
+    }
+    let events = common::schema::events(
+        &std::fs::read_to_string(work.path().join("up.events")).expect("up.events"),
+    );
+    let starts = events.iter().filter(|e| e["state"] == "started").count();
+    assert!(
+        starts > 0 && starts * 2 == events.len(),
+        "every step that starts ends, once: {events:?}"
+    );
 
     // Independently: nothing of the cluster is left (shared hosts keep the machine's own
     // Debian configs, so a file counts when it is hactl's).

@@ -1130,12 +1130,7 @@ fn split_vip(w: &mut World) {
             None,
         );
         run.expect_code(1);
-        let v: Value = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
-            panic!(
-                "{s}: `hactl status --json` is not JSON ({e}):\n{}",
-                run.stdout
-            )
-        });
+        let v = common::schema::envelope(run.stdout.as_bytes())["status"].clone();
         let holders: BTreeSet<&str> = v["vip"]["holders"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -1346,7 +1341,7 @@ fn faults_during_up(w: &mut World) {
                 ));
                 policy = Some(hactl(
                     "set-policy (while an up runs)",
-                    &["set-policy", "-i", &inv, "--remove", "ha-all"],
+                    &["set-policy", &inv, "--remove", "ha-all", "--json"],
                     Duration::from_secs(120),
                     None,
                 ));
@@ -1362,8 +1357,12 @@ fn faults_during_up(w: &mut World) {
         "4d: the run lock's directory and files on the seed"
     );
     let policy = policy.expect("set-policy ran");
-    // 3: another run holds the lock (distinct from a failure).
+    // 3: another run holds the lock (distinct from a failure), in the envelope too.
     policy.expect_code(3);
+    for run in [&policy, second.as_ref().expect("the second run ran")] {
+        let v = common::schema::envelope(run.stdout.as_bytes());
+        assert_eq!(v["outcome"], "locked", "4d: {}: {v}", run.label);
+    }
     assert!(
         policy
             .stderr

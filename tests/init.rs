@@ -1,6 +1,9 @@
 //! `hactl init`: the starter inventory validates and renders as written; existing files and
 //! symlinks are not written through; bad flags are exit 2 with nothing written.
 
+#[path = "common/schema.rs"]
+mod schema;
+
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -237,7 +240,7 @@ fn endpoints_give_a_pipeline_the_urls_and_the_password_only_when_asked() {
 
     let out = hactl(&["endpoints", p, "--with-password", "--json"], &[password]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &schema::envelope(&out.stdout)["endpoints"];
     assert_eq!(
         v["amqp_url"],
         "amqp://app:p%40ss%20w%27rd@10.0.0.100:5672/%2F"
@@ -257,7 +260,7 @@ fn endpoints_give_a_pipeline_the_urls_and_the_password_only_when_asked() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = hactl(&["endpoints", solo.to_str().unwrap(), "--json"], &[]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &schema::envelope(&out.stdout)["endpoints"];
     assert_eq!(
         v["amqp_url"],
         "amqp://app@[fd00::11]:5672/%2F",

@@ -598,7 +598,7 @@ fn add_node_and_remove_node_on_a_running_cluster() {
     runs.push(run);
     let run = hactl(
         "add-node node6",
-        &["add-node", "--json", "-i", &grown_s, NEW_NODE],
+        &["add-node", &grown_s, NEW_NODE, "--json"],
     );
     let report = run.expect_code(0).json();
     assert_dry_run_was_the_plan(&add_plan, &report, "add-node node6");

@@ -11,6 +11,8 @@
 mod exec_audit;
 #[path = "common/lab.rs"]
 mod lab;
+#[path = "common/schema.rs"]
+mod schema;
 
 use exec_audit::{ExecAudit, lab_secrets};
 use lab::{Lab, describe, wait_until};
@@ -48,9 +50,9 @@ fn expect_code(out: &Output, code: i32, what: &str) {
     );
 }
 
+/// The `--json` envelope, checked against the schema.
 fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", describe(out)))
+    schema::envelope(&out.stdout)
 }
 
 fn stderr(out: &Output) -> String {
@@ -171,7 +173,7 @@ fn refused_before_anything_is_contacted() {
         argv.push("--json");
         let out = hactl(&argv);
         expect_code(&out, 2, &format!("{args:?} --json"));
-        assert_eq!(json_of(&out)["result"], "invalid_input");
+        assert_eq!(json_of(&out)["outcome"], "invalid_input");
     }
     assert_eq!(
         connections(&listener),
@@ -236,13 +238,14 @@ fn set_policy_on_the_lab() {
     assert!(policy(&before, "ha-all").is_some(), "{before:?}");
     let out = set(&["ha-all", "--json"]);
     expect_code(&out, 0, "set-policy ha-all (already set)");
-    let j = json_of(&out);
+    let e = json_of(&out);
+    let j = &e["set_policy"];
     assert_eq!(j["result"], "unchanged", "{j}");
     assert_eq!(j["inventory"], "same", "{j}");
     assert_eq!(j["node"], "node1", "through the seed: {j}");
     assert_eq!(j["rabbitmq_version"], "3.10.8", "{j}");
     assert_eq!(
-        j["vm_starts"], 0,
+        e["vm_starts"], 0,
         "an unchanged policy is read through the management API, no Erlang VM: {j}"
     );
 
@@ -261,12 +264,13 @@ fn set_policy_on_the_lab() {
     assert!(policy(&now, "ha-all").is_none(), "still there: {now:?}");
     let out = set(&["--remove", "ha-all", "--json"]);
     expect_code(&out, 0, "remove ha-all again");
-    assert_eq!(json_of(&out)["result"], "unchanged");
+    assert_eq!(json_of(&out)["set_policy"]["result"], "unchanged");
 
     // Set it: exactly the seed articles' policy, as rabbitmqctl on another node sees it.
     let out = set(&["ha-all", "--json"]);
     expect_code(&out, 0, "set ha-all");
-    let j = json_of(&out);
+    let e = json_of(&out);
+    let j = &e["set_policy"];
     assert_eq!(j["result"], "changed", "{j}");
     assert!(j["before"].is_null(), "{j}");
     let now = policies(&lab, "node2");
@@ -301,7 +305,7 @@ fn set_policy_on_the_lab() {
     dry.extend(["--dry-run", "--json"]);
     let out = set(&dry);
     expect_code(&out, 0, "ttl --dry-run");
-    assert_eq!(json_of(&out)["result"], "would_change");
+    assert_eq!(json_of(&out)["set_policy"]["result"], "would_change");
     assert!(
         policy(&policies(&lab, "node1"), "ttl").is_none(),
         "a dry run set it"
@@ -328,7 +332,7 @@ fn set_policy_on_the_lab() {
         "--json",
     ]);
     expect_code(&out, 0, "ha-nodes");
-    assert_eq!(json_of(&out)["result"], "changed");
+    assert_eq!(json_of(&out)["set_policy"]["result"], "changed");
     let now = policies(&lab, "node1");
     let p = policy(&now, "ha-nodes").unwrap_or_else(|| panic!("ha-nodes not set: {now:?}"));
     assert_eq!(
@@ -362,7 +366,8 @@ fn set_policy_on_the_lab() {
     );
     let out = set(&["--remove", "ttl", "--json"]);
     expect_code(&out, 0, "remove ttl with the seed down");
-    let j = json_of(&out);
+    let e = json_of(&out);
+    let j = &e["set_policy"];
     assert_eq!(j["node"], "node2", "{j}");
     assert_eq!(j["result"], "changed", "{j}");
     assert!(policy(&policies(&lab, "node3"), "ttl").is_none());

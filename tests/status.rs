@@ -6,6 +6,8 @@
 // Only the lab guard: these tests need none of the other helpers in common/.
 #[path = "common/lab.rs"]
 mod lab;
+#[path = "common/schema.rs"]
+mod schema;
 
 use lab::{Lab, describe, wait_until};
 use serde_json::Value;
@@ -23,9 +25,9 @@ impl Status {
     fn code(&self) -> Option<i32> {
         self.out.status.code()
     }
+    /// The report, from the `--json` envelope (checked against the schema).
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.out.stdout)
-            .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{}", describe(&self.out)))
+        schema::envelope(&self.out.stdout)["status"].clone()
     }
     fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.out.stdout).into_owned()

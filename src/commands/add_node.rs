@@ -4,6 +4,7 @@
 //! one node at a time, as in `up`.
 
 use crate::cli::AddNodeArgs;
+use crate::envelope::Envelope;
 use crate::exit::InvalidInput;
 use crate::lock;
 use crate::pipeline::{self, Scope};
@@ -11,8 +12,10 @@ use crate::runner;
 use crate::steps;
 use anyhow::anyhow;
 
-pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
-    let (ctx, reporter, opts) = super::prepare(&args.inventory_file, &args.run)?;
+pub fn run(args: &AddNodeArgs, out: &mut Envelope) -> anyhow::Result<()> {
+    let (ctx, reporter, opts) =
+        super::prepare(&args.inventory(), &args.run, args.join.force_reset)?;
+    out.attach(&reporter);
     let inv = &ctx.loaded.inventory;
     for name in &args.nodes {
         match inv.node(name) {
@@ -83,5 +86,5 @@ pub fn run(args: &AddNodeArgs) -> anyhow::Result<()> {
             reporter.note(name, &text);
         }
     }
-    super::finish(&reporter, "add-node", args.run.json, result.map(drop))
+    super::finish(&reporter, "add-node", result.map(drop))
 }

@@ -4,13 +4,14 @@
 //! the URL only when asked for, read from its secret.
 
 use crate::cli::EndpointsArgs;
+use crate::envelope::Envelope;
 use crate::exit::InvalidInput;
 use crate::inventory::Inventory;
 use crate::ssh::quote;
 use crate::steps::management::percent_encode as encode;
-use serde_json::json;
+use serde::Serialize;
 
-pub fn run(args: &EndpointsArgs) -> anyhow::Result<()> {
+pub fn run(args: &EndpointsArgs, out: &mut Envelope) -> anyhow::Result<()> {
     let loaded = super::load_inventory(&args.inventory.path())?;
     let inv = &loaded.inventory;
     let user = match &args.user {
@@ -41,16 +42,7 @@ pub fn run(args: &EndpointsArgs) -> anyhow::Result<()> {
         password.as_ref().map(|p| p.expose()),
     );
     if args.json {
-        println!(
-            "{}",
-            json!({
-                "amqp_url": e.amqp_url,
-                "management_url": e.management_url,
-                "host": e.host,
-                "user": e.user,
-                "nodes": e.nodes,
-            })
-        );
+        out.data(&e)?;
     } else {
         println!("export HACTL_AMQP_URL={}", quote(&e.amqp_url));
         println!("export HACTL_MANAGEMENT_URL={}", quote(&e.management_url));
@@ -60,6 +52,7 @@ pub fn run(args: &EndpointsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Serialize)]
 struct Endpoints {
     amqp_url: String,
     management_url: String,

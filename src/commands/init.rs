@@ -3,34 +3,34 @@
 //! written; an existing file is left alone unless `--force`.
 
 use crate::cli::InitArgs;
+use crate::envelope::Envelope;
 use crate::exit::InvalidInput;
 use crate::inventory;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-pub fn run(args: &InitArgs) -> anyhow::Result<()> {
+pub fn run(args: &InitArgs, out: &mut Envelope) -> anyhow::Result<()> {
     let text = starter(args)?;
     if let Err(diags) = inventory::load::load_bytes(text.as_bytes(), &args.out) {
-        super::print_diagnostics(&diags);
-        return Err(InvalidInput(format!(
+        let message = format!(
             "the flags make an inventory that does not validate; {} was not written",
             args.out.display()
-        ))
-        .into());
+        );
+        return Err(super::rejected(diags, message));
     }
     write(&args.out, &text, args.force)?;
+    let mut secrets = vec!["HACTL_COOKIE", "HACTL_APP_PASSWORD"];
+    if !args.lbs.is_empty() {
+        secrets.extend(["HACTL_VRRP_PASSWORD", "HACTL_STATS_PASSWORD"]);
+    }
     eprintln!(
-        "wrote {}: export HACTL_COOKIE, HACTL_APP_PASSWORD{} (see its comments), then \
-         `hactl validate {0}` and `hactl up {0} --dry-run`",
+        "wrote {}: export {} (see its comments), then `hactl validate {0}` and \
+         `hactl up {0} --dry-run`",
         args.out.display(),
-        if args.lbs.is_empty() {
-            ""
-        } else {
-            ", HACTL_VRRP_PASSWORD and HACTL_STATS_PASSWORD"
-        }
+        secrets.join(", ")
     );
-    Ok(())
+    out.data(serde_json::json!({"file": args.out, "secrets": secrets}))
 }
 
 /// `NAME=ADDRESS` pairs from the flags.

@@ -25,18 +25,26 @@ pub fn load_inventory(path: &Path) -> anyhow::Result<Loaded> {
             Ok(loaded)
         }
         Err(diags) => {
-            print_diagnostics(&diags);
             let errors = diags
                 .iter()
                 .filter(|d| d.severity == inventory::Severity::Error)
                 .count();
-            Err(InvalidInput(format!(
-                "{}: {errors} error(s) in the inventory",
-                path.display()
+            Err(rejected(
+                diags,
+                format!("{}: {errors} error(s) in the inventory", path.display()),
             ))
-            .into())
         }
     }
+}
+
+/// Located problems that make the input invalid: printed now, kept in the error for `--json`.
+pub fn rejected(diagnostics: Vec<Diagnostic>, message: String) -> anyhow::Error {
+    print_diagnostics(&diagnostics);
+    crate::exit::Diagnosed {
+        message,
+        diagnostics,
+    }
+    .into()
 }
 
 pub fn print_diagnostics(diags: &[Diagnostic]) {
@@ -147,16 +155,16 @@ fn become_passwords(
     if errors.is_empty() {
         return Ok(targets);
     }
-    print_diagnostics(&errors);
-    Err(InvalidInput(format!("{} secret(s) not available", errors.len())).into())
+    let message = format!("{} secret(s) not available", errors.len());
+    Err(rejected(errors, message))
 }
 
 /// Every secret of the inventory; a missing or unusable one is printed (field and source,
 /// never a value) and makes the run invalid input.
 pub fn resolve_secrets(loaded: &Loaded) -> anyhow::Result<crate::inventory::Secrets> {
     crate::inventory::Secrets::resolve(loaded).map_err(|diags| {
-        print_diagnostics(&diags);
-        InvalidInput(format!("{} secret(s) not available", diags.len())).into()
+        let message = format!("{} secret(s) not available", diags.len());
+        rejected(diags, message)
     })
 }
 
@@ -165,6 +173,7 @@ pub fn resolve_secrets(loaded: &Loaded) -> anyhow::Result<crate::inventory::Secr
 pub fn prepare(
     inventory: &Path,
     run: &crate::cli::RunArgs,
+    force_reset: bool,
 ) -> anyhow::Result<(
     std::sync::Arc<crate::steps::Ctx>,
     std::sync::Arc<crate::report::Reporter>,
@@ -173,7 +182,7 @@ pub fn prepare(
     let loaded = load_inventory(inventory)?;
     let targets = connect_targets(&loaded, run.ssh_config.as_deref(), run.ask_become_pass)?;
     let secrets = resolve_secrets(&loaded)?;
-    let opts = run.options(targets);
+    let opts = run.options(targets, force_reset);
     let mut reporter = crate::report::Reporter::new(
         opts.verbose,
         opts.dry_run,
@@ -182,16 +191,23 @@ pub fn prepare(
     if let Some(path) = &run.log_file {
         reporter = reporter.with_log_file(path)?;
     }
-    let reporter = std::sync::Arc::new(reporter);
+    let reporter =
+        std::sync::Arc::new(reporter.with_events(events(run.events.as_deref(), run.json)?));
     let ctx = crate::runner::build_ctx(loaded, secrets, run.templates.as_deref(), &opts)?;
     Ok((std::sync::Arc::new(ctx), reporter, opts))
 }
 
-/// Prints the run's summary (and JSON when asked) and turns the outcome into the result.
+/// `--events`, opened before any host is contacted.
+pub fn events(target: Option<&Path>, json: bool) -> anyhow::Result<Option<crate::events::Events>> {
+    target
+        .map(|t| crate::events::Events::open(t, json))
+        .transpose()
+}
+
+/// Prints the run's summary, logs its outcome and turns it into the result (redacted).
 pub fn finish(
     reporter: &crate::report::Reporter,
     command: &str,
-    json: bool,
     result: anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     reporter.print_summary();
@@ -200,9 +216,6 @@ pub fn finish(
         Err(e) => crate::exit::outcome(e),
     };
     reporter.log_outcome(command, outcome, result.as_ref().err());
-    if json {
-        println!("{}", reporter.json(command, outcome));
-    }
     result.map_err(|e| {
         let msg = reporter.redact(&format!("{e:#}"));
         crate::exit::with_message(&e, msg)

@@ -4,6 +4,7 @@
 //! `/etc/hosts` and the HAProxy backends are rendered without it.
 
 use crate::cli::RemoveNodeArgs;
+use crate::envelope::Envelope;
 use crate::exit::InvalidInput;
 use crate::host::Host;
 use crate::lock;
@@ -19,8 +20,9 @@ use anyhow::{anyhow, bail};
 use serde_json::Value;
 use std::sync::Arc;
 
-pub fn run(args: &RemoveNodeArgs) -> anyhow::Result<()> {
-    let (ctx, reporter, opts) = super::prepare(&args.inventory_file, &args.run)?;
+pub fn run(args: &RemoveNodeArgs, out: &mut Envelope) -> anyhow::Result<()> {
+    let (ctx, reporter, opts) = super::prepare(&args.inventory(), &args.run, false)?;
+    out.attach(&reporter);
     let inv = &ctx.loaded.inventory;
     for name in &args.nodes {
         match inv.node(name) {
@@ -79,7 +81,7 @@ pub fn run(args: &RemoveNodeArgs) -> anyhow::Result<()> {
             ),
         );
     }
-    super::finish(&reporter, "remove-node", args.run.json, result.map(drop))
+    super::finish(&reporter, "remove-node", result.map(drop))
 }
 
 async fn remove(

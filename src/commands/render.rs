@@ -12,6 +12,7 @@
 //! could swap a checked directory for a symlink between the check and the write.
 
 use crate::cli::RenderArgs;
+use crate::envelope::Envelope;
 use crate::exit::InvalidInput;
 use crate::inventory::Secrets;
 use crate::render::{RenderedFile, Renderer};
@@ -20,21 +21,17 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
 
-pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
+pub fn run(args: &RenderArgs, out: &mut Envelope) -> anyhow::Result<()> {
     let path = args.inventory.path();
     let loaded = super::load_inventory(&path)?;
-    let secrets = match Secrets::resolve(&loaded) {
-        Ok(s) => s,
-        Err(diags) => {
-            super::print_diagnostics(&diags);
-            return Err(InvalidInput(format!(
-                "{}: {} secret(s) not available",
-                path.display(),
-                diags.len()
-            ))
-            .into());
-        }
-    };
+    let secrets = Secrets::resolve(&loaded).map_err(|diags| {
+        let message = format!(
+            "{}: {} secret(s) not available",
+            path.display(),
+            diags.len()
+        );
+        super::rejected(diags, message)
+    })?;
     // Template problems (syntax, undefined variables, unusable values) are bad input: exit 2.
     let renderer = Renderer::new(&loaded, args.templates.as_deref())
         .map_err(|e| InvalidInput(format!("{e:#}")))?;
@@ -45,12 +42,18 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
             .map_err(|e| InvalidInput(format!("{e:#}")))?;
         all.push((host_dir(&args.out, &node.name)?, files));
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut written = Vec::new();
     for (dir, files) in &all {
         for file in files {
-            let target = write_file(dir, file)?;
-            writeln!(stdout, "{}", target.display())?;
+            written.push(write_file(dir, file)?);
         }
+    }
+    if args.json {
+        return out.data(serde_json::json!({"out": args.out, "files": written}));
+    }
+    let mut stdout = std::io::stdout().lock();
+    for target in written {
+        writeln!(stdout, "{}", target.display())?;
     }
     Ok(())
 }

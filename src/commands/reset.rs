@@ -4,6 +4,7 @@
 //! step on every host in parallel.
 
 use crate::cli::ResetArgs;
+use crate::envelope::Envelope;
 use crate::exit::InvalidInput;
 use crate::host::Host;
 use crate::report::Reporter;
@@ -13,14 +14,15 @@ use anyhow::anyhow;
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
-pub fn run(args: &ResetArgs) -> anyhow::Result<()> {
-    let (ctx, reporter, opts) = super::prepare(&args.inventory.path(), &args.run())?;
+pub fn run(args: &ResetArgs, out: &mut Envelope) -> anyhow::Result<()> {
+    let (ctx, reporter, opts) = super::prepare(&args.inventory.path(), &args.run(), false)?;
+    out.attach(&reporter);
     if !args.dry_run && !args.yes {
         confirm(&ctx)?;
     }
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(reset_all(ctx, reporter.clone(), &opts, args.purge));
-    super::finish(&reporter, "reset", args.json, result)
+    super::finish(&reporter, "reset", result)
 }
 
 /// On a terminal, the cluster's name typed back; elsewhere nobody can answer: refused.

@@ -1,11 +1,12 @@
 //! `hactl status`: what every host of the inventory is doing right now. [`crate::status`] reads
 //! and diagnoses; this prints the report and turns it into the exit code.
 //!
-//! Exit: 0 healthy, 1 degraded (any problem), 2 invalid input (inventory, flags, a refused
+//! Exit: 0 healthy, 1 degraded (any problem; `--json` outcome `degraded`), 2 invalid input (inventory, flags, a refused
 //! host key).
 
 use crate::cli::StatusArgs;
-use crate::exit::InvalidInput;
+use crate::envelope::Envelope;
+use crate::exit::{Degraded, InvalidInput};
 use crate::redact::Redactor;
 use crate::report::Reporter;
 use crate::runner::Options;
@@ -16,7 +17,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
+pub fn run(args: &StatusArgs, out: &mut Envelope) -> anyhow::Result<()> {
     let loaded = super::load_inventory(&args.inventory.path())?;
     let inv = &loaded.inventory;
     // Status never writes known_hosts, whatever StrictHostKeyChecking says.
@@ -36,6 +37,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
         false,
         Redactor::from_values(known),
     ));
+    out.attach(&reporter);
     let opts = Options {
         targets: Arc::new(targets),
         dry_run: true,
@@ -49,7 +51,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let (report, key_errors) = rt.block_on(gather(inv, &reporter, &opts, timeout, api));
     reporter.finish_bars();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out.data(&report)?;
     } else if std::io::stdout().is_terminal() {
         print!("{}", crate::terminal::escape(&human(&report)));
     } else {
@@ -66,10 +68,11 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     if report.healthy {
         Ok(())
     } else {
-        Err(anyhow::anyhow!(
+        Err(Degraded(format!(
             "cluster {} is DEGRADED: {} problem(s)",
             report.cluster,
             report.problems.len()
         ))
+        .into())
     }
 }

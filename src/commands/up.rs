@@ -2,17 +2,20 @@
 //! lock, then every phase of the pipeline on every host.
 
 use crate::cli::UpArgs;
+use crate::envelope::Envelope;
 use crate::pipeline::{self, Scope};
 use crate::report::Reporter;
 use crate::runner::{self, Options};
 use crate::steps::{self, Ctx};
 use std::sync::Arc;
 
-pub fn run(args: &UpArgs) -> anyhow::Result<()> {
-    let (ctx, reporter, opts) = super::prepare(&args.inventory.path(), &args.run)?;
+pub fn run(args: &UpArgs, out: &mut Envelope) -> anyhow::Result<()> {
+    let (ctx, reporter, opts) =
+        super::prepare(&args.inventory.path(), &args.run, args.join.force_reset)?;
+    out.attach(&reporter);
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(converge(ctx, reporter.clone(), &opts));
-    super::finish(&reporter, "up", args.run.json, result)
+    super::finish(&reporter, "up", result)
 }
 
 /// Brings every host of the inventory to its desired state.

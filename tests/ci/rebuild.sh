@@ -4,7 +4,8 @@
 # endpoints with `eval "$(hactl endpoints ...)"`, check AMQP through them, tear down with
 # `hactl reset --yes`. Any failing step fails the script (set -e).
 #
-# Run by tests/ci_rebuild.rs against a 5-host lab. Environment:
+# Every --json output and the --events stream are left in $WORK for tests/ci_rebuild.rs to
+# check against the schema. Run by tests/ci_rebuild.rs against a 5-host lab. Environment:
 #   HACTL            the hactl binary
 #   WORK             a scratch directory (the inventory and reports go there)
 #   LAB_SUBNET       the lab's first three octets, e.g. 10.213.0
@@ -26,7 +27,7 @@ step "init"
 n=$LAB_SUBNET
 "$HACTL" init "$inv" --cluster ci-rebuild \
 	--nodes "node1=$n.11,node2=$n.12,node3=$n.13" --lbs "node4=$n.14,node5=$n.15" \
-	--vip "$n.100/24" --interface eth0 --identity-file "$LAB_STATE/id_ed25519"
+	--vip "$n.100/24" --interface eth0 --identity-file "$LAB_STATE/id_ed25519" --json >"$WORK/init.json"
 
 step "edit: the lab's known_hosts"
 sed -i "s|^  port: 22$|  port: 22\n  known_hosts: $LAB_STATE/known_hosts|" "$inv"
@@ -34,7 +35,7 @@ grep -q "known_hosts: $LAB_STATE/known_hosts" "$inv"
 "$HACTL" validate "$inv"
 
 step "up"
-"$HACTL" up "$inv" --json >"$WORK/up.json"
+"$HACTL" up "$inv" --json --events "$WORK/up.events" >"$WORK/up.json"
 grep -q '"outcome":"ok"' "$WORK/up.json"
 
 step "endpoints"

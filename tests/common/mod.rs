@@ -5,4 +5,5 @@ pub mod exec_audit;
 pub mod lab;
 pub mod pty;
 pub mod report;
+pub mod schema;
 pub mod traffic;

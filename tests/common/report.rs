@@ -74,15 +74,17 @@ impl Run {
         );
         self
     }
-    /// The `--json` report on stdout.
+    /// The `--json` envelope on stdout, checked against the schema.
     pub fn json(&self) -> Value {
-        serde_json::from_str(self.stdout().trim()).unwrap_or_else(|e| {
+        let v = serde_json::from_str(self.stdout().trim()).unwrap_or_else(|e| {
             panic!(
                 "{}: stdout is not one JSON document ({e}):\n{}",
                 self.label,
                 describe(&self.out)
             )
-        })
+        });
+        super::schema::assert_envelope(&v);
+        v
     }
 }
 

@@ -158,11 +158,8 @@ pub(super) async fn execute(
     let step = action_step_name(action);
     let plan: Vec<Action> = change.into_iter().map(Action::Definition).collect();
     runner::execute(ctx, opts, &host, step, async { Ok(plan) }).await?;
-    let vm_starts = reporter.vm_starts().values().sum();
     Ok(Outcome {
-        command: "set-policy",
         action,
-        dry_run,
         policy,
         node: host.name().to_string(),
         rabbitmq_version: version,
@@ -171,7 +168,6 @@ pub(super) async fn execute(
         inventory: "absent",
         inventory_snippet: None,
         warnings,
-        vm_starts,
     })
 }
 

@@ -21,7 +21,8 @@ mod relation;
 mod request;
 
 use crate::cli::SetPolicyArgs;
-use crate::exit::{self, InvalidInput};
+use crate::envelope::Envelope;
+use crate::exit::InvalidInput;
 use crate::report::Reporter;
 use crate::runner::Options;
 use crate::ssh::HostKeyPolicy;
@@ -29,25 +30,10 @@ use execute::execute;
 use output::human;
 use relation::relation_to_inventory;
 use request::build_request;
-use serde_json::json;
 use std::sync::Arc;
 
-pub fn run(args: &SetPolicyArgs) -> anyhow::Result<()> {
-    let result = run_inner(args);
-    if args.json
-        && let Err(e) = &result
-    {
-        let outcome = exit::outcome(e);
-        println!(
-            "{}",
-            json!({"command": "set-policy", "result": outcome, "error": format!("{e:#}")})
-        );
-    }
-    result
-}
-
-fn run_inner(args: &SetPolicyArgs) -> anyhow::Result<()> {
-    let loaded = super::load_inventory(&args.inventory_file)?;
+pub fn run(args: &SetPolicyArgs, out: &mut Envelope) -> anyhow::Result<()> {
+    let loaded = super::load_inventory(&args.inventory())?;
     let targets =
         super::connect_targets(&loaded, args.ssh_config.as_deref(), args.ask_become_pass)?;
     let inv = &loaded.inventory;
@@ -62,11 +48,14 @@ fn run_inner(args: &SetPolicyArgs) -> anyhow::Result<()> {
     // The same context as every mutating command: secrets read (and redacted from all
     // output), files rendered; the change is applied through `runner::execute`.
     let secrets = super::resolve_secrets(&loaded)?;
-    let reporter = Arc::new(Reporter::new(
+    let reporter = Reporter::new(
         args.verbose,
         args.dry_run,
         crate::redact::Redactor::new(&secrets),
-    ));
+    );
+    let reporter =
+        Arc::new(reporter.with_events(super::events(args.events.as_deref(), args.json)?));
+    out.attach(&reporter);
     let opts = Options {
         targets: Arc::new(targets),
         dry_run: args.dry_run,
@@ -89,7 +78,7 @@ fn run_inner(args: &SetPolicyArgs) -> anyhow::Result<()> {
     outcome.inventory = inventory.0;
     outcome.inventory_snippet = inventory.1;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        out.data(&outcome)?;
     } else {
         print!("{}", crate::terminal::escape(&human(&outcome)));
         for w in &outcome.warnings {

@@ -4,13 +4,11 @@ use crate::inventory::Policy;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-/// The outcome, as printed with `--json`.
+/// The outcome, as `--json` prints it under `set_policy`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
-    pub command: &'static str,
     /// `set` or `remove`.
     pub action: &'static str,
-    pub dry_run: bool,
     /// The policy asked for (for `remove`: name and vhost).
     pub policy: Value,
     /// The node it went through.
@@ -27,8 +25,6 @@ pub struct Outcome {
     /// manage it.
     pub inventory_snippet: Option<String>,
     pub warnings: Vec<String>,
-    /// Erlang VMs the run started (each RabbitMQ CLI call starts one).
-    pub vm_starts: u32,
 }
 
 /// The policy as JSON for reports (RabbitMQ's own key names).

@@ -29,9 +29,10 @@ nodes:
 }
 
 fn args(argv: &[&str]) -> SetPolicyArgs {
-    let cli =
+    let mut cli =
         crate::cli::Cli::try_parse_from(["hactl", "set-policy"].iter().chain(argv.iter()).copied())
             .unwrap_or_else(|e| panic!("{e}"));
+    cli.command.settle().unwrap_or_else(|e| panic!("{e}"));
     match cli.command {
         crate::cli::Command::SetPolicy(a) => a,
         other => panic!("{other:?}"),
