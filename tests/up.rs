@@ -594,6 +594,31 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         "{err}"
     );
     assert_same_snapshot(&before, &snapshot(&lab), "a refused up (IPv6 VIP)");
+
+    // keepalived's track_process (the default haproxy_check) on hosts without the kernel's
+    // process connector (the lab's hosts live in network namespaces): refused before any change.
+    let process = text.replacen("  haproxy_check: script\n", "", 1);
+    assert_ne!(
+        process, text,
+        "the lab inventory sets haproxy_check: script"
+    );
+    let process_file = inventory.with_file_name("lab-track-process.yaml");
+    fs::write(&process_file, process).expect("write inventory copy");
+    let i = hactl(
+        &mut runs,
+        "up (haproxy_check: process without the process connector)",
+        &[process_file.to_str().unwrap()],
+    );
+    runs[i].expect_code(2);
+    let err = runs[i].stderr();
+    for lb in LB_NODES {
+        assert!(
+            err.contains(&format!("{lb}: the kernel's process connector is missing"))
+                && err.contains("set loadbalancer.haproxy_check: script"),
+            "{err}"
+        );
+    }
+    assert_same_snapshot(&before, &snapshot(&lab), "a refused up (track_process)");
     eprintln!("dry run (fresh): host state identical before/after on all 5 hosts");
 
     // --- host keys ------------------------------------------------------------------------
