@@ -50,6 +50,9 @@ pub enum Command {
     /// Print what a pipeline needs after `up` (AMQP and management URLs through the VIP, the
     /// nodes) as shell `export` lines or JSON, from the inventory alone.
     Endpoints(EndpointsArgs),
+    /// The virtual IP: `vip move --to LB` moves it to another load balancer in one VRRP
+    /// transition (Keepalived stopped on the holder, started again as BACKUP).
+    Vip(VipArgs),
     /// Print a shell completion script to standard output.
     Completions(CompletionsArgs),
     /// Write man pages (hactl.1 and one per subcommand) into a directory.
@@ -231,6 +234,79 @@ impl RunArgs {
                 crate::ssh::HostKeyPolicy::Strict
             },
             force_reset: self.force_reset,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VipArgs {
+    #[command(subcommand)]
+    pub command: VipCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VipCommand {
+    /// Move the VIP to the load balancer `--to` names: Keepalived is stopped on the holder (and
+    /// on any load balancer of higher priority than the target), so the target takes the VIP
+    /// in one VRRP transition, then started again there; with `failback: stay` they come back
+    /// as BACKUP and leave the VIP on the target.
+    Move(VipMoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VipMoveArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// The load balancer that is to hold the VIP.
+    #[arg(long, value_name = "NODE")]
+    pub to: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// The flags of a command that connects to the hosts but converges nothing.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Only read: print, per host, exactly what would be done.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a machine-readable report of the run on standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// Show every remote command.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Learn the keys of hosts not yet in known_hosts (never accepts a changed key).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Also append every line of the run, dated (ISO 8601, UTC), to this file (created 0600).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// OpenSSH client config to read instead of ~/.ssh/config and /etc/ssh/ssh_config (and
+    /// the inventory's ssh.config_file), as with `ssh -F`; `none` reads none.
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Ask once, on the terminal (not echoed), for the sudo password of hosts that become root
+    /// with sudo and have no become_password of their own; refused without a terminal.
+    #[arg(short = 'K', long)]
+    pub ask_become_pass: bool,
+}
+
+impl ConnectArgs {
+    /// The shared run flags; converging's own (`--force-reset`, `--templates`) are off and
+    /// every host is worked on at once.
+    pub fn run(&self) -> RunArgs {
+        RunArgs {
+            dry_run: self.dry_run,
+            json: self.json,
+            verbose: self.verbose,
+            parallel: u16::MAX,
+            accept_new_host_keys: self.accept_new_host_keys,
+            force_reset: false,
+            templates: None,
+            log_file: self.log_file.clone(),
+            ssh_config: self.ssh_config.clone(),
+            ask_become_pass: self.ask_become_pass,
         }
     }
 }

@@ -15,6 +15,7 @@ fn main() {
         Command::SetPolicy(a) => commands::set_policy::run(a),
         Command::Init(a) => commands::init::run(a),
         Command::Endpoints(a) => commands::endpoints::run(a),
+        Command::Vip(a) => commands::vip::run(a),
         Command::Completions(a) => commands::completions::run(a),
         Command::Man(a) => commands::man::run(a),
     };

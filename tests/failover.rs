@@ -895,6 +895,70 @@ fn lb_failover(w: &mut World) {
         World::secs(back),
     );
 
+    // A planned move back to the second load balancer: its dry run changes nothing, the move
+    // costs one VRRP transition, the load balancer it left settles as BACKUP, and a second
+    // move is a no-op.
+    let inv = w.inv();
+    let move_args = ["vip", "move", &inv, "--to", &second];
+    let dry = hactl(
+        "vip move --dry-run",
+        &[&move_args[..], &["--dry-run"]].concat(),
+        UP_BOUND,
+        None,
+    );
+    dry.expect_code(0);
+    assert!(
+        dry.stderr.contains(&format!(
+            "{first} keepalived: stop keepalived (it holds the VIP"
+        )),
+        "{s}: the dry run plans stopping keepalived on {first}:\n{}",
+        dry.stderr
+    );
+    w.wait_holders(
+        &[&first],
+        Duration::from_secs(1),
+        &format!("{s}: the dry run of `vip move` left the VIP on {first}"),
+    );
+    let before = Instant::now();
+    traffic.mark(&format!("`hactl vip move --to {second}` starts"));
+    let run = hactl("vip move", &move_args, UP_BOUND, None);
+    traffic.mark("`hactl vip move` done");
+    run.expect_code(0);
+    w.wait_holders(
+        &[&second],
+        Duration::from_secs(1),
+        &format!("{s}: `vip move` put the VIP on {second}"),
+    );
+    w.wait_backup(
+        &first,
+        &format!("{s}: {first} settles as BACKUP after the move"),
+    );
+    w.mark_neigh(&traffic, &format!("VIP moved to {second}"));
+    let back = w.flows_after(
+        &traffic,
+        before,
+        Instant::now(),
+        Duration::from_secs(60),
+        "the planned move",
+    );
+    w.figure(
+        &format!("{s}: `hactl vip move --to {second}` took"),
+        World::secs(run.took),
+    );
+    w.figure(
+        &format!("{s}: planned move: first confirm of a message published after it started"),
+        World::secs(back),
+    );
+    let again = hactl("vip move (again)", &move_args, UP_BOUND, None);
+    again.expect_code(0);
+    assert!(
+        again
+            .stderr
+            .contains(&format!("{second} holds the VIP already, nothing to do")),
+        "{s}: a second move is a no-op:\n{}",
+        again.stderr
+    );
+
     drop(watch);
     w.finish(traffic, s);
     // Keepalived's own record of its state changes (notify.sh; whole seconds).
