@@ -50,6 +50,9 @@ pub enum Command {
     /// Print what a pipeline needs after `up` (AMQP and management URLs through the VIP, the
     /// nodes) as shell `export` lines or JSON, from the inventory alone.
     Endpoints(EndpointsArgs),
+    /// The virtual IP: `vip move --to LB` moves it to another load balancer in one VRRP
+    /// transition (Keepalived stopped on the holder, started again as BACKUP).
+    Vip(VipArgs),
     /// Print a shell completion script to standard output.
     Completions(CompletionsArgs),
     /// Write man pages (hactl.1 and one per subcommand) into a directory.
@@ -120,6 +123,7 @@ impl Command {
             Command::SetPolicy(_) => "set-policy",
             Command::Init(_) => "init",
             Command::Endpoints(_) => "endpoints",
+            Command::Vip(_) => "vip move",
             Command::Completions(_) => "completions",
             Command::Man(_) => "man",
         }
@@ -133,11 +137,14 @@ impl Command {
             Command::Up(a) => a.run.json,
             Command::AddNode(a) => a.run.json,
             Command::RemoveNode(a) => a.run.json,
-            Command::Reset(a) => a.json,
+            Command::Reset(a) => a.connect.json,
             Command::Status(a) => a.json,
             Command::SetPolicy(a) => a.json,
             Command::Init(a) => a.json,
             Command::Endpoints(a) => a.json,
+            Command::Vip(VipArgs {
+                command: VipCommand::Move(m),
+            }) => m.connect.json,
             Command::Completions(_) | Command::Man(_) => false,
         }
     }
@@ -381,17 +388,36 @@ impl RunArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ResetArgs {
+pub struct VipArgs {
+    #[command(subcommand)]
+    pub command: VipCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VipCommand {
+    /// Move the VIP to the load balancer `--to` names: Keepalived is stopped on the holder (and
+    /// on any load balancer of higher priority than the target), so the target takes the VIP
+    /// in one VRRP transition, then started again there; with `failback: stay` they come back
+    /// as BACKUP and leave the VIP on the target.
+    Move(VipMoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VipMoveArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
-    /// Don't ask: reset (required when standard input is not a terminal).
-    #[arg(long)]
-    pub yes: bool,
-    /// Also purge the packages of each host's roles (rabbitmq-server, haproxy, keepalived),
-    /// unholding a held one first.
-    #[arg(long)]
-    pub purge: bool,
-    /// Only read: print, per host, exactly what would be stopped and removed.
+    /// The load balancer that is to hold the VIP.
+    #[arg(long, value_name = "NODE")]
+    pub to: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// The flags of a command that connects to the hosts but converges nothing (`reset`, `vip
+/// move`).
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Only read: print, per host, exactly what would be done.
     #[arg(long)]
     pub dry_run: bool,
     /// Print the JSON envelope of the run (schema 1) on standard output.
@@ -423,8 +449,8 @@ pub struct ResetArgs {
     pub ask_become_pass: bool,
 }
 
-impl ResetArgs {
-    /// The shared run flags; `--templates`, which only converging needs, is not reset's.
+impl ConnectArgs {
+    /// The shared run flags; `--templates`, which only converging needs, is off.
     pub fn run(&self) -> RunArgs {
         RunArgs {
             dry_run: self.dry_run,
@@ -439,6 +465,21 @@ impl ResetArgs {
             ask_become_pass: self.ask_become_pass,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Don't ask: reset (required when standard input is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Also purge the packages of each host's roles (rabbitmq-server, haproxy, keepalived),
+    /// unholding a held one first.
+    #[arg(long)]
+    pub purge: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]

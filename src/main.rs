@@ -20,6 +20,7 @@ fn main() {
         Command::SetPolicy(a) => commands::set_policy::run(a, &mut out),
         Command::Init(a) => commands::init::run(a, &mut out),
         Command::Endpoints(a) => commands::endpoints::run(a, &mut out),
+        Command::Vip(a) => commands::vip::run(a, &mut out),
         Command::Completions(a) => commands::completions::run(a),
         Command::Man(a) => commands::man::run(a),
     });

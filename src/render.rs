@@ -16,7 +16,7 @@
 //! | `host` | the host being rendered (a *node*, below) |
 //! | `nodes`, `rabbitmq_nodes`, `loadbalancer_nodes` | lists of nodes, in inventory order |
 //! | `rabbitmq` | `amqp_port`, `management_port`, `partition_handling` (e.g. `pause_minority`), `plugins` (list), `management_enabled` (a `*_management` plugin is enabled), `ipv6` (the RabbitMQ nodes' addresses are IPv6) |
-//! | `loadbalancer` | none without a `loadbalancer:` section; else `vip` (address only), `vip_prefix`, `vip_cidr` (`ADDR/PREFIX`), `vip_family` (`ipv4`/`ipv6`), `interface`, `virtual_router_id`, `amqp_port`, `management_port`, `stats_port`, `stats_user`, `master` (name of the MASTER node) |
+//! | `loadbalancer` | none without a `loadbalancer:` section; else `vip` (address only), `vip_prefix`, `vip_cidr` (`ADDR/PREFIX`), `vip_family` (`ipv4`/`ipv6`), `interface`, `virtual_router_id`, `amqp_port`, `management_port`, `stats_port`, `stats_user`, `master` (the highest priority), `failback` (`stay`/`preempt`), `preempt_delay` (seconds, none unless set), `unicast`, `haproxy_check` (`process`/`script`) |
 //! | `paths` | `haproxy_admin_socket`, `keepalived_state_file`, `keepalived_notify_log`, `check_haproxy_script`, `notify_script` |
 //! | `hosts_begin`, `hosts_end` | the marker lines of the `/etc/hosts` block |
 //!
@@ -26,8 +26,8 @@
 //!
 //! Secrets are given only to the template that needs them: `stats_password` to
 //! `haproxy.cfg.tera`; `vrrp_password` (its first 8 characters, all keepalived uses; only for
-//! an IPv4 VIP: VRRPv3 has no authentication) and `vrrp` (`state` MASTER/BACKUP, `priority`,
-//! `instance`) to `keepalived.conf.tera`. The cookie is never rendered.
+//! an IPv4 VIP: VRRPv3 has no authentication) and `vrrp` (`priority`, `instance`, `peers`: the
+//! other load balancers' addresses) to `keepalived.conf.tera`. The cookie is never rendered.
 //!
 //! Strictness is tera's: printing an undefined variable or field, or reading a field of an
 //! undefined value, is an error; `{% if x %}` on an undefined top-level `x` is simply false, and
@@ -56,7 +56,7 @@ pub use manifest::{
     SYSCTL_FILE, builtin_templates, whole_files,
 };
 
-use crate::inventory::{Loaded, Node, NodeType, Role, Secrets};
+use crate::inventory::{Failback, Loaded, Node, NodeType, Role, Secrets};
 use anyhow::{Context as _, anyhow, bail};
 use hosts_block::check_block;
 use manifest::{FILES, Hosts, SecretUse};
@@ -327,6 +327,10 @@ struct LoadBalancerView<'a> {
     stats_port: u16,
     stats_user: &'a str,
     master: &'a str,
+    failback: &'static str,
+    preempt_delay: Option<u16>,
+    unicast: bool,
+    haproxy_check: &'static str,
 }
 
 #[derive(Serialize)]
@@ -340,9 +344,10 @@ struct Paths {
 
 #[derive(Serialize)]
 struct VrrpView {
-    state: &'static str,
     priority: u8,
     instance: String,
+    /// The other load balancers' addresses (the unicast peers).
+    peers: Vec<String>,
 }
 
 /// The variables every template sees (no secrets).
@@ -408,6 +413,13 @@ fn base_context(loaded: &Loaded, node: &Node) -> anyhow::Result<Context> {
                     stats_port: lb.stats.port,
                     stats_user: &lb.stats.user,
                     master: &master.name,
+                    failback: match lb.failback {
+                        Failback::Stay => "stay",
+                        Failback::Preempt => "preempt",
+                    },
+                    preempt_delay: lb.preempt_delay,
+                    unicast: lb.unicast,
+                    haproxy_check: lb.haproxy_check.as_str(),
                 },
             );
         }
@@ -460,20 +472,20 @@ fn master_node(loaded: &Loaded) -> anyhow::Result<&Node> {
 }
 
 fn vrrp_view(loaded: &Loaded, node: &Node) -> anyhow::Result<VrrpView> {
-    let master = master_node(loaded)?;
     let lb = loaded
         .inventory
         .loadbalancer
         .as_ref()
         .ok_or_else(|| anyhow!("no `loadbalancer` section"))?;
     Ok(VrrpView {
-        state: if master.name == node.name {
-            "MASTER"
-        } else {
-            "BACKUP"
-        },
         priority: node.priority.unwrap_or_default(),
         instance: format!("hactl_{}", lb.virtual_router_id),
+        peers: loaded
+            .inventory
+            .loadbalancer_nodes()
+            .filter(|n| n.name != node.name)
+            .map(|n| n.address.clone())
+            .collect(),
     })
 }
 

@@ -476,6 +476,21 @@ impl<'a> World<'a> {
         r.unwrap_or_else(|_| panic!("{what}: VIP holders are {last:?}, want {want:?}"))
     }
 
+    /// Waits until keepalived on `lb` records BACKUP (notify.sh's state file): a load balancer
+    /// that came back has settled without taking the VIP; returns how long it took.
+    fn wait_backup(&self, lb: &str, what: &str) -> Duration {
+        let mut last = String::new();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_until(Duration::from_secs(30), what, || {
+                last = self
+                    .lab
+                    .ssh_ok(lb, "cat /run/keepalived.state 2>/dev/null || true");
+                last.trim() == "BACKUP"
+            })
+        }));
+        r.unwrap_or_else(|_| panic!("{what}: keepalived on {lb} says {:?}", last.trim()))
+    }
+
     /// Waits until exactly one load balancer holds the VIP; returns it.
     fn single_holder(&self, context: &str) -> String {
         let mut last = Vec::new();
@@ -746,10 +761,10 @@ fn replace_once(text: String, from: &str, to: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // The scenarios
 
-/// Scenario 1. While traffic flows: HAProxy killed on the VIP holder (Keepalived's check moves the
-/// VIP), `hactl up` restarts it (the VIP comes back: the first load balancer has the higher
-/// priority and Keepalived preempts), Keepalived stopped on the holder (the VIP moves), `hactl up`
-/// starts it again (the VIP comes back). Nothing lost.
+/// Scenario 1. While traffic flows: HAProxy killed on the VIP holder (Keepalived's checks move
+/// the VIP), `hactl up` restarts it (the load balancer comes back as BACKUP: `failback: stay`
+/// leaves the VIP where it is, no second move), Keepalived stopped on the new holder (the VIP
+/// moves back), `hactl up` starts it again (again no move). Nothing lost.
 fn lb_failover(w: &mut World) {
     let s = "1 LB failover";
     let traffic = w.traffic("ha.failover.lb", "lb");
@@ -779,7 +794,8 @@ fn lb_failover(w: &mut World) {
         World::secs(back),
     );
 
-    // `hactl up` restarts HAProxy there; Keepalived's check rises and the VIP comes back.
+    // `hactl up` restarts HAProxy there; Keepalived's check rises, the instance goes BACKUP,
+    // and the VIP stays on the second load balancer.
     let t = Instant::now();
     traffic.mark("`hactl up` starts");
     let run = w.up("1: restarts HAProxy on the first LB");
@@ -790,40 +806,44 @@ fn lb_failover(w: &mut World) {
         "{s}: `hactl up` started HAProxy on {first}:\n{}",
         run.stderr
     );
-    w.wait_holders(
-        &[&first],
-        Duration::from_secs(30),
-        &format!("{s}: the VIP returns to {first} (higher priority) once HAProxy runs there"),
+    w.wait_backup(
+        &first,
+        &format!("{s}: keepalived on {first} settles as BACKUP once HAProxy runs there"),
     );
-    let returned = t.elapsed();
-    w.mark_neigh(&traffic, &format!("VIP back on {first}"));
+    w.wait_holders(
+        &[&second],
+        Duration::from_secs(1),
+        &format!("{s}: the VIP stays on {second} when {first} comes back (no failback)"),
+    );
+    let settled = t.elapsed();
     let back = w.flows_after(
         &traffic,
         t,
         Instant::now(),
         Duration::from_secs(60),
-        "the VIP returned",
+        "the first LB came back",
     );
     w.figure(
-        &format!("{s}: VIP back on {first} after (from the start of `hactl up`)"),
-        World::secs(returned),
+        &format!("{s}: {first} back as BACKUP, VIP still on {second}, after (from the start of `hactl up`)"),
+        World::secs(settled),
     );
     w.figure(
-        &format!("{s}: VIP returned: first confirm of a message published after"),
+        &format!("{s}: {first} came back: first confirm of a message published after"),
         World::secs(back),
     );
 
-    // Keepalived stopped (cleanly) on the holder: the VIP moves; `hactl up` brings it back.
+    // Keepalived stopped (cleanly) on the holder: the VIP moves back; `hactl up` starts it
+    // again, and the VIP stays.
     let before = Instant::now();
-    w.lab.ssh_ok(&first, "service keepalived stop >/dev/null");
+    w.lab.ssh_ok(&second, "service keepalived stop >/dev/null");
     let t = Instant::now();
-    traffic.mark(&format!("Keepalived stopped on {first}"));
+    traffic.mark(&format!("Keepalived stopped on {second}"));
     let moved = w.wait_holders(
-        &[&second],
+        &[&first],
         Duration::from_secs(30),
-        &format!("{s}: the VIP moves to {second} after Keepalived stopped on {first}"),
+        &format!("{s}: the VIP moves to {first} after Keepalived stopped on {second}"),
     );
-    w.mark_neigh(&traffic, &format!("VIP on {second}"));
+    w.mark_neigh(&traffic, &format!("VIP on {first}"));
     let back = w.flows_after(
         &traffic,
         before,
@@ -832,7 +852,7 @@ fn lb_failover(w: &mut World) {
         "Keepalived stopped",
     );
     w.figure(
-        &format!("{s}: Keepalived stopped on {first}: VIP on {second} after"),
+        &format!("{s}: Keepalived stopped on {second}: VIP on {first} after"),
         World::secs(moved),
     );
     w.figure(
@@ -841,36 +861,102 @@ fn lb_failover(w: &mut World) {
     );
     let t = Instant::now();
     traffic.mark("`hactl up` starts");
-    let run = w.up("1: starts Keepalived on the first LB");
+    let run = w.up("1: starts Keepalived on the second LB");
     traffic.mark("`hactl up` done");
     assert!(
         run.stderr
-            .contains(&format!("{first} keepalived: changed: start keepalived")),
-        "{s}: `hactl up` started Keepalived on {first}:\n{}",
+            .contains(&format!("{second} keepalived: changed: start keepalived")),
+        "{s}: `hactl up` started Keepalived on {second}:\n{}",
         run.stderr
+    );
+    w.wait_backup(
+        &second,
+        &format!("{s}: keepalived on {second} settles as BACKUP once started"),
     );
     w.wait_holders(
         &[&first],
-        Duration::from_secs(30),
-        &format!("{s}: the VIP returns to {first} once Keepalived runs there"),
+        Duration::from_secs(1),
+        &format!("{s}: the VIP stays on {first} when {second} comes back (no failback)"),
     );
-    let returned = t.elapsed();
-    w.mark_neigh(&traffic, &format!("VIP back on {first}"));
     w.figure(
-        &format!("{s}: VIP back on {first} after (from the start of `hactl up`)"),
-        World::secs(returned),
+        &format!("{s}: {second} back as BACKUP, VIP still on {first}, after (from the start of `hactl up`)"),
+        World::secs(t.elapsed()),
     );
     let back = w.flows_after(
         &traffic,
         t,
         Instant::now(),
         Duration::from_secs(60),
-        "the VIP returned",
+        "the second LB came back",
     );
     w.mark_neigh(&traffic, "traffic flows");
     w.figure(
-        &format!("{s}: VIP returned again: first confirm of a message published after"),
+        &format!("{s}: {second} came back: first confirm of a message published after"),
         World::secs(back),
+    );
+
+    // A planned move back to the second load balancer: its dry run changes nothing, the move
+    // costs one VRRP transition, the load balancer it left settles as BACKUP, and a second
+    // move is a no-op.
+    let inv = w.inv();
+    let move_args = ["vip", "move", &inv, "--to", &second];
+    let dry = hactl(
+        "vip move --dry-run",
+        &[&move_args[..], &["--dry-run"]].concat(),
+        UP_BOUND,
+        None,
+    );
+    dry.expect_code(0);
+    assert!(
+        dry.stderr.contains(&format!(
+            "{first} keepalived: stop keepalived (it holds the VIP"
+        )),
+        "{s}: the dry run plans stopping keepalived on {first}:\n{}",
+        dry.stderr
+    );
+    w.wait_holders(
+        &[&first],
+        Duration::from_secs(1),
+        &format!("{s}: the dry run of `vip move` left the VIP on {first}"),
+    );
+    let before = Instant::now();
+    traffic.mark(&format!("`hactl vip move --to {second}` starts"));
+    let run = hactl("vip move", &move_args, UP_BOUND, None);
+    traffic.mark("`hactl vip move` done");
+    run.expect_code(0);
+    w.wait_holders(
+        &[&second],
+        Duration::from_secs(1),
+        &format!("{s}: `vip move` put the VIP on {second}"),
+    );
+    w.wait_backup(
+        &first,
+        &format!("{s}: {first} settles as BACKUP after the move"),
+    );
+    w.mark_neigh(&traffic, &format!("VIP moved to {second}"));
+    let back = w.flows_after(
+        &traffic,
+        before,
+        Instant::now(),
+        Duration::from_secs(60),
+        "the planned move",
+    );
+    w.figure(
+        &format!("{s}: `hactl vip move --to {second}` took"),
+        World::secs(run.took),
+    );
+    w.figure(
+        &format!("{s}: planned move: first confirm of a message published after it started"),
+        World::secs(back),
+    );
+    let again = hactl("vip move (again)", &move_args, UP_BOUND, None);
+    again.expect_code(0);
+    assert!(
+        again
+            .stderr
+            .contains(&format!("{second} holds the VIP already, nothing to do")),
+        "{s}: a second move is a no-op:\n{}",
+        again.stderr
     );
 
     drop(watch);
@@ -1166,17 +1252,19 @@ fn split_vip(w: &mut World) {
         "{s}: `hactl up` started Keepalived on {holder}:\n{}",
         run.stderr
     );
-    // Keepalived started again on the old MASTER drops the VIP it left behind; having the
-    // higher priority it then takes the VIP back from the backup (preemption), so the end state
-    // is the VIP on the old MASTER alone. (hactl's own `vip` step may see the backup as the one
-    // holder just before that.)
+    // Keepalived started again on the old MASTER drops the VIP it left behind and, not
+    // preempting (`failback: stay`), leaves the VIP on the other load balancer alone.
+    w.wait_backup(
+        &holder,
+        &format!("{s}: keepalived on {holder} settles as BACKUP once started"),
+    );
     w.wait_holders(
-        &[&holder],
+        &[&other],
         Duration::from_secs(30),
-        &format!("{s}: after `hactl up`, {holder} alone holds the VIP"),
+        &format!("{s}: after `hactl up`, {other} alone holds the VIP"),
     );
     w.figure(
-        &format!("{s}: repaired by `hactl up` (VIP on {holder} only) after"),
+        &format!("{s}: repaired by `hactl up` (VIP on {other} only) after"),
         World::secs(t.elapsed()),
     );
     let took = w.check_healthy("after 3 (split VIP)");
@@ -1608,7 +1696,7 @@ fn failover_benchmark() {
     let mut vip_move = Vec::new();
     let mut lb_client = Vec::new();
     let mut lb_up = Vec::new();
-    let mut vip_back = Vec::new();
+    let mut lb_back = Vec::new();
     let mut promote = Vec::new();
     let mut rabbit_client = Vec::new();
     let mut rabbit_up_resync = Vec::new();
@@ -1623,14 +1711,15 @@ fn failover_benchmark() {
         lb_client.push(w.flows_after(&traffic, before, t, Duration::from_secs(60), "HAProxy died"));
         let t = Instant::now();
         lb_up.push(w.up("bench: restarts HAProxy").took);
-        w.wait_holders(&[&first], Duration::from_secs(30), "bench: VIP returns");
-        vip_back.push(t.elapsed());
+        w.wait_backup(&first, "bench: the first LB settles as BACKUP");
+        w.wait_holders(&[&second], Duration::from_secs(1), "bench: the VIP stays");
+        lb_back.push(t.elapsed());
         w.flows_after(
             &traffic,
             t,
             Instant::now(),
             Duration::from_secs(60),
-            "VIP returned",
+            "the first LB came back",
         );
 
         let mut q = None;
@@ -1687,7 +1776,10 @@ fn failover_benchmark() {
         stats("HAProxy killed: VIP on the backup after", &vip_move),
         stats("HAProxy killed: first confirm after the kill", &lb_client),
         stats("`hactl up` restarting HAProxy", &lb_up),
-        stats("VIP back on the first LB (from `up` start)", &vip_back),
+        stats(
+            "first LB back as BACKUP, VIP not moved (from `up` start)",
+            &lb_back,
+        ),
         stats(
             "kill -9 of the master's node: mirror promoted within",
             &promote,

@@ -63,7 +63,7 @@ fn inventory(lab: &Lab) -> String {
          rabbitmq:\n  seed: node1\n  users:\n    - name: app\n      password: {}\n      \
          tags: [administrator]\n      permissions: [{{vhost: /, configure: .*, write: .*, read: .*}}]\n\
          loadbalancer:\n  vip: {}/24\n  interface: eth0\n  virtual_router_id: 51\n  \
-         auth_password: {}\n  stats: {{user: stats, password: {}}}\n\
+         auth_password: {}\n  stats: {{user: stats, password: {}}}\n  haproxy_check: script\n\
          nodes:\n\
          - {{name: node1, address: {}, roles: [rabbitmq]}}\n\
          - {{name: node2, address: {}, roles: [rabbitmq]}}\n\

@@ -102,6 +102,13 @@ fn commands_without_hosts_print_valid_envelopes() {
     assert_eq!(v["outcome"], "invalid_input");
     let v = envelope(&["reset", &inv, "--json"], 2);
     assert!(first_error(&v).contains("--yes"), "{v}");
+    // vip move to a node that is no load balancer: refused before any host is contacted.
+    let v = envelope(&["vip", "move", &inv, "--to", "node1", "--json"], 2);
+    assert_eq!(v["command"], "vip move");
+    assert!(
+        first_error(&v).contains("node1 is not a load balancer"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -146,6 +153,11 @@ fn invalid_input_is_an_envelope_with_located_errors_for_every_command() {
             "{v}"
         );
     }
+    let v = envelope(&["vip", "move", bad, "--to", "lb1", "--json"], 2);
+    assert_eq!(
+        (&v["command"], &v["outcome"]),
+        (&Value::from("vip move"), &"invalid_input".into())
+    );
     // A flag clap refuses, and an unknown command.
     let v = envelope(&["up", bad, "--no-such-flag", "--json"], 2);
     assert_eq!(v["command"], "up");

@@ -366,6 +366,46 @@ fn faults_poweroff_poweron_link_kill() {
     });
     eprintln!("link up -> ssh works: {:.2}s", took.as_secs_f64());
 
+    // multicast off: datagrams to VRRP's group 224.0.0.18 no longer reach other hosts (unicast
+    // still does); on: they do again.
+    lab.ssh_ok(
+        "node3",
+        &format!(
+            "cat > /tmp/mcast4.py <<'EOF'\n{MULTICAST4_LISTENER}\nEOF\n\
+             (setsid nohup python3 /tmp/mcast4.py >/tmp/mcast4.out 2>&1 </dev/null &)"
+        ),
+    );
+    wait_until(Duration::from_secs(5), "node3 joined 224.0.0.18", || {
+        lab.ssh_ok("node3", "cat /tmp/mcast4.out")
+            .contains("joined")
+    });
+    // The lab's hosts have no default route: the group's interface is named by its address.
+    let send = format!(
+        "python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+         s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(\"{}\")); \
+         [s.sendto(b\"probe\", (\"224.0.0.18\", 4242)) for _ in range(5)]'",
+        lab.address("node1")
+    );
+    lab.driver_ok(["multicast", "off"]);
+    lab.ssh_ok("node1", &send);
+    assert!(
+        reaches_tcp(&lab, "node1", "node3"),
+        "unicast with multicast off"
+    );
+    lab.driver_ok(["multicast", "on"]);
+    assert!(
+        !lab.ssh_ok("node3", "cat /tmp/mcast4.out").contains("got"),
+        "a datagram to 224.0.0.18 arrived with multicast off"
+    );
+    wait_until(
+        Duration::from_secs(5),
+        "node3 gets node1's datagram to 224.0.0.18 with multicast on",
+        || {
+            lab.ssh_ok("node1", &send);
+            lab.ssh_ok("node3", "cat /tmp/mcast4.out").contains("got")
+        },
+    );
+
     // kill NODE sshd: that host's sshd only.
     let node1_pid = lab.host_pid("node1").unwrap();
     lab.driver_ok(["kill", "node1", "sshd"]);
@@ -577,6 +617,32 @@ data, src = s.recvfrom(100)
 print("got", data.decode(), src[0], flush=True)
 "#;
 
+/// Joins 224.0.0.18 (VRRP's group) on eth0, says so, then reports the first datagram.
+const MULTICAST4_LISTENER: &str = r#"
+import fcntl, socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("224.0.0.18", 4242))
+addr = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", b"eth0"))[20:24]
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton("224.0.0.18") + addr)
+print("joined", flush=True)
+s.settimeout(30)
+data, src = s.recvfrom(100)
+print("got", data.decode(), src[0], flush=True)
+"#;
+
+/// Whether `from` opens a TCP connection to `to`'s sshd (and reads its banner).
+fn reaches_tcp(lab: &Lab, from: &str, to: &str) -> bool {
+    lab.ssh(
+        from,
+        &format!(
+            "timeout 1 bash -c 'exec 3<>/dev/tcp/{}/22; head -c 4 <&3' | grep -qx SSH-",
+            lab.address(to)
+        ),
+    )
+    .status
+    .success()
+}
+
 /// The address part of `ADDR/LEN`, parsed (so `fd68:10:213::11` equals `fd68:10:213:0::11`).
 fn ipv6_of(cidr: &str) -> std::net::Ipv6Addr {
     let addr = cidr.split('/').next().unwrap_or_default();
@@ -637,17 +703,7 @@ fn ipv6_lab_has_only_ipv6_and_no_route_out() {
 
     // The hosts reach each other over IPv6: TCP, and multicast to ff02::12 from the sender's
     // link-local address, as keepalived's VRRPv3 adverts go.
-    let reaches = |from: &str, to: &str| {
-        lab.ssh(
-            from,
-            &format!(
-                "timeout 1 bash -c 'exec 3<>/dev/tcp/{}/22; head -c 4 <&3' | grep -qx SSH-",
-                lab.address(to)
-            ),
-        )
-        .status
-        .success()
-    };
+    let reaches = |from: &str, to: &str| reaches_tcp(&lab, from, to);
     assert!(reaches("node1", "node2"), "node1 does not reach node2");
     lab.ssh_ok(
         "node2",

@@ -219,16 +219,20 @@ fn check_healthy(lab: &Lab, image: &Image, context: &str) -> Duration {
             );
         }
     }
-    // node4 has the highest priority: keepalived (preempting) gives it the VIP back once it is
-    // up again, so a power-cycled node4 takes the VIP from node5 a moment after booting. Wait
-    // for that, or the round trip below may start on node5 and be cut by the move.
+    // One VIP holder, and every keepalived settled (MASTER or BACKUP, as notify.sh records):
+    // with `failback: stay` a load balancer that comes back leaves the VIP where it is, so
+    // the round trip below is not cut by a move.
     let mut holders = Vec::new();
     wait_until(
         Duration::from_secs(60),
-        &format!("{context}: the VIP is on {} only", LBS[0]),
+        &format!("{context}: one VIP holder, keepalived settled on {LBS:?}"),
         || {
             holders = vip_holders(lab);
-            holders == [LBS[0]]
+            let states = lab.ssh_each_ok(&LBS, "cat /run/keepalived.state 2>/dev/null || true");
+            holders.len() == 1
+                && states
+                    .iter()
+                    .all(|s| matches!(s.trim(), "MASTER" | "BACKUP"))
         },
     );
     let tag = context

@@ -530,6 +530,50 @@ fn haproxy_cfg_passes_haproxy_check() {
         checked, 6,
         "lb1, lb2, node1, node2, and node1, node2 on IPv6"
     );
+    // The forms each setting takes: the example preempts after a delay and tracks HAProxy's
+    // process; colocated keeps the defaults (stay, process); colocated-ipv6 is unicast,
+    // preempting at once, with the script check only.
+    let conf = |out: &str, host: &str| {
+        std::fs::read_to_string(
+            tmp.path()
+                .join(out)
+                .join(host)
+                .join("etc/keepalived/keepalived.conf"),
+        )
+        .unwrap()
+    };
+    let example = conf("out-example", "lb1");
+    for line in [
+        "state BACKUP",
+        "preempt_delay 60",
+        "process haproxy",
+        "track_haproxy",
+    ] {
+        assert!(
+            example.contains(line),
+            "example lb1 lacks `{line}`:\n{example}"
+        );
+    }
+    assert!(
+        !example.contains("nopreempt") && !example.contains("unicast"),
+        "{example}"
+    );
+    let stay = conf("out-colocated", "node1");
+    assert!(
+        stay.contains("    nopreempt\n") && stay.contains("track_process"),
+        "{stay}"
+    );
+    let v6 = conf("out-colocated-ipv6", "node1");
+    assert!(
+        v6.contains(
+            "    unicast_src_ip fd00:99::11\n    unicast_peer {\n        fd00:99::12\n    }\n"
+        ),
+        "{v6}"
+    );
+    assert!(
+        !v6.contains("nopreempt") && !v6.contains("preempt_delay") && !v6.contains("track_process"),
+        "{v6}"
+    );
     // The check does catch errors.
     let bad = tmp.path().join("bad.cfg");
     std::fs::write(&bad, "defaults\n    mode tcp\n    no-such-keyword 1\n").unwrap();
@@ -636,6 +680,50 @@ fn keepalived_conf_passes_keepalived_check() {
         checked, 6,
         "lb1, lb2, node1, node2, and node1, node2 on IPv6"
     );
+    // The forms each setting takes: the example preempts after a delay and tracks HAProxy's
+    // process; colocated keeps the defaults (stay, process); colocated-ipv6 is unicast,
+    // preempting at once, with the script check only.
+    let conf = |out: &str, host: &str| {
+        std::fs::read_to_string(
+            tmp.path()
+                .join(out)
+                .join(host)
+                .join("etc/keepalived/keepalived.conf"),
+        )
+        .unwrap()
+    };
+    let example = conf("out-example", "lb1");
+    for line in [
+        "state BACKUP",
+        "preempt_delay 60",
+        "process haproxy",
+        "track_haproxy",
+    ] {
+        assert!(
+            example.contains(line),
+            "example lb1 lacks `{line}`:\n{example}"
+        );
+    }
+    assert!(
+        !example.contains("nopreempt") && !example.contains("unicast"),
+        "{example}"
+    );
+    let stay = conf("out-colocated", "node1");
+    assert!(
+        stay.contains("    nopreempt\n") && stay.contains("track_process"),
+        "{stay}"
+    );
+    let v6 = conf("out-colocated-ipv6", "node1");
+    assert!(
+        v6.contains(
+            "    unicast_src_ip fd00:99::11\n    unicast_peer {\n        fd00:99::12\n    }\n"
+        ),
+        "{v6}"
+    );
+    assert!(
+        !v6.contains("nopreempt") && !v6.contains("preempt_delay") && !v6.contains("track_process"),
+        "{v6}"
+    );
 
     // keepalived reads the quoted VRRP password as intended (`#` and `!` start comments
     // outside quotes): run it for a moment, isolated, and read its config dump.
@@ -715,24 +803,66 @@ fn scripts_pass_sh_n_and_do_their_job() {
     assert!(lines[1].ends_with(" INSTANCE hactl_42 MASTER 200"), "{got}");
     assert!(lines[2].ends_with(" INSTANCE hactl_42 BACKUP 200"), "{got}");
 
-    // check_haproxy.sh, in a fresh PID namespace: fails with no haproxy, succeeds with one.
+    // check_haproxy.sh, in fresh PID and network namespaces: fails with no haproxy and with
+    // an haproxy that listens on nothing, succeeds with one listening on the AMQP port (5672).
+    if !can_run(
+        "scripts_pass_sh_n_and_do_their_job (listener)",
+        true,
+        &["python3"],
+    ) {
+        return;
+    }
     let check = dir.join("check_haproxy.sh");
-    let fake = tmp.path().join("haproxy");
-    std::fs::copy("/bin/sleep", &fake).unwrap();
-    let pidns = |script: &str| {
+    let idle = tmp.path().join("idle/haproxy");
+    let listening = tmp.path().join("listening/haproxy");
+    for (fake, from) in [(&idle, "/bin/sleep"), (&listening, "/usr/bin/python3")] {
+        std::fs::create_dir_all(fake.parent().unwrap()).unwrap();
+        std::fs::copy(from, fake).unwrap();
+    }
+    let isolated = |script: &str| {
         run(Command::new("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "sh", "-c", script, "sh"])
+            .args([
+                "--pid",
+                "--net",
+                "--fork",
+                "--mount-proc",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
             .arg(&check)
-            .arg(&fake))
+            .arg(&idle)
+            .arg(&listening))
     };
     assert!(
-        !pidns("exec \"$1\"").status.success(),
+        !isolated("exec \"$1\"").status.success(),
         "no haproxy: must fail"
     );
-    let o = pidns("\"$2\" 30 & sleep 0.3; \"$1\"; rc=$?; kill $!; exit $rc");
     assert!(
-        o.status.success(),
-        "haproxy running: must succeed: {}",
+        !isolated("\"$2\" 30 & sleep 0.3; \"$1\"; rc=$?; kill $!; exit $rc")
+            .status
+            .success(),
+        "an haproxy that listens on nothing: must fail"
+    );
+    let listen = "import socket, time\n\
+                  s = socket.socket()\n\
+                  s.bind(('0.0.0.0', 5672))\n\
+                  s.listen()\n\
+                  open('/dev/stdout', 'w').write('up\\n')\n\
+                  time.sleep(30)\n";
+    // The listener says `up` in a file once it listens; waited for, 5 s at most.
+    let ready = tmp.path().join("ready");
+    let o = isolated(&format!(
+        "\"$3\" -c \"{listen}\" > {ready} & \
+         for _ in $(seq 50); do grep -q up {ready} && break; sleep 0.1; done; \
+         \"$1\"; echo rc=$?; kill $!",
+        ready = ready.display()
+    ));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("rc=0"),
+        "haproxy listening on 5672: must succeed: {out} {}",
         text(&o.stderr)
     );
 }

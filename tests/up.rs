@@ -594,6 +594,31 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         "{err}"
     );
     assert_same_snapshot(&before, &snapshot(&lab), "a refused up (IPv6 VIP)");
+
+    // keepalived's track_process (the default haproxy_check) on hosts without the kernel's
+    // process connector (the lab's hosts live in network namespaces): refused before any change.
+    let process = text.replacen("  haproxy_check: script\n", "", 1);
+    assert_ne!(
+        process, text,
+        "the lab inventory sets haproxy_check: script"
+    );
+    let process_file = inventory.with_file_name("lab-track-process.yaml");
+    fs::write(&process_file, process).expect("write inventory copy");
+    let i = hactl(
+        &mut runs,
+        "up (haproxy_check: process without the process connector)",
+        &[process_file.to_str().unwrap()],
+    );
+    runs[i].expect_code(2);
+    let err = runs[i].stderr();
+    for lb in LB_NODES {
+        assert!(
+            err.contains(&format!("{lb}: the kernel's process connector is missing"))
+                && err.contains("set loadbalancer.haproxy_check: script"),
+            "{err}"
+        );
+    }
+    assert_same_snapshot(&before, &snapshot(&lab), "a refused up (track_process)");
     eprintln!("dry run (fresh): host state identical before/after on all 5 hosts");
 
     // --- host keys ------------------------------------------------------------------------
@@ -1270,6 +1295,9 @@ fn up_builds_the_colocated_topology() {
     let vip = format!("{}.100", lab.subnet());
     let mut runs = Vec::new();
 
+    // A network that drops multicast: VRRP's adverts reach the peer only unicast (the
+    // inventory's `unicast: true`); with multicast adverts both would hold the VIP.
+    lab.driver_ok(["multicast", "off"]);
     let i = hactl(&mut runs, "up --json (co-located)", &[&inv, "--json"]);
     let report = runs[i].expect_code(0).json();
     assert_eq!(report["outcome"], "ok", "co-located up report outcome");
@@ -1297,6 +1325,38 @@ fn up_builds_the_colocated_topology() {
          back in {:.2}s",
         started.elapsed().as_secs_f64()
     );
+
+    // Still unicast: HAProxy killed on the holder moves the VIP; `up` restarts HAProxy, the
+    // load balancer comes back as BACKUP and the VIP stays (failback: stay).
+    let other = if holder == "node1" { "node2" } else { "node1" };
+    lab.driver_ok(["kill", &holder, "haproxy", "KILL"]);
+    let moved = wait_until(
+        Duration::from_secs(20),
+        &format!("co-located, unicast: the VIP moves to {other} after HAProxy died on {holder}"),
+        || vip_holders(&lab, &["node1", "node2"], &vip) == [other],
+    );
+    let i = hactl(&mut runs, "up (restarts HAProxy)", &[&inv]);
+    runs[i].expect_code(0);
+    wait_until(
+        Duration::from_secs(30),
+        &format!("co-located, unicast: keepalived on {holder} settles as BACKUP"),
+        || {
+            lab.ssh_ok(&holder, "cat /run/keepalived.state 2>/dev/null || true")
+                .trim()
+                == "BACKUP"
+        },
+    );
+    assert_eq!(
+        vip_holders(&lab, &["node1", "node2"], &vip),
+        [other],
+        "co-located, unicast: the VIP stays on {other} when {holder} comes back"
+    );
+    eprintln!(
+        "co-located, multicast off, unicast VRRP: HAProxy killed on {holder}: VIP on {other} \
+         after {:.1}s; {holder} back as BACKUP, VIP stayed",
+        moved.as_secs_f64()
+    );
+    lab.driver_ok(["multicast", "on"]);
     assert_no_secret_printed(&secrets, &runs);
     eprintln!(
         "co-located: up {:.1}s, whole test {:.1}s",

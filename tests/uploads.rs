@@ -53,6 +53,7 @@ fn inventory(lab: &Lab) -> PathBuf {
          loadbalancer:\n  vip: {subnet}.100/24\n  interface: eth0\n  virtual_router_id: 52\n\
          \x20 auth_password:\n    file: {state}/secrets/vrrp-password\n\
          \x20 stats:\n    user: stats\n    password:\n      file: {state}/secrets/stats-password\n\
+         \x20 haproxy_check: script\n\
          nodes:\n  - name: {NODE}\n    address: {}\n    roles: [rabbitmq, loadbalancer]\n    priority: 150\n",
         lab.address(NODE)
     );

@@ -12,6 +12,7 @@ pub mod set_policy;
 pub mod status;
 pub mod up;
 pub mod validate;
+pub mod vip;
 
 use crate::exit::InvalidInput;
 use crate::inventory::{self, Diagnostic, Loaded};

@@ -15,9 +15,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
 pub fn run(args: &ResetArgs, out: &mut Envelope) -> anyhow::Result<()> {
-    let (ctx, reporter, opts) = super::prepare(&args.inventory.path(), &args.run(), false)?;
+    let (ctx, reporter, opts) = super::prepare(&args.inventory.path(), &args.connect.run(), false)?;
     out.attach(&reporter);
-    if !args.dry_run && !args.yes {
+    if !args.connect.dry_run && !args.yes {
         confirm(&ctx)?;
     }
     let rt = tokio::runtime::Runtime::new()?;

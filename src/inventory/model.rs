@@ -237,6 +237,50 @@ pub struct LoadBalancer {
     #[serde(default = "default_management_port")]
     pub management_port: u16,
     pub stats: Stats,
+    /// Whether a returning load balancer takes the VIP back.
+    #[serde(default)]
+    pub failback: Failback,
+    /// With `failback: preempt`: seconds a returning load balancer waits before it does.
+    #[serde(default)]
+    pub preempt_delay: Option<u16>,
+    /// VRRP adverts go unicast to the other load balancers (networks that drop multicast).
+    #[serde(default)]
+    pub unicast: bool,
+    /// How keepalived notices that HAProxy died.
+    #[serde(default)]
+    pub haproxy_check: HaproxyCheck,
+}
+
+/// What happens to the VIP when a load balancer that lost it comes back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failback {
+    /// The VIP stays where it is (keepalived `nopreempt`): the repair costs no second move.
+    #[default]
+    Stay,
+    /// The highest priority takes it back (after `preempt_delay`).
+    Preempt,
+}
+
+/// How keepalived learns that HAProxy is gone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HaproxyCheck {
+    /// The kernel's process events (keepalived `track_process`), at once; needs the process
+    /// connector, which hosts inside a network namespace or container lack.
+    #[default]
+    Process,
+    /// A check script every second.
+    Script,
+}
+
+impl HaproxyCheck {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HaproxyCheck::Process => "process",
+            HaproxyCheck::Script => "script",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

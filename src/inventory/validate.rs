@@ -12,7 +12,7 @@ mod rabbitmq;
 
 use super::located::{FieldPath, Node, fp};
 use super::secrets::{self, SecretKind};
-use super::{Diagnostic, Inventory, NodeType, Role, Severity, names};
+use super::{Diagnostic, Failback, Inventory, NodeType, Role, Severity, names};
 use crate::secret::SecretSource;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -248,6 +248,18 @@ impl Validator<'_> {
                     lb.virtual_router_id
                 ),
             );
+        }
+        match (lb.failback, lb.preempt_delay) {
+            (Failback::Stay, Some(_)) => self.error(
+                &base.k("preempt_delay"),
+                "preempt_delay needs `failback: preempt` (with the default `stay` the VIP never \
+                 moves back)",
+            ),
+            (Failback::Preempt, Some(d)) if d > 1000 => self.error(
+                &base.k("preempt_delay"),
+                format!("preempt_delay {d} is out of range: keepalived takes 0-1000 seconds"),
+            ),
+            _ => {}
         }
         match (&lb.auth_password, lb.vip_ipv6()) {
             (Some(pw), false) => self.secret(pw, &base.k("auth_password"), SecretKind::Vrrp),

@@ -72,6 +72,55 @@ pub async fn wait_single_holder(lb: &LoadBalancer, lbs: &[Host]) -> anyhow::Resu
     }
 }
 
+/// Waits (bounded) until `to` alone holds the VIP.
+pub async fn wait_holder(lb: &LoadBalancer, lbs: &[Host], to: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = holders(lbs, &lb.vip, &lb.interface).await?;
+        if now == [to] {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "VIP {} is held by {} after 30 s, not by {to} alone",
+                lb.vip,
+                if now.is_empty() {
+                    "no host".to_string()
+                } else {
+                    now.join(" and ")
+                }
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (bounded) until keepalived on `host` records BACKUP (notify.sh's state file).
+pub async fn wait_backup(host: &Host) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = host
+            .probe(&Cmd::new("cat").arg(crate::render::KEEPALIVED_STATE_FILE))
+            .await?;
+        let state = out.stdout.trim();
+        if state == "BACKUP" {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{}: keepalived is {} after 30 s, not BACKUP",
+                host.name(),
+                if state.is_empty() {
+                    "in no recorded state"
+                } else {
+                    state
+                }
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::lists_address;

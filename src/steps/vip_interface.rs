@@ -1,11 +1,15 @@
 //! Part of the read-only pre-phase of `up` and `add-node`: every load balancer has the VIP's
 //! interface, with an address of the VIP's family. keepalived sends its adverts from it
 //! (VRRPv2 from the interface's IPv4 address, VRRPv3 from its IPv6 link-local one), so
-//! without one the VIP could never move. A refusal is invalid input (exit 2).
+//! without one the VIP could never move. With `haproxy_check: process` the kernel's process
+//! connector must be there too (it is not inside a network namespace or container): without
+//! it keepalived's `track_process` never sees HAProxy and holds the instance in FAULT. A
+//! refusal is invalid input (exit 2).
 
 use super::Changes;
 use crate::exit::InvalidInput;
 use crate::host::Host;
+use crate::inventory::HaproxyCheck;
 use crate::runner;
 use crate::ssh::Cmd;
 use crate::steps::Ctx;
@@ -24,8 +28,10 @@ pub async fn check(ctx: &Ctx, hosts: &[Host]) -> anyhow::Result<()> {
         let interface = lb.interface.clone();
         async move {
             super::step(&h, "vip interface", async {
-                let cmd = Cmd::new("ip").args(["-o", "addr", "show", "dev", &interface]);
-                Ok((h.probe(&cmd).await?, Changes::none()))
+                Ok((
+                    h.probe(&Cmd::sh(SCRIPT, [&interface])).await?,
+                    Changes::none(),
+                ))
             })
             .await
         }
@@ -39,6 +45,18 @@ pub async fn check(ctx: &Ctx, hosts: &[Host]) -> anyhow::Result<()> {
     let mut refused = Vec::new();
     for (h, read) in lbs.iter().zip(reads) {
         let out = read?;
+        let (addresses, connector) = out
+            .stdout
+            .split_once(CONNECTOR)
+            .unwrap_or((out.stdout.as_str(), ""));
+        if lb.haproxy_check == HaproxyCheck::Process && !has_proc_events(connector) {
+            refused.push(format!(
+                "{}: the kernel's process connector is missing (/proc/net/connector lists no \
+                 cn_proc: a network namespace or container?), so keepalived's track_process \
+                 cannot see HAProxy; set loadbalancer.haproxy_check: script",
+                h.name()
+            ));
+        }
         if out.status != 0 {
             refused.push(format!(
                 "{}: has no interface {} (loadbalancer.interface): {}",
@@ -46,7 +64,7 @@ pub async fn check(ctx: &Ctx, hosts: &[Host]) -> anyhow::Result<()> {
                 lb.interface,
                 out.stderr.trim()
             ));
-        } else if !has_family(&out.stdout, word) {
+        } else if !has_family(addresses, word) {
             refused.push(format!(
                 "{}: interface {} has no {family} address, so keepalived cannot hold the \
                  {family} VIP {} there",
@@ -66,6 +84,21 @@ pub async fn check(ctx: &Ctx, hosts: &[Host]) -> anyhow::Result<()> {
     .into())
 }
 
+/// The interface's addresses (`ip`'s status is the script's), then the process connector.
+const SCRIPT: &str = r#"ip -o addr show dev "$1"
+rc=$?
+echo '@@connector'
+cat /proc/net/connector 2>/dev/null
+exit $rc"#;
+const CONNECTOR: &str = "@@connector\n";
+
+/// Whether `/proc/net/connector` lists the process events connector.
+fn has_proc_events(connector: &str) -> bool {
+    connector
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some("cn_proc"))
+}
+
 /// Whether `ip -o addr show` output lists an address of `word` (`inet` or `inet6`).
 fn has_family(ip_output: &str, word: &str) -> bool {
     ip_output
@@ -75,7 +108,14 @@ fn has_family(ip_output: &str, word: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::has_family;
+    use super::{has_family, has_proc_events};
+
+    #[test]
+    fn reads_the_process_connector() {
+        assert!(has_proc_events("Name            ID\ncn_proc         1:1\n"));
+        assert!(!has_proc_events("Name            ID\n"));
+        assert!(!has_proc_events(""));
+    }
 
     #[test]
     fn finds_the_family_in_ip_output() {
