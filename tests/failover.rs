@@ -909,7 +909,7 @@ fn lb_failover(w: &mut World) {
     dry.expect_code(0);
     assert!(
         dry.stderr.contains(&format!(
-            "{first} keepalived: stop keepalived (it holds the VIP"
+            "{first} keepalived: would change: stop keepalived (it holds the VIP"
         )),
         "{s}: the dry run plans stopping keepalived on {first}:\n{}",
         dry.stderr
