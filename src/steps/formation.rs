@@ -123,6 +123,19 @@ async fn read_node(host: &Host) -> anyhow::Result<NodeState> {
     })
 }
 
+/// Every node's state, all read at once (a `blank` step each).
+async fn read_all(nodes: &[Host]) -> anyhow::Result<Vec<NodeState>> {
+    runner::parallel(nodes.to_vec(), nodes.len().max(1), |h| async move {
+        super::step(&h, "blank", async {
+            Ok((read_node(&h).await?, super::Changes::none()))
+        })
+        .await
+    })
+    .await
+    .into_iter()
+    .collect()
+}
+
 /// Reads every RabbitMQ node (no Erlang VM), chooses the recipe and notes it. `parallel`:
 /// how many hosts the run works on at once; the nodes of a first-boot run wait for the
 /// seed, so all hosts must run at once.
@@ -132,16 +145,7 @@ pub async fn read(hosts: &[Host], parallel: usize) -> anyhow::Result<Read> {
         .filter(|h| h.node.is_rabbitmq())
         .cloned()
         .collect();
-    let n = rabbits.len().max(1);
-    let states = runner::parallel(rabbits.clone(), n, |h| async move {
-        super::step(&h, "blank", async {
-            Ok((read_node(&h).await?, super::Changes::none()))
-        })
-        .await
-    })
-    .await
-    .into_iter()
-    .collect::<anyhow::Result<Vec<_>>>()?;
+    let states = read_all(&rabbits).await?;
     let named: Vec<(&str, NodeState)> = rabbits.iter().map(|h| h.name()).zip(states).collect();
     let read = decide(&named, parallel >= hosts.len(), rabbits.len());
     if let Some(first) = hosts.first() {
@@ -161,16 +165,7 @@ pub async fn read_added(hosts: &[Host], added: &[String], seed: &str) -> anyhow:
         .filter(|h| added.iter().any(|a| a == h.name()))
         .cloned()
         .collect();
-    let n = nodes.len().max(1);
-    let states = runner::parallel(nodes.clone(), n, |h| async move {
-        super::step(&h, "blank", async {
-            Ok((read_node(&h).await?, super::Changes::none()))
-        })
-        .await
-    })
-    .await
-    .into_iter()
-    .collect::<anyhow::Result<Vec<_>>>()?;
+    let states = read_all(&nodes).await?;
     let seed_runs = seed_host.rabbitmq_running().await?;
     let blank: BTreeSet<String> = nodes
         .iter()

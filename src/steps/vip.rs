@@ -44,6 +44,15 @@ pub async fn held(host: &Host, vip: &str, interface: &str) -> anyhow::Result<boo
     Ok(lists_address(&out.stdout, vip))
 }
 
+/// The holders for a message: `node4 and node5`, or `no host`.
+fn named(holders: &[String]) -> String {
+    if holders.is_empty() {
+        "no host".into()
+    } else {
+        holders.join(" and ")
+    }
+}
+
 /// Waits (bounded) until exactly one load balancer holds the VIP; returns its name.
 pub async fn wait_single_holder(lb: &LoadBalancer, lbs: &[Host]) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -56,11 +65,7 @@ pub async fn wait_single_holder(lb: &LoadBalancer, lbs: &[Host]) -> anyhow::Resu
             bail!(
                 "VIP {} is held by {} after 30 s; exactly one load balancer must hold it{}",
                 lb.vip,
-                if now.is_empty() {
-                    "no host".to_string()
-                } else {
-                    now.join(" and ")
-                },
+                named(&now),
                 if now.len() > 1 {
                     " (a keepalived killed with SIGKILL leaves its VIP behind: restart keepalived there)"
                 } else {
@@ -84,11 +89,7 @@ pub async fn wait_holder(lb: &LoadBalancer, lbs: &[Host], to: &str) -> anyhow::R
             bail!(
                 "VIP {} is held by {} after 30 s, not by {to} alone",
                 lb.vip,
-                if now.is_empty() {
-                    "no host".to_string()
-                } else {
-                    now.join(" and ")
-                }
+                named(&now)
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
