@@ -5,9 +5,10 @@
 
 use crate::host::Host;
 use crate::plan::{Action, Verb};
+use crate::render::ENDPOINTS_FILE;
 use crate::runner::{self, Options};
 use crate::steps::{self, Ctx, cookie, definitions, facts, hosts_file, join, loadbalancer};
-use crate::steps::{SeedDist, feature_flags, formation, packages, rabbitmq, vip};
+use crate::steps::{SeedDist, feature_flags, files, formation, packages, rabbitmq, vip};
 use anyhow::anyhow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -149,6 +150,13 @@ async fn converge_host(
                     }
                 )
             }));
+    }
+    if h.node.is_client() {
+        let file = ctx.file(h.name(), ENDPOINTS_FILE);
+        let plan = files::plan_all(h, file, installing);
+        n += runner::execute(ctx, opts, h, "endpoints", plan)
+            .await?
+            .len();
     }
     if h.node.is_loadbalancer() {
         if scope == Scope::Full {
