@@ -5,9 +5,10 @@
 
 use crate::host::Host;
 use crate::plan::{Action, Verb};
+use crate::render::ENDPOINTS_FILE;
 use crate::runner::{self, Options};
 use crate::steps::{self, Ctx, cookie, definitions, facts, hosts_file, join, loadbalancer};
-use crate::steps::{SeedDist, feature_flags, formation, packages, rabbitmq, vip};
+use crate::steps::{SeedDist, feature_flags, files, formation, packages, rabbitmq, vip};
 use anyhow::anyhow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -103,9 +104,17 @@ async fn converge_host(
     let mut n = runner::execute(ctx, opts, h, "facts", async { Ok(set_name) })
         .await?
         .len();
-    n += runner::execute(ctx, opts, h, "hosts_file", hosts_file::plan(ctx, h))
-        .await?
-        .len();
+    let hosts_file = runner::execute(ctx, opts, h, "hosts_file", hosts_file::plan(ctx, h));
+    if h.node.is_client() {
+        // A client has two files and nothing else, independent of each other: both at once,
+        // each in its own round trips over the one connection.
+        let file = ctx.file(h.name(), ENDPOINTS_FILE);
+        let endpoints = runner::execute(ctx, opts, h, "endpoints", files::plan_all(h, file, &[]));
+        let (hosts, endpoints) = tokio::try_join!(hosts_file, endpoints)?;
+        n += hosts.len() + endpoints.len();
+        return Ok((host, n, false));
+    }
+    n += hosts_file.await?.len();
     let mut packages = Vec::new();
     if scope == Scope::Full {
         packages = runner::execute(ctx, opts, h, "packages", packages::plan(ctx, h)).await?;

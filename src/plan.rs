@@ -227,6 +227,21 @@ async fn start_forming(
     started.map(drop)
 }
 
+/// Waits (bounded) until no `name` process runs on `host`.
+async fn wait_gone(host: &Host, name: &str) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while host.process_running(name).await? {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "{}: `service {name} stop` succeeded but {name} still runs after 30 s",
+                host.name()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 impl Action {
     /// One line saying what the action does.
     pub fn describe(&self) -> String {
@@ -425,6 +440,11 @@ impl Action {
                     None
                 };
                 host.service(name, verb.as_str()).await?;
+                // An init script's stop may return while the daemon still exits; a start
+                // right after would find it running and do nothing. (RabbitMQ's stop waits.)
+                if *verb == Verb::Stop && *name != "rabbitmq-server" {
+                    wait_gone(host, name).await?;
+                }
                 if *verb == Verb::Start
                     && *name != "rabbitmq-server"
                     && !host.process_running(name).await?

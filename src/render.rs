@@ -19,9 +19,10 @@
 //! | `loadbalancer` | none without a `loadbalancer:` section; else `vip` (address only), `vip_prefix`, `vip_cidr` (`ADDR/PREFIX`), `vip_family` (`ipv4`/`ipv6`), `interface`, `virtual_router_id`, `amqp_port`, `management_port`, `stats_port`, `stats_user`, `master` (the highest priority), `failback` (`stay`/`preempt`), `preempt_delay` (seconds, none unless set), `unicast`, `haproxy_check` (`process`/`script`) |
 //! | `paths` | `haproxy_admin_socket`, `keepalived_state_file`, `keepalived_notify_log`, `check_haproxy_script`, `notify_script` |
 //! | `hosts_begin`, `hosts_end` | the marker lines of the `/etc/hosts` block |
+//! | `endpoints` | what `hactl endpoints` prints: `amqp_url` (the first user's name, no password), `management_url`, `host`, `user` (none without users), `nodes` (the RabbitMQ nodes' names) |
 //!
-//! A node is `name`, `address`, `roles` (list of `rabbitmq`/`loadbalancer`), `is_rabbitmq`,
-//! `is_loadbalancer`, `node_type` (`disc`/`ram`), `priority` (none unless set),
+//! A node is `name`, `address`, `roles` (list of `rabbitmq`/`loadbalancer`/`client`),
+//! `is_rabbitmq`, `is_loadbalancer`, `is_client`, `node_type` (`disc`/`ram`), `priority` (none unless set),
 //! `rabbit_node` (`rabbit@NAME`).
 //!
 //! Secrets are given only to the template that needs them: `stats_password` to
@@ -51,11 +52,12 @@ pub use hosts_block::{
     HOSTS_BEGIN, HOSTS_END, hosts_begin_line, hosts_end_line, remove_block, splice_block,
 };
 pub use manifest::{
-    APT_KEYRING, APT_SOURCE, CHECK_HAPROXY_SCRIPT, FileKind, HAPROXY_ADMIN_SOCKET,
+    APT_KEYRING, APT_SOURCE, CHECK_HAPROXY_SCRIPT, ENDPOINTS_FILE, FileKind, HAPROXY_ADMIN_SOCKET,
     KEEPALIVED_NOTIFY_LOG, KEEPALIVED_STATE_FILE, NOTIFY_SCRIPT, RABBITMQ_ENV, RenderedFile,
     SYSCTL_FILE, builtin_templates, whole_files,
 };
 
+use crate::inventory::endpoints::endpoints;
 use crate::inventory::{Failback, Loaded, Node, NodeType, Role, Secrets};
 use anyhow::{Context as _, anyhow, bail};
 use hosts_block::check_block;
@@ -171,6 +173,7 @@ impl Renderer {
                 Hosts::RabbitMq => node.is_rabbitmq(),
                 Hosts::RabbitMqIpv6 => node.is_rabbitmq() && loaded.inventory.rabbitmq_ipv6(),
                 Hosts::LoadBalancer => node.is_loadbalancer(),
+                Hosts::Client => node.is_client(),
             };
             if !wanted {
                 continue;
@@ -274,6 +277,7 @@ struct NodeView<'a> {
     roles: Vec<&'static str>,
     is_rabbitmq: bool,
     is_loadbalancer: bool,
+    is_client: bool,
     node_type: &'static str,
     priority: Option<u8>,
     rabbit_node: String,
@@ -290,10 +294,12 @@ impl<'a> NodeView<'a> {
                 .map(|r| match r {
                     Role::Rabbitmq => "rabbitmq",
                     Role::Loadbalancer => "loadbalancer",
+                    Role::Client => "client",
                 })
                 .collect(),
             is_rabbitmq: n.is_rabbitmq(),
             is_loadbalancer: n.is_loadbalancer(),
+            is_client: n.is_client(),
             node_type: match n.node_type {
                 NodeType::Disc => "disc",
                 NodeType::Ram => "ram",
@@ -434,6 +440,9 @@ fn base_context(loaded: &Loaded, node: &Node) -> anyhow::Result<Context> {
             notify_script: NOTIFY_SCRIPT,
         },
     );
+    // As `hactl endpoints` prints them by default: the first user, never a password.
+    let user = inv.rabbitmq.users.first().map(|u| u.name.as_str());
+    ctx.insert("endpoints", &endpoints(inv, user, None));
     ctx.insert("hosts_begin", &hosts_begin_line(&inv.cluster.name));
     ctx.insert("hosts_end", &hosts_end_line(&inv.cluster.name));
     Ok(ctx)

@@ -1041,3 +1041,40 @@ fn image_hosts_boot_systemd_with_a_signed_mirror() {
         test_started.elapsed().as_secs_f64()
     );
 }
+
+/// `lab up N --light`: hosts with nothing but tini and sshd (sshd in the foreground, no idle
+/// `sleep`), no RabbitMQ or HAProxy data of their own (the machine's hidden, read-only).
+#[test]
+fn light_hosts_run_only_sshd() {
+    let Some(lab) = Lab::up_with(2, &["--light"]) else {
+        return;
+    };
+    for node in lab.nodes() {
+        let procs = processes(&lab, &node);
+        assert_eq!(
+            (procs[0].0, procs[0].1.as_str()),
+            (1, "tini"),
+            "{node}: {procs:?}"
+        );
+        assert_eq!(procs[1].1, "sshd", "{node}: PID 2 is not sshd: {procs:?}");
+        for (pid, comm, args) in &procs {
+            assert!(
+                ["tini", "sshd", "sh", "bash", "ps"].contains(&comm.as_str()),
+                "{node}: unexpected process {pid} {comm} ({args}); all: {procs:?}"
+            );
+        }
+        let probe = lab.ssh_ok(
+            &node,
+            "echo \"hostname=$(hostname)\"; echo \"rabbitmq=$(ls -A /var/lib/rabbitmq | wc -l) \
+             $(touch /var/lib/rabbitmq/x 2>/dev/null && echo writable || echo read-only)\"",
+        );
+        let f = fields(&probe);
+        assert_eq!(f["hostname"], node, "{probe}");
+        assert_eq!(f["rabbitmq"], "0 read-only", "{probe}");
+    }
+    let status = lab.driver_ok(["status"]);
+    assert!(
+        status.lines().filter(|l| l.contains(" light ")).count() == 2,
+        "lab status does not show two light hosts:\n{status}"
+    );
+}

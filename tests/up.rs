@@ -1364,3 +1364,78 @@ fn up_builds_the_colocated_topology() {
         test_started.elapsed().as_secs_f64()
     );
 }
+
+/// `up --clients-only` on light hosts: a dry run changes nothing, the run gives each client the
+/// cluster's /etc/hosts block and the endpoints file, and a re-run rewrites neither (same
+/// inode). The RabbitMQ node is powered off: it is never contacted.
+#[test]
+fn clients_only_converges_the_clients_alone() {
+    let Some(lab) = Lab::up_with(3, &["--light"]) else {
+        return;
+    };
+    lab.driver_ok(["poweroff", "node1"]);
+    let state = lab.state_dir().display().to_string();
+    let inventory = lab.state_dir().join("clients.yaml");
+    let text = format!(
+        "cluster: {{name: clients}}\n\
+         ssh: {{user: root, identity_file: {state}/id_ed25519, known_hosts: {state}/known_hosts, \
+         connect_timeout: 10}}\n\
+         cookie: {{file: {state}/secrets/cookie}}\n\
+         rabbitmq:\n  seed: node1\n  users:\n    - {{name: app, password: {{file: \
+         {state}/secrets/app-password}}}}\n\
+         nodes:\n  - {{name: node1, address: {}, roles: [rabbitmq]}}\n  \
+         - {{name: node2, address: {}, roles: [client]}}\n  \
+         - {{name: node3, address: {}, roles: [client]}}\n",
+        lab.address("node1"),
+        lab.address("node2"),
+        lab.address("node3"),
+    );
+    fs::write(&inventory, text).unwrap();
+    let inv = inventory.to_str().unwrap();
+    let probe = "grep -c '^# BEGIN hactl managed block (cluster clients)' /etc/hosts; \
+                 stat -c '%a %U %i' /etc/default/hactl-endpoints 2>&1; \
+                 cat /etc/default/hactl-endpoints 2>/dev/null";
+    let bound = Duration::from_secs(60);
+    let args = ["up", inv, "--clients-only", "-F", "none"];
+    Run::hactl("dry run", &[&args[..], &["--dry-run"]].concat(), bound).expect_code(0);
+    for node in ["node2", "node3"] {
+        let out = lab.ssh(node, probe);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("0\n"),
+            "{node}: the dry run changed /etc/hosts: {}",
+            describe(&out)
+        );
+    }
+    Run::hactl("clients", &args, bound).expect_code(0);
+    let mut first = Vec::new();
+    for node in ["node2", "node3"] {
+        let out = lab.ssh_ok(node, probe);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0], "1",
+            "{node}: no hactl block in /etc/hosts:\n{out}"
+        );
+        assert!(lines[1].starts_with("644 root "), "{node}: {out}");
+        let url = format!(
+            "HACTL_AMQP_URL=\"amqp://app@{}:5672/%2F\"",
+            lab.address("node1")
+        );
+        assert!(out.contains(&url), "{node}: no {url}:\n{out}");
+        assert!(out.contains("HACTL_NODES=\"node1\""), "{node}:\n{out}");
+        let password = fs::read_to_string(format!("{state}/secrets/app-password")).unwrap();
+        assert!(
+            !out.contains(password.trim()),
+            "{node}: a password in the file"
+        );
+        first.push(out);
+    }
+    let rerun = Run::hactl("clients again", &[&args[..], &["--json"]].concat(), bound);
+    rerun.expect_code(0);
+    for (node, before) in ["node2", "node3"].iter().zip(&first) {
+        assert_eq!(
+            &lab.ssh_ok(node, probe),
+            before,
+            "{node}: the re-run rewrote a file"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 use crate::cli::UpArgs;
 use crate::envelope::Envelope;
+use crate::exit::InvalidInput;
 use crate::pipeline::{self, Scope};
 use crate::report::Reporter;
 use crate::runner::{self, Options};
@@ -14,8 +15,33 @@ pub fn run(args: &UpArgs, out: &mut Envelope) -> anyhow::Result<()> {
         super::prepare(&args.inventory.path(), &args.run, args.join.force_reset)?;
     out.attach(&reporter);
     let rt = tokio::runtime::Runtime::new()?;
-    let result = rt.block_on(converge(ctx, reporter.clone(), &opts));
+    let result = if args.clients_only {
+        rt.block_on(converge_clients(ctx, reporter.clone(), &opts))
+    } else {
+        rt.block_on(converge(ctx, reporter.clone(), &opts))
+    };
     super::finish(&reporter, "up", result)
+}
+
+/// Brings the client hosts, and only them, to their desired state. Nothing there touches the
+/// cluster, so the run lock (on the seed) is not taken: a client's files are written whole, by
+/// rename, from the inventory alone, so two runs at once write the same thing.
+pub async fn converge_clients(
+    ctx: Arc<Ctx>,
+    reporter: Arc<Reporter>,
+    opts: &Options,
+) -> anyhow::Result<()> {
+    let inv = &ctx.loaded.inventory;
+    let names: Vec<String> = inv.client_nodes().map(|n| n.name.clone()).collect();
+    if names.is_empty() {
+        return Err(InvalidInput(
+            "--clients-only: the inventory has no host with the role client".into(),
+        )
+        .into());
+    }
+    let hosts = runner::connect(inv, &names, &reporter, opts).await?;
+    pipeline::converge_hosts(&ctx, hosts, opts, |_| Scope::Full).await?;
+    Ok(())
 }
 
 /// Brings every host of the inventory to its desired state.

@@ -1,6 +1,7 @@
 //! The inventory: model, loading from YAML, validation, and secret resolution.
 
 mod diagnostic;
+pub mod endpoints;
 pub mod load;
 pub mod located;
 pub mod model;

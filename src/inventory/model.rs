@@ -297,6 +297,9 @@ pub struct Stats {
 pub enum Role {
     Rabbitmq,
     Loadbalancer,
+    /// An application host of the cluster: it gets the cluster's `/etc/hosts` block and the
+    /// endpoints file, nothing else. Never combined with another role.
+    Client,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -345,6 +348,9 @@ impl Node {
     pub fn is_loadbalancer(&self) -> bool {
         self.roles.contains(&Role::Loadbalancer)
     }
+    pub fn is_client(&self) -> bool {
+        self.roles.contains(&Role::Client)
+    }
 }
 
 impl Inventory {
@@ -353,6 +359,9 @@ impl Inventory {
     }
     pub fn loadbalancer_nodes(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(|n| n.is_loadbalancer())
+    }
+    pub fn client_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.is_client())
     }
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)

@@ -118,7 +118,11 @@ mod tests {
         );
         assert_eq!(
             node.field("roles").unwrap().shape,
-            Shape::Seq(Box::new(Shape::Enum(&["rabbitmq", "loadbalancer"])))
+            Shape::Seq(Box::new(Shape::Enum(&[
+                "rabbitmq",
+                "loadbalancer",
+                "client"
+            ])))
         );
         let cookie = fields(&inv.field("cookie").unwrap().shape);
         assert_eq!(cookie.name, SECRET_STRUCT);

@@ -397,7 +397,14 @@ impl Validator<'_> {
             if n.roles.is_empty() {
                 self.error(
                     &np.k("roles"),
-                    "a node needs at least one role: rabbitmq and/or loadbalancer",
+                    "a node needs at least one role: rabbitmq and/or loadbalancer, or client",
+                );
+            }
+            if n.is_client() && n.roles.len() > 1 {
+                self.error(
+                    &np.k("roles"),
+                    "client is an application host's only role: a RabbitMQ or load balancer \
+                     host has the cluster's endpoints already",
                 );
             }
             for (j, r) in n.roles.iter().enumerate() {
@@ -466,19 +473,24 @@ impl Validator<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn validate_without_a_tree_has_paths_but_no_positions() {
-        let inv: Inventory = serde_json::from_value(serde_json::json!({
+    /// The smallest inventory around `nodes` (seed r1).
+    fn with_nodes(nodes: serde_json::Value) -> Inventory {
+        serde_json::from_value(serde_json::json!({
             "cluster": {"name": "c"},
             "cookie": {"env": "C"},
             "rabbitmq": {"seed": "r1"},
-            "nodes": [
-                {"name": "r1", "address": "10.0.0.1", "roles": ["rabbitmq"]},
-                {"name": "r_2", "address": "10.0.0.300", "roles": ["rabbitmq"]},
-                {"name": "r3", "address": "10.0.0.1", "roles": ["rabbitmq"]}
-            ]
+            "nodes": nodes
         }))
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn validate_without_a_tree_has_paths_but_no_positions() {
+        let inv = with_nodes(serde_json::json!([
+            {"name": "r1", "address": "10.0.0.1", "roles": ["rabbitmq"]},
+            {"name": "r_2", "address": "10.0.0.300", "roles": ["rabbitmq"]},
+            {"name": "r3", "address": "10.0.0.1", "roles": ["rabbitmq"]}
+        ]));
         let d = validate(&inv, Path::new("x.yaml"), Path::new("."));
         let got: Vec<String> = d.iter().map(|d| d.to_string()).collect();
         assert!(
@@ -495,5 +507,24 @@ mod tests {
             "{got:#?}"
         );
         assert!(d.iter().all(|d| d.line.is_none()));
+    }
+
+    #[test]
+    fn client_is_a_host_s_only_role() {
+        let inv = with_nodes(serde_json::json!([
+            {"name": "r1", "address": "10.0.0.1", "roles": ["rabbitmq"]},
+            {"name": "app1", "address": "10.0.0.2", "roles": ["client"]},
+            {"name": "app2", "address": "10.0.0.3", "roles": ["client", "rabbitmq"]},
+            {"name": "app3", "address": "10.0.0.4", "roles": ["client"], "priority": 100}
+        ]));
+        let d = validate(&inv, Path::new("x.yaml"), Path::new("."));
+        let errors: Vec<&Diagnostic> = d.iter().filter(|d| d.severity == Severity::Error).collect();
+        let got: Vec<&str> = errors.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(got, ["nodes[2].roles", "nodes[3].priority"], "{d:#?}");
+        assert!(
+            errors[0]
+                .message
+                .starts_with("client is an application host's only role")
+        );
     }
 }

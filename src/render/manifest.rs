@@ -19,6 +19,10 @@ pub const APT_KEYRING: &str = "/etc/apt/keyrings/hactl-rabbitmq.asc";
 /// Erlang's distribution protocol for IPv6 clusters; Debian's postinst leaves a copy of its
 /// all-comments default there otherwise, which hactl does not touch.
 pub const RABBITMQ_ENV: &str = "/etc/rabbitmq/rabbitmq-env.conf";
+/// Client hosts' endpoints file: what `hactl endpoints` prints (never a password), as
+/// `KEY="value"` lines that both a shell (`set -a; . FILE`) and systemd's `EnvironmentFile=`
+/// read. `/etc/default` is there on every Debian host.
+pub const ENDPOINTS_FILE: &str = "/etc/default/hactl-endpoints";
 /// The deb822 source of `rabbitmq.apt_source`, trusting only [`APT_KEYRING`].
 pub const APT_SOURCE: &str = "/etc/apt/sources.list.d/hactl-rabbitmq.sources";
 
@@ -86,6 +90,7 @@ pub(super) enum Hosts {
     /// RabbitMQ hosts of a cluster whose nodes have IPv6 addresses.
     RabbitMqIpv6,
     LoadBalancer,
+    Client,
 }
 
 /// A built-in template and the file it becomes.
@@ -235,6 +240,20 @@ pub(super) const FILES: &[FileSpec] = &[
         secret: SecretUse::None,
         package: None,
     },
+    FileSpec {
+        template: "endpoints.env.tera",
+        source: include_str!("../../templates/endpoints.env.tera"),
+        path: ENDPOINTS_FILE,
+        mode: 0o644,
+        owner: "root",
+        group: "root",
+        dir_owner: "root",
+        check: &[],
+        kind: FileKind::Whole,
+        hosts: Hosts::Client,
+        secret: SecretUse::None,
+        package: None,
+    },
 ];
 
 /// The built-in templates' file names, and the target path of each.
@@ -246,7 +265,8 @@ pub fn builtin_templates() -> impl Iterator<Item = (&'static str, &'static str)>
 /// (the apt source too: it may have been dropped from the inventory since), plus the files
 /// hactl's keepalived scripts write. Not `/etc/hosts`: there hactl owns only its block.
 /// `ipv6`: the RabbitMQ nodes' addresses are IPv6 (else [`RABBITMQ_ENV`] is Debian's).
-pub fn whole_files(rabbitmq: bool, loadbalancer: bool, ipv6: bool) -> Vec<&'static str> {
+pub fn whole_files(node: &crate::inventory::Node, ipv6: bool) -> Vec<&'static str> {
+    let (rabbitmq, loadbalancer) = (node.is_rabbitmq(), node.is_loadbalancer());
     let mut paths: Vec<&'static str> = FILES
         .iter()
         .filter(|f| f.kind == FileKind::Whole)
@@ -255,6 +275,7 @@ pub fn whole_files(rabbitmq: bool, loadbalancer: bool, ipv6: bool) -> Vec<&'stat
             Hosts::RabbitMq => rabbitmq,
             Hosts::RabbitMqIpv6 => rabbitmq && ipv6,
             Hosts::LoadBalancer => loadbalancer,
+            Hosts::Client => node.is_client(),
         })
         .map(|f| f.path)
         .collect();
@@ -271,14 +292,21 @@ pub fn whole_files(rabbitmq: bool, loadbalancer: bool, ipv6: bool) -> Vec<&'stat
 mod tests {
     use super::*;
 
+    fn node(role: &str) -> crate::inventory::Node {
+        let node = serde_json::json!({"name": "n", "address": "10.0.0.1", "roles": [role]});
+        serde_json::from_value(node).unwrap()
+    }
+
     #[test]
     fn whole_files_follow_the_roles() {
-        let lb = whole_files(false, true, false);
+        let lb = whole_files(&node("loadbalancer"), false);
         assert!(lb.contains(&"/etc/haproxy/haproxy.cfg") && lb.contains(&KEEPALIVED_STATE_FILE));
         assert!(!lb.contains(&"/etc/rabbitmq/rabbitmq.conf") && !lb.contains(&"/etc/hosts"));
-        let rmq = whole_files(true, false, false);
+        let rmq = whole_files(&node("rabbitmq"), false);
         assert!(rmq.contains(&"/etc/rabbitmq/enabled_plugins") && rmq.contains(&APT_SOURCE));
         assert!(!rmq.contains(&SYSCTL_FILE) && !rmq.contains(&RABBITMQ_ENV));
-        assert!(whole_files(true, false, true).contains(&RABBITMQ_ENV));
+        assert!(!rmq.contains(&ENDPOINTS_FILE));
+        assert!(whole_files(&node("rabbitmq"), true).contains(&RABBITMQ_ENV));
+        assert_eq!(whole_files(&node("client"), false), [ENDPOINTS_FILE]);
     }
 }

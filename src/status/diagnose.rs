@@ -16,6 +16,9 @@ fn roles(node: &Node) -> Vec<&'static str> {
     if node.is_loadbalancer() {
         r.push("loadbalancer");
     }
+    if node.is_client() {
+        r.push("client");
+    }
     r
 }
 

@@ -8,6 +8,7 @@
 
 use super::join::ClusterStatus;
 use crate::host::Host;
+use crate::inventory::endpoints::percent_encode;
 use crate::inventory::{Inventory, User};
 use crate::rabbitmq::feature_flags::Flag;
 use crate::secret::Secret;
@@ -164,18 +165,6 @@ pub fn fell_back(host: &Host, err: &anyhow::Error) {
     );
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,11 +186,5 @@ mod tests {
         assert_eq!(nodes[0].rabbitmq_version(), Some("3.10.8"));
         assert_eq!(nodes[2].rabbitmq_version(), None);
         assert!(nodes[0].disk_free_alarm);
-    }
-
-    #[test]
-    fn vhosts_are_percent_encoded() {
-        assert_eq!(percent_encode("/"), "%2F");
-        assert_eq!(percent_encode("a b~c"), "a%20b~c");
     }
 }

@@ -28,6 +28,7 @@
 
 use super::amqp::{self, OP_TIMEOUT, Publisher, Target, bounded};
 use anyhow::{anyhow, bail};
+use hactl::inventory::endpoints::percent_encode as encode;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
@@ -131,18 +132,6 @@ impl fmt::Debug for Settings {
             self.pause
         )
     }
-}
-
-/// Percent-encodes everything but unreserved URI characters.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// One outage as a client saw it: from its first failure to its first success after it.

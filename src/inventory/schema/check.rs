@@ -378,7 +378,7 @@ mod tests {
             "cluster.nmae@1: unknown field `nmae`; did you mean `name`?",
             "rabbitmq.amqp_port@5: expected an integer 0-65535, found the string \"nope\"",
             "nodes[0].adress@8: unknown field `adress`; did you mean `address`?",
-            "nodes[0].roles[1]@9: \"dancer\" is not allowed: use one of `rabbitmq` or `loadbalancer`",
+            "nodes[0].roles[1]@9: \"dancer\" is not allowed: use one of `rabbitmq`, `loadbalancer` or `client`",
             "nodes[0].address@7: missing required field `address`",
         ];
         assert_eq!(got, expect);

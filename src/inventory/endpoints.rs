@@ -1,0 +1,79 @@
+//! Where clients reach the cluster, from the inventory alone: the AMQP URL through the VIP
+//! (the seed's address without a load balancer), the management URL and the node list. What
+//! `hactl endpoints` prints and what client hosts get in their endpoints file.
+
+use super::Inventory;
+use serde::Serialize;
+
+/// The cluster's endpoints as a client sees them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoints {
+    /// `amqp://[USER[:PASSWORD]@]HOST:PORT/%2F` (the default vhost).
+    pub amqp_url: String,
+    pub management_url: String,
+    /// The address clients connect to (an IPv6 address in brackets).
+    pub host: String,
+    pub user: Option<String>,
+    /// The RabbitMQ nodes' names.
+    pub nodes: Vec<String>,
+}
+
+pub fn endpoints(inv: &Inventory, user: Option<&str>, password: Option<&str>) -> Endpoints {
+    let (address, amqp_port, management_port) = match &inv.loadbalancer {
+        Some(lb) => (
+            lb.vip.split('/').next().unwrap_or(&lb.vip).to_string(),
+            lb.amqp_port,
+            lb.management_port,
+        ),
+        None => (
+            inv.node(&inv.rabbitmq.seed)
+                .map(|n| n.address.clone())
+                .unwrap_or_default(),
+            inv.rabbitmq.amqp_port,
+            inv.rabbitmq.management_port,
+        ),
+    };
+    let host = if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address
+    };
+    let credentials = match (user, password) {
+        (Some(u), Some(p)) => format!("{}:{}@", percent_encode(u), percent_encode(p)),
+        (Some(u), None) => format!("{}@", percent_encode(u)),
+        _ => String::new(),
+    };
+    Endpoints {
+        // `/%2F`: the default vhost `/` (an empty path would name the vhost "").
+        amqp_url: format!("amqp://{credentials}{host}:{amqp_port}/%2F"),
+        management_url: format!("http://{host}:{management_port}/"),
+        host,
+        user: user.map(str::to_string),
+        nodes: inv.rabbitmq_nodes().map(|n| n.name.clone()).collect(),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_encode;
+
+    #[test]
+    fn userinfo_and_vhosts_are_percent_encoded() {
+        assert_eq!(percent_encode("p@ss:w/rd 1%"), "p%40ss%3Aw%2Frd%201%25");
+        assert_eq!(percent_encode("plain-Pass_1.~"), "plain-Pass_1.~");
+        assert_eq!(percent_encode("/"), "%2F");
+        assert_eq!(percent_encode("a b~c"), "a%20b~c");
+    }
+}
