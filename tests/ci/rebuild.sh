@@ -29,9 +29,11 @@ n=$LAB_SUBNET
 	--nodes "node1=$n.11,node2=$n.12,node3=$n.13" --lbs "node4=$n.14,node5=$n.15" \
 	--vip "$n.100/24" --interface eth0 --identity-file "$LAB_STATE/id_ed25519" --json >"$WORK/init.json"
 
-step "edit: the lab's known_hosts"
-sed -i "s|^  port: 22$|  port: 22\n  known_hosts: $LAB_STATE/known_hosts|" "$inv"
+step "edit: the lab's known_hosts; the script check for HAProxy (no process connector in the lab)"
+sed -i -e "s|^  port: 22$|  port: 22\n  known_hosts: $LAB_STATE/known_hosts|" \
+	-e "s|^  virtual_router_id: \(.*\)$|  virtual_router_id: \1\n  haproxy_check: script|" "$inv"
 grep -q "known_hosts: $LAB_STATE/known_hosts" "$inv"
+grep -q "^  haproxy_check: script$" "$inv"
 "$HACTL" validate "$inv"
 
 step "up"
