@@ -161,6 +161,21 @@ impl Host {
         Ok(out.status == 0)
     }
 
+    /// Waits (bounded) until no `name` process runs here.
+    pub async fn wait_gone(&self, name: &str) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.process_running(name).await? {
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!(
+                    "{}: `service {name} stop` succeeded but {name} still runs after 30 s",
+                    self.name()
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
     /// Whether the RabbitMQ server VM runs here. Not by the name beam.smp: every
     /// `rabbitmqctl` call runs a short-lived beam.smp too. The `[r]` keeps the pattern from
     /// matching the command line that carries it.

@@ -8,7 +8,7 @@ use crate::inventory::NodeType;
 use crate::rabbitmq::{ctl, node_name};
 use crate::render::RenderedFile;
 use crate::ssh::{Cmd, Upload};
-use crate::steps::{Ctx, SeedDist, cookie, definitions, packages};
+use crate::steps::{Ctx, cookie, definitions, packages};
 
 /// How a file differs from what hactl renders.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,98 +149,6 @@ if [ "$2" = reset ]; then "$c" reset || exit; fi
 if [ "$3" = ram ]; then "$c" join_cluster --ram -- "$1" || exit
 else "$c" join_cluster -- "$1" || exit; fi
 exec "$c" start_app"#;
-
-/// The seed starts RabbitMQ and says when its Erlang distribution is up (epmd lists the
-/// node: no Erlang VM); with `after_seed` every other node waits for that, then starts. Any
-/// failure on the seed's side releases the others with an error.
-async fn start_forming(
-    ctx: &Ctx,
-    host: &Host,
-    is_seed: bool,
-    after_seed: bool,
-) -> anyhow::Result<()> {
-    let deadline = crate::ssh::deadline(
-        std::time::Instant::now(),
-        host.conn.target().command_timeout,
-    );
-    if !is_seed && !after_seed {
-        return host.service("rabbitmq-server", "start").await.map(drop);
-    }
-    if !is_seed {
-        let mut rx = ctx.seed_dist.subscribe();
-        let state =
-            tokio::time::timeout_at(deadline.into(), rx.wait_for(|s| *s != SeedDist::Waiting))
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "{}: the seed's Erlang distribution did not come up",
-                        host.name()
-                    )
-                })?
-                .map(|s| *s)
-                .unwrap_or(SeedDist::Failed);
-        if state == SeedDist::Failed {
-            anyhow::bail!("{}: not started: the seed failed to start", host.name());
-        }
-        return host.service("rabbitmq-server", "start").await.map(drop);
-    }
-    let dist_up = async {
-        loop {
-            let out = host.probe(&Cmd::new("epmd").arg("-names")).await?;
-            if out
-                .stdout
-                .lines()
-                .any(|l| l.starts_with("name rabbit at port"))
-            {
-                return Ok::<_, anyhow::Error>(());
-            }
-            if std::time::Instant::now() > deadline {
-                anyhow::bail!(
-                    "{}: RabbitMQ's Erlang distribution did not come up",
-                    host.name()
-                );
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-    };
-    let start = host.service("rabbitmq-server", "start");
-    tokio::pin!(start);
-    let started = tokio::select! {
-        up = dist_up => {
-            ctx.seed_dist.send_replace(if up.is_ok() { SeedDist::Up } else { SeedDist::Failed });
-            up?;
-            start.await
-        }
-        done = &mut start => done,
-    };
-    if started.is_err() {
-        ctx.seed_dist.send_replace(SeedDist::Failed);
-    } else {
-        ctx.seed_dist.send_if_modified(|s| {
-            let waiting = *s == SeedDist::Waiting;
-            if waiting {
-                *s = SeedDist::Up;
-            }
-            waiting
-        });
-    }
-    started.map(drop)
-}
-
-/// Waits (bounded) until no `name` process runs on `host`.
-async fn wait_gone(host: &Host, name: &str) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while host.process_running(name).await? {
-        if std::time::Instant::now() > deadline {
-            anyhow::bail!(
-                "{}: `service {name} stop` succeeded but {name} still runs after 30 s",
-                host.name()
-            );
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    Ok(())
-}
 
 impl Action {
     /// One line saying what the action does.
@@ -443,7 +351,7 @@ impl Action {
                 // An init script's stop may return while the daemon still exits; a start
                 // right after would find it running and do nothing. (RabbitMQ's stop waits.)
                 if *verb == Verb::Stop && *name != "rabbitmq-server" {
-                    wait_gone(host, name).await?;
+                    host.wait_gone(name).await?;
                 }
                 if *verb == Verb::Start
                     && *name != "rabbitmq-server"
@@ -460,7 +368,7 @@ impl Action {
                 is_seed,
                 after_seed,
                 ..
-            } => start_forming(ctx, host, *is_seed, *after_seed).await,
+            } => crate::steps::formation::start(ctx, host, *is_seed, *after_seed).await,
             Action::Join {
                 seed,
                 node_type,

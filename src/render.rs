@@ -47,6 +47,7 @@
 mod apt_source;
 pub mod hosts_block;
 pub mod manifest;
+mod vrrp;
 
 pub use hosts_block::{
     HOSTS_BEGIN, HOSTS_END, hosts_begin_line, hosts_end_line, remove_block, splice_block,
@@ -68,6 +69,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use tera::{Context, Kwargs, State, Tera};
+use vrrp::{master_node, vrrp_password, vrrp_view};
 
 /// Where a registered template came from, for messages.
 #[derive(Debug, Clone)]
@@ -348,14 +350,6 @@ struct Paths {
     notify_script: &'static str,
 }
 
-#[derive(Serialize)]
-struct VrrpView {
-    priority: u8,
-    instance: String,
-    /// The other load balancers' addresses (the unicast peers).
-    peers: Vec<String>,
-}
-
 /// The variables every template sees (no secrets).
 fn base_context(loaded: &Loaded, node: &Node) -> anyhow::Result<Context> {
     let inv = &loaded.inventory;
@@ -461,64 +455,6 @@ fn parse_vip(vip: &str) -> anyhow::Result<(IpAddr, u8)> {
     Ok((addr, prefix))
 }
 
-/// The load balancer with the highest priority (the first of equals, in inventory order).
-fn master_node(loaded: &Loaded) -> anyhow::Result<&Node> {
-    let mut best: Option<(&Node, u8)> = None;
-    for n in loaded.inventory.loadbalancer_nodes() {
-        let p = n.priority.ok_or_else(|| {
-            anyhow!(
-                "node `{}` has the loadbalancer role but no `priority` (keepalived needs one)",
-                n.name
-            )
-        })?;
-        if best.is_none_or(|(_, b)| p > b) {
-            best = Some((n, p));
-        }
-    }
-    best.map(|(n, _)| n).ok_or_else(|| {
-        anyhow!("the inventory has a `loadbalancer` section but no loadbalancer node")
-    })
-}
-
-fn vrrp_view(loaded: &Loaded, node: &Node) -> anyhow::Result<VrrpView> {
-    let lb = loaded
-        .inventory
-        .loadbalancer
-        .as_ref()
-        .ok_or_else(|| anyhow!("no `loadbalancer` section"))?;
-    Ok(VrrpView {
-        priority: node.priority.unwrap_or_default(),
-        instance: format!("hactl_{}", lb.virtual_router_id),
-        peers: loaded
-            .inventory
-            .loadbalancer_nodes()
-            .filter(|n| n.name != node.name)
-            .map(|n| n.address.clone())
-            .collect(),
-    })
-}
-
-/// The part of the VRRP password keepalived uses (8 characters), checked to be writable inside
-/// keepalived's double quotes, which cannot hold `"` or `\` (measured with keepalived 2.2.7).
-fn vrrp_password(pw: &str) -> anyhow::Result<String> {
-    let first: String = pw.chars().take(8).collect();
-    if let Some(bad) = first
-        .chars()
-        .find(|c| !(c.is_ascii_graphic() || *c == ' ') || *c == '"' || *c == '\\')
-    {
-        let what = if bad.is_ascii_graphic() {
-            format!("`{bad}`")
-        } else {
-            format!("U+{:04X}", bad as u32)
-        };
-        bail!(
-            "loadbalancer.auth_password: its first 8 characters (all that VRRP uses) must be \
-             printable ASCII without `\"` or `\\`; found {what}"
-        );
-    }
-    Ok(first)
-}
-
 /// Escapes a word for haproxy.cfg outside quotes: space, `#`, `\`, `'` and `"` get a
 /// backslash, control characters become `\xNN`. (`$` is literal outside quotes.)
 pub fn haproxy_escape(s: &str) -> String {
@@ -586,16 +522,6 @@ mod tests {
         assert_eq!(erlang_atom("rabbitmq_management"), "rabbitmq_management");
         assert_eq!(erlang_atom("Odd-name"), "'Odd-name'");
         assert_eq!(erlang_atom("it's"), "'it\\'s'");
-    }
-
-    #[test]
-    fn vrrp_password_is_cut_and_checked() {
-        assert_eq!(vrrp_password("abcdefghij").unwrap(), "abcdefgh");
-        assert_eq!(vrrp_password("a#b!c d").unwrap(), "a#b!c d");
-        let err = vrrp_password("ab\"cdef").unwrap_err().to_string();
-        assert!(err.contains("`\"`"), "{err}");
-        // Only the first 8 characters matter.
-        assert!(vrrp_password("abcdefgh\"").is_ok());
     }
 
     #[test]

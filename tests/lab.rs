@@ -368,17 +368,7 @@ fn faults_poweroff_poweron_link_kill() {
 
     // multicast off: datagrams to VRRP's group 224.0.0.18 no longer reach other hosts (unicast
     // still does); on: they do again.
-    lab.ssh_ok(
-        "node3",
-        &format!(
-            "cat > /tmp/mcast4.py <<'EOF'\n{MULTICAST4_LISTENER}\nEOF\n\
-             (setsid nohup python3 /tmp/mcast4.py >/tmp/mcast4.out 2>&1 </dev/null &)"
-        ),
-    );
-    wait_until(Duration::from_secs(5), "node3 joined 224.0.0.18", || {
-        lab.ssh_ok("node3", "cat /tmp/mcast4.out")
-            .contains("joined")
-    });
+    listen(&lab, "node3", "mcast4", MULTICAST4_LISTENER, "224.0.0.18");
     // The lab's hosts have no default route: the group's interface is named by its address.
     let send = format!(
         "python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
@@ -630,6 +620,26 @@ data, src = s.recvfrom(100)
 print("got", data.decode(), src[0], flush=True)
 "#;
 
+/// Starts a multicast listener script on `node` (its output in /tmp/NAME.out), detached, and
+/// waits until it says it joined `group`.
+fn listen(lab: &Lab, node: &str, name: &str, script: &str, group: &str) {
+    lab.ssh_ok(
+        node,
+        &format!(
+            "cat > /tmp/{name}.py <<'EOF'\n{script}\nEOF\n\
+             (setsid nohup python3 /tmp/{name}.py >/tmp/{name}.out 2>&1 </dev/null &)"
+        ),
+    );
+    wait_until(
+        Duration::from_secs(5),
+        &format!("{node} joined {group}"),
+        || {
+            lab.ssh_ok(node, &format!("cat /tmp/{name}.out"))
+                .contains("joined")
+        },
+    );
+}
+
 /// Whether `from` opens a TCP connection to `to`'s sshd (and reads its banner).
 fn reaches_tcp(lab: &Lab, from: &str, to: &str) -> bool {
     lab.ssh(
@@ -705,16 +715,7 @@ fn ipv6_lab_has_only_ipv6_and_no_route_out() {
     // link-local address, as keepalived's VRRPv3 adverts go.
     let reaches = |from: &str, to: &str| reaches_tcp(&lab, from, to);
     assert!(reaches("node1", "node2"), "node1 does not reach node2");
-    lab.ssh_ok(
-        "node2",
-        &format!(
-            "cat > /tmp/mcast.py <<'EOF'\n{MULTICAST_LISTENER}\nEOF\n\
-             (setsid nohup python3 /tmp/mcast.py >/tmp/mcast.out 2>&1 </dev/null &)"
-        ),
-    );
-    wait_until(Duration::from_secs(5), "node2 joined ff02::12", || {
-        lab.ssh_ok("node2", "cat /tmp/mcast.out").contains("joined")
-    });
+    listen(&lab, "node2", "mcast", MULTICAST_LISTENER, "ff02::12");
     let send = "python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\
                 .sendto(b\"vrrp-probe\", (\"ff02::12%eth0\", 4242))'";
     wait_until(

@@ -530,50 +530,6 @@ fn haproxy_cfg_passes_haproxy_check() {
         checked, 6,
         "lb1, lb2, node1, node2, and node1, node2 on IPv6"
     );
-    // The forms each setting takes: the example preempts after a delay and tracks HAProxy's
-    // process; colocated keeps the defaults (stay, process); colocated-ipv6 is unicast,
-    // preempting at once, with the script check only.
-    let conf = |out: &str, host: &str| {
-        std::fs::read_to_string(
-            tmp.path()
-                .join(out)
-                .join(host)
-                .join("etc/keepalived/keepalived.conf"),
-        )
-        .unwrap()
-    };
-    let example = conf("out-example", "lb1");
-    for line in [
-        "state BACKUP",
-        "preempt_delay 60",
-        "process haproxy",
-        "track_haproxy",
-    ] {
-        assert!(
-            example.contains(line),
-            "example lb1 lacks `{line}`:\n{example}"
-        );
-    }
-    assert!(
-        !example.contains("nopreempt") && !example.contains("unicast"),
-        "{example}"
-    );
-    let stay = conf("out-colocated", "node1");
-    assert!(
-        stay.contains("    nopreempt\n") && stay.contains("track_process"),
-        "{stay}"
-    );
-    let v6 = conf("out-colocated-ipv6", "node1");
-    assert!(
-        v6.contains(
-            "    unicast_src_ip fd00:99::11\n    unicast_peer {\n        fd00:99::12\n    }\n"
-        ),
-        "{v6}"
-    );
-    assert!(
-        !v6.contains("nopreempt") && !v6.contains("preempt_delay") && !v6.contains("track_process"),
-        "{v6}"
-    );
     // The check does catch errors.
     let bad = tmp.path().join("bad.cfg");
     std::fs::write(&bad, "defaults\n    mode tcp\n    no-such-keyword 1\n").unwrap();

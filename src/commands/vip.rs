@@ -51,14 +51,19 @@ fn move_to(args: &VipMoveArgs, out: &mut Envelope) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(async {
         let (hosts, _lock) = runner::connect_and_lock(inv, &reporter, &opts, "vip move").await?;
-        let mut lbs: Vec<Host> = hosts
+        let lbs: Vec<Host> = hosts
             .into_iter()
             .filter(|h| h.node.is_loadbalancer())
             .collect();
-        // How services start and stop depends on the init system.
-        for h in &mut lbs {
-            h.facts = Some(facts::read(h).await?.0);
-        }
+        // How services start and stop depends on the init system: read it on all at once.
+        let n = lbs.len().max(1);
+        let lbs = runner::parallel(lbs, n, |mut h| async move {
+            h.facts = Some(facts::read(&h).await?.0);
+            Ok(h)
+        })
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<Host>>>()?;
         move_vip(&ctx, &opts, lb, &lbs, &args.to).await
     });
     super::finish(&reporter, "vip move", result)

@@ -15,7 +15,7 @@
 //! same, but /etc/rabbitmq is owned by rabbitmq, and root does not write below a directory
 //! another user can swap.)
 
-use super::Ctx;
+use super::{Ctx, SeedDist};
 use crate::host::Host;
 use crate::plan::Action;
 use crate::plan::FileChange;
@@ -240,6 +240,78 @@ fn decide(nodes: &[(&str, NodeState)], all_at_once: bool, count: usize) -> Read 
 /// (which the cluster phase then reports): the seed must have created its database by then.
 const DISCOVERY_RETRIES: u32 = 120;
 const DISCOVERY_INTERVAL_MS: u32 = 500;
+
+/// The seed starts RabbitMQ and says when its Erlang distribution is up (epmd lists the
+/// node: no Erlang VM); with `after_seed` every other node waits for that, then starts. Any
+/// failure on the seed's side releases the others with an error.
+pub async fn start(ctx: &Ctx, host: &Host, is_seed: bool, after_seed: bool) -> anyhow::Result<()> {
+    let deadline = crate::ssh::deadline(
+        std::time::Instant::now(),
+        host.conn.target().command_timeout,
+    );
+    if !is_seed && !after_seed {
+        return host.service("rabbitmq-server", "start").await.map(drop);
+    }
+    if !is_seed {
+        let mut rx = ctx.seed_dist.subscribe();
+        let state =
+            tokio::time::timeout_at(deadline.into(), rx.wait_for(|s| *s != SeedDist::Waiting))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "{}: the seed's Erlang distribution did not come up",
+                        host.name()
+                    )
+                })?
+                .map(|s| *s)
+                .unwrap_or(SeedDist::Failed);
+        if state == SeedDist::Failed {
+            anyhow::bail!("{}: not started: the seed failed to start", host.name());
+        }
+        return host.service("rabbitmq-server", "start").await.map(drop);
+    }
+    let dist_up = async {
+        loop {
+            let out = host.probe(&Cmd::new("epmd").arg("-names")).await?;
+            if out
+                .stdout
+                .lines()
+                .any(|l| l.starts_with("name rabbit at port"))
+            {
+                return Ok::<_, anyhow::Error>(());
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!(
+                    "{}: RabbitMQ's Erlang distribution did not come up",
+                    host.name()
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    let start = host.service("rabbitmq-server", "start");
+    tokio::pin!(start);
+    let started = tokio::select! {
+        up = dist_up => {
+            ctx.seed_dist.send_replace(if up.is_ok() { SeedDist::Up } else { SeedDist::Failed });
+            up?;
+            start.await
+        }
+        done = &mut start => done,
+    };
+    if started.is_err() {
+        ctx.seed_dist.send_replace(SeedDist::Failed);
+    } else {
+        ctx.seed_dist.send_if_modified(|s| {
+            let waiting = *s == SeedDist::Waiting;
+            if waiting {
+                *s = SeedDist::Up;
+            }
+            waiting
+        });
+    }
+    started.map(drop)
+}
 
 /// rabbitmq.conf for a blank node's first boot. The seed's is the inventory's: with no peers
 /// listed it creates the cluster's database at once (listing the others, it would retry
