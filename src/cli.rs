@@ -15,7 +15,8 @@ use std::path::PathBuf;
     long_about = "hactl turns a YAML inventory into a running, highly available RabbitMQ cluster \
 on Debian/Ubuntu hosts over SSH, with HAProxy and Keepalived in front.\n\n\
 Exit codes: 0 success, 1 a host or step failed, 2 invalid input (inventory, flags, refused \
-host key), 3 another run holds the cluster's lock."
+host key), 3 another run holds the cluster's lock, 4 partial (`up --skip-unreachable` left \
+unreachable hosts out)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -319,8 +320,18 @@ pub struct UpArgs {
     pub inventory: InventoryArg,
     /// Converge only the client hosts (their /etc/hosts block and endpoints file); no RabbitMQ
     /// or load balancer host is contacted and the cluster's run lock is not taken.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["limit", "skip_unreachable"])]
     pub clients_only: bool,
+    /// Converge only these hosts (comma-separated inventory names). The cluster's rules still
+    /// hold: the run lock is taken, joins go through the seed one at a time, and the RabbitMQ
+    /// nodes are read; users and policies are set only when the seed is among these hosts.
+    #[arg(long, value_name = "HOSTS", value_delimiter = ',')]
+    pub limit: Vec<String>,
+    /// Leave out hosts that cannot be reached (reported, exit 4) and converge the rest; a seed
+    /// that cannot be reached is stood in for by a running disc node. A refused host key is
+    /// never skipped.
+    #[arg(long)]
+    pub skip_unreachable: bool,
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]

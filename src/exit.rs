@@ -7,6 +7,8 @@ pub const FAILED: i32 = 1;
 pub const INVALID_INPUT: i32 = 2;
 /// Another hactl run holds the cluster's run lock; nothing was changed.
 pub const LOCKED: i32 = 3;
+/// `up --skip-unreachable` converged the hosts it reached and left unreachable ones out.
+pub const PARTIAL: i32 = 4;
 
 /// An error that knows which exit code it means. Anything else exits `FAILED`.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +19,11 @@ pub struct InvalidInput(pub String);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Locked(pub String);
+
+/// Hosts were left out of the run (exit [`PARTIAL`]): never a silent success.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Partial(pub String);
 
 /// Invalid input found in a file, every problem located (exit [`INVALID_INPUT`]); `--json`
 /// lists them one by one.
@@ -38,6 +45,8 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
         INVALID_INPUT
     } else if err.downcast_ref::<Locked>().is_some() {
         LOCKED
+    } else if err.downcast_ref::<Partial>().is_some() {
+        PARTIAL
     } else {
         FAILED
     }
@@ -48,6 +57,7 @@ pub fn outcome(err: &anyhow::Error) -> &'static str {
     match code_for(err) {
         INVALID_INPUT => "invalid_input",
         LOCKED => "locked",
+        PARTIAL => "partial",
         _ if err.downcast_ref::<Degraded>().is_some() => "degraded",
         _ => "failed",
     }
@@ -66,6 +76,7 @@ pub fn with_message(err: &anyhow::Error, msg: String) -> anyhow::Error {
     match code_for(err) {
         INVALID_INPUT => InvalidInput(msg).into(),
         LOCKED => Locked(msg).into(),
+        PARTIAL => Partial(msg).into(),
         _ => anyhow::anyhow!(msg),
     }
 }

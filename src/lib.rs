@@ -18,6 +18,7 @@ pub mod render;
 pub mod report;
 pub mod runner;
 pub mod secret;
+pub mod selection;
 pub mod ssh;
 pub mod status;
 pub mod steps;

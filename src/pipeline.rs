@@ -231,6 +231,18 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
             .and_then(|i| statuses[i].as_ref())
     };
     let seed_status = status_of(seed.name());
+    // Users, vhosts, policies and feature flags are the whole cluster's: `--limit` sets them
+    // only when it names the seed they are set through.
+    let cluster_wide = ctx.converges(seed.name());
+    if !cluster_wide {
+        seed.reporter.note(
+            "hactl",
+            &format!(
+                "--limit leaves out the seed {}: users, vhosts, policies and feature flags are not set",
+                seed.name()
+            ),
+        );
+    }
     if !opts.dry_run {
         let booted: Vec<Host> = rabbits
             .iter()
@@ -242,9 +254,9 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
     let joins = async {
         let mut joined = Vec::new();
         // Nodes that joined at first boot are members already (checked above).
-        let joiners = rabbits
-            .iter()
-            .filter(|h| h.name() != seed.name() && !ctx.discovers(h.name()));
+        let joiners = rabbits.iter().filter(|h| {
+            h.name() != seed.name() && !ctx.discovers(h.name()) && ctx.converges(h.name())
+        });
         for host in joiners {
             let mine = status_of(host.name());
             let plan = join::plan(ctx, seed, seed_status, host, mine);
@@ -261,8 +273,10 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
             steps::step(seed, "await_online", join::await_online(ctx, seed, before)).await?;
         }
         // Enabling a flag needs every member running: after the joins and the wait.
-        let flags = feature_flags::plan(flags.as_deref(), &phase.new_plugins);
-        runner::execute(ctx, opts, seed, "feature_flags", async { Ok(flags) }).await?;
+        if cluster_wide {
+            let flags = feature_flags::plan(flags.as_deref(), &phase.new_plugins);
+            runner::execute(ctx, opts, seed, "feature_flags", async { Ok(flags) }).await?;
+        }
         // Nodes that joined at first boot count as joined (checked above; a dry run: they will).
         joined.extend(
             rabbits
@@ -272,9 +286,15 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
         );
         Ok::<_, anyhow::Error>(joined)
     };
-    let defs = runner::execute(ctx, opts, seed, "definitions", async {
-        definitions::plan_for(ctx, current_defs)
-    });
+    let defs = async {
+        if cluster_wide {
+            runner::execute(ctx, opts, seed, "definitions", async {
+                definitions::plan_for(ctx, current_defs)
+            })
+            .await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    };
     let (joins, defs) = tokio::join!(joins, defs);
     defs?;
     joins
@@ -313,7 +333,8 @@ fn check_formed(
     ))
 }
 
-/// Waits until exactly one load balancer holds the VIP (a dry run only notes who holds it).
+/// Waits until exactly one load balancer holds the VIP and every HAProxy serves every RabbitMQ
+/// node (a dry run only notes who holds the VIP).
 pub async fn load_balancers(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow::Result<()> {
     let lbs: Vec<Host> = hosts
         .iter()
@@ -345,7 +366,16 @@ pub async fn load_balancers(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow
             .note(first.name(), &format!("vip: held by {holder}"));
         Ok(((), steps::Changes::none()))
     })
-    .await
+    .await?;
+    let wanted: Vec<String> = ctx.expected_rabbits().map(|n| n.name.clone()).collect();
+    for h in lbs.iter().filter(|h| ctx.converges(h.name())) {
+        steps::step(h, "serving", async {
+            steps::serving::wait_serving(h, &lb.vip, &lb.interface, &wanted).await?;
+            Ok(((), steps::Changes::none()))
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// After add-node or remove-node: RabbitMQ nodes whose config now differs from the inventory

@@ -49,6 +49,8 @@ pub struct Reporter {
     mode: Mode,
     verbose: bool,
     dry_run: bool,
+    /// `--diff`: file diffs printed in a real run too.
+    diffs: bool,
     redactor: Redactor,
     started: Instant,
     multi: Option<MultiProgress>,
@@ -71,6 +73,7 @@ impl Reporter {
             mode,
             verbose,
             dry_run,
+            diffs: dry_run,
             redactor,
             started: Instant::now(),
             multi: (mode == Mode::Tty).then(MultiProgress::new),
@@ -86,6 +89,12 @@ impl Reporter {
     pub fn with_log_file(mut self, path: &std::path::Path) -> anyhow::Result<Reporter> {
         self.log = Some(Mutex::new(open_private(path, "--log-file")?));
         Ok(self)
+    }
+
+    /// Prints file diffs in a real run too (`--diff`); a dry run always prints them.
+    pub fn with_diffs(mut self, diffs: bool) -> Reporter {
+        self.diffs |= diffs;
+        self
     }
 
     /// Streams step events to `events` too.
@@ -215,9 +224,10 @@ impl Reporter {
         } else {
             self.log(&record.host, &self.summary(&record));
         }
-        // Diffs: shown in a dry run, always in the log (a record of what changed).
+        // Diffs: shown in a dry run or with --diff, always in the log (a record of what
+        // changed).
         for d in &record.diffs {
-            if self.dry_run {
+            if self.diffs {
                 self.line(&record.host, d);
             } else {
                 self.log(&record.host, d);

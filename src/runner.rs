@@ -57,6 +57,8 @@ pub fn build_ctx(
         restarts: tokio::sync::Mutex::new(()),
         formation: std::sync::OnceLock::new(),
         seed_dist: tokio::sync::watch::Sender::new(crate::steps::SeedDist::Waiting),
+        unreachable: Default::default(),
+        limit: None,
     })
 }
 

@@ -28,7 +28,7 @@ const QUEUE: &str = "ha.nodes";
 const MESSAGES: u64 = 20;
 /// What a few `rabbitmqctl` calls need at most here (each starts an Erlang VM, 1-2 s under load).
 const CTL_WAIT: Duration = Duration::from_secs(90);
-/// HAProxy checks every 2 s and needs 2 good checks (`rise 2`) after a reload.
+/// HAProxy checks a down node every 0.5 s and needs 2 good checks (`rise 2`) after a reload.
 const HAPROXY_WAIT: Duration = Duration::from_secs(60);
 /// HAProxy's admin socket on the load balancers (src/render.rs, HAPROXY_ADMIN_SOCKET).
 const ADMIN_SOCKET: &str = "/run/haproxy/admin.sock";
@@ -370,6 +370,22 @@ fn wait_backends(lab: &Lab, nodes: &[&str], context: &str) {
     }
 }
 
+/// Asserts, with one read and no wait, that both HAProxies show every one of `nodes` UP on the
+/// AMQP listener.
+fn assert_amqp_serving(lab: &Lab, nodes: &[&str], context: &str) {
+    for lb in LB_NODES {
+        let servers = haproxy_servers(lab, lb);
+        for n in nodes {
+            let status = servers.get(&("rabbitmq_amqp".to_string(), n.to_string()));
+            assert_eq!(
+                status.map(String::as_str),
+                Some("UP"),
+                "{context}: HAProxy on {lb} shows {n} on rabbitmq_amqp as {status:?}: {servers:?}"
+            );
+        }
+    }
+}
+
 /// Asserts that `node`'s managed /etc/hosts on each of `hosts` lists (or not) `name`.
 fn assert_hosts_entry(lab: &Lab, hosts: &[&str], name: &str, present: bool, context: &str) {
     let addr = lab.address(name);
@@ -520,6 +536,7 @@ fn add_node_and_remove_node_on_a_running_cluster() {
     // --- the base cluster: node1..node3, load balancers node4 and node5 ------------------------
     let run = hactl("up (base, 3 nodes)", &["up", &base_s]);
     run.expect_code(0);
+    assert_amqp_serving(&lab, &RABBIT_NODES, "as the first up ends");
     timings.push(("up (base)", run.took));
     runs.push(run);
     assert_cluster_is(&lab, &RABBIT_NODES, "after up");
@@ -601,6 +618,12 @@ fn add_node_and_remove_node_on_a_running_cluster() {
         &["add-node", &grown_s, NEW_NODE, "--json"],
     );
     let report = run.expect_code(0).json();
+    // At once, no wait: add-node's ok means clients through the VIP reach node6 already.
+    assert_amqp_serving(
+        &lab,
+        &["node1", "node2", "node3", NEW_NODE],
+        "as add-node ends",
+    );
     assert_dry_run_was_the_plan(&add_plan, &report, "add-node node6");
     timings.push(("add-node node6", run.took));
     assert_eq!(report["outcome"], "ok", "add-node report outcome");

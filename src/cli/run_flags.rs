@@ -24,6 +24,10 @@ pub struct RunArgs {
     /// Only read: print, per host and step, exactly what would change (file diffs, commands).
     #[arg(long)]
     pub dry_run: bool,
+    /// Print each changed file's diff (secret fields masked) in a real run too, as a dry run
+    /// does.
+    #[arg(long)]
+    pub diff: bool,
     /// Print the JSON envelope of the run (schema 1) on standard output.
     #[arg(long)]
     pub json: bool,
@@ -119,6 +123,7 @@ impl ConnectArgs {
     pub fn run(&self) -> RunArgs {
         RunArgs {
             dry_run: self.dry_run,
+            diff: false,
             json: self.json,
             events: self.events.clone(),
             verbose: self.verbose,

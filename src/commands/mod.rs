@@ -188,7 +188,8 @@ pub fn prepare(
         opts.verbose,
         opts.dry_run,
         crate::redact::Redactor::new(&secrets),
-    );
+    )
+    .with_diffs(run.diff);
     if let Some(path) = &run.log_file {
         reporter = reporter.with_log_file(path)?;
     }

@@ -3,22 +3,27 @@
 
 use crate::cli::UpArgs;
 use crate::envelope::Envelope;
-use crate::exit::InvalidInput;
+use crate::exit::{InvalidInput, Partial};
+use crate::host::Host;
 use crate::pipeline::{self, Scope};
 use crate::report::Reporter;
 use crate::runner::{self, Options};
+use crate::selection::{self, Selection};
 use crate::steps::{self, Ctx};
+use anyhow::anyhow;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub fn run(args: &UpArgs, out: &mut Envelope) -> anyhow::Result<()> {
     let (ctx, reporter, opts) =
         super::prepare(&args.inventory.path(), &args.run, args.join.force_reset)?;
     out.attach(&reporter);
+    let sel = Selection::new(&ctx.loaded.inventory, &args.limit, args.skip_unreachable)?;
     let rt = tokio::runtime::Runtime::new()?;
     let result = if args.clients_only {
         rt.block_on(converge_clients(ctx, reporter.clone(), &opts))
     } else {
-        rt.block_on(converge(ctx, reporter.clone(), &opts))
+        rt.block_on(converge(ctx, reporter.clone(), &opts, &sel))
     };
     super::finish(&reporter, "up", result)
 }
@@ -44,22 +49,81 @@ pub async fn converge_clients(
     Ok(())
 }
 
-/// Brings every host of the inventory to its desired state.
+/// Brings the selected hosts (every host of the inventory, unless `--limit` says otherwise)
+/// to their desired state.
 pub async fn converge(
-    ctx: Arc<Ctx>,
+    mut ctx: Arc<Ctx>,
     reporter: Arc<Reporter>,
     opts: &Options,
+    sel: &Selection,
 ) -> anyhow::Result<()> {
-    let (hosts, _lock) =
-        runner::connect_and_lock(&ctx.loaded.inventory, &reporter, opts, "up").await?;
-    let (preflight, formation) = tokio::join!(
-        steps::preflight(&ctx, &hosts, opts.dry_run),
-        steps::formation::read(&hosts, opts.parallel)
-    );
+    let reached = selection::reach(&ctx.loaded.inventory, sel, &reporter, opts).await?;
+    // Before the context is shared: who is left out, and the seed of this run.
+    {
+        let c = Arc::get_mut(&mut ctx).ok_or_else(|| anyhow!("the run context is shared"))?;
+        c.unreachable = reached.unreachable.clone();
+        c.limit = sel.limit.clone();
+        if let Some(s) = &reached.stand_in {
+            c.loaded.inventory.rabbitmq.seed = s.clone();
+        }
+    }
+    let inv = &ctx.loaded.inventory;
+    let hosts = reached.hosts;
+    let seed = hosts
+        .iter()
+        .find(|h| h.name() == inv.rabbitmq.seed)
+        .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
+    let _lock = crate::lock::acquire(seed, &inv.cluster.name, "up").await?;
+    let missing: BTreeSet<String> = inv
+        .rabbitmq_nodes()
+        .filter(|n| reached.unreachable.contains(&n.name))
+        .map(|n| n.name.clone())
+        .collect();
+    let formation = async {
+        match &sel.limit {
+            // Nodes outside the limit are not started: only the limited ones may join.
+            Some(limit) => {
+                let added: Vec<String> = limit
+                    .iter()
+                    .filter(|n| **n != inv.rabbitmq.seed)
+                    .cloned()
+                    .collect();
+                steps::formation::read_added(&hosts, &added, &inv.rabbitmq.seed).await
+            }
+            None => steps::formation::read(&hosts, opts.parallel, &missing).await,
+        }
+    };
+    let (preflight, formation) =
+        tokio::join!(steps::preflight(&ctx, &hosts, opts.dry_run), formation);
     let versions = preflight?;
+    let mut formation = formation?;
+    if sel.limit.is_none() {
+        formation = formation.start_order(&versions);
+    }
     // Set once, before any host changes: every later step plans from it.
-    let _ = ctx.formation.set(formation?.start_order(&versions));
-    let phase = pipeline::converge_hosts(&ctx, hosts, opts, |_| Scope::Full).await?;
+    let _ = ctx.formation.set(formation);
+    let (converged, read_only): (Vec<Host>, Vec<Host>) =
+        hosts.into_iter().partition(|h| ctx.converges(h.name()));
+    let mut phase = pipeline::converge_hosts(&ctx, converged, opts, |_| Scope::Full).await?;
+    phase.hosts.extend(read_only);
     pipeline::cluster(&ctx, &phase, opts).await?;
-    pipeline::load_balancers(&ctx, &phase.hosts, opts).await
+    pipeline::load_balancers(&ctx, &phase.hosts, opts).await?;
+    if reached.unreachable.is_empty() {
+        return Ok(());
+    }
+    Err(Partial(format!(
+        "partial: {} could not be reached and {} not converged; every other host was",
+        reached
+            .unreachable
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+        if reached.unreachable.len() == 1 {
+            "was"
+        } else {
+            "were"
+        }
+    ))
+    .into())
 }

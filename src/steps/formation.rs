@@ -139,7 +139,13 @@ async fn read_all(nodes: &[Host]) -> anyhow::Result<Vec<NodeState>> {
 /// Reads every RabbitMQ node (no Erlang VM), chooses the recipe and notes it. `parallel`:
 /// how many hosts the run works on at once; the nodes of a first-boot run wait for the
 /// seed, so all hosts must run at once.
-pub async fn read(hosts: &[Host], parallel: usize) -> anyhow::Result<Read> {
+/// `missing`: RabbitMQ nodes of the inventory left out of the run (unreachable): their state
+/// is unknown, so the cluster is not formed at first boot.
+pub async fn read(
+    hosts: &[Host],
+    parallel: usize,
+    missing: &BTreeSet<String>,
+) -> anyhow::Result<Read> {
     let rabbits: Vec<Host> = hosts
         .iter()
         .filter(|h| h.node.is_rabbitmq())
@@ -147,7 +153,15 @@ pub async fn read(hosts: &[Host], parallel: usize) -> anyhow::Result<Read> {
         .collect();
     let states = read_all(&rabbits).await?;
     let named: Vec<(&str, NodeState)> = rabbits.iter().map(|h| h.name()).zip(states).collect();
-    let read = decide(&named, parallel >= hosts.len(), rabbits.len());
+    let mut read = decide(&named, parallel >= hosts.len(), rabbits.len());
+    if read.first_boot() && !missing.is_empty() {
+        read.recipe = Recipe::Join {
+            because: format!(
+                "{} cannot be reached: a first-boot formation needs every RabbitMQ node",
+                missing.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        };
+    }
     if let Some(first) = hosts.first() {
         first.reporter.note("hactl", &read.recipe.describe());
     }

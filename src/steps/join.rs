@@ -138,15 +138,14 @@ pub async fn await_online(
     seed: &Host,
     seed_status: Option<&ClusterStatus>,
 ) -> anyhow::Result<((), Changes)> {
-    let inv = &ctx.loaded.inventory;
     let all_running = seed_status.is_some_and(|s| {
-        inv.rabbitmq_nodes()
+        ctx.expected_rabbits()
             .all(|n| s.running_nodes.contains(&node_name(&n.name)))
     });
     if all_running {
         return Ok(((), Changes::none()));
     }
-    let n = inv.rabbitmq_nodes().count();
+    let n = ctx.expected_rabbits().count();
     let secs = seed.conn.target().command_timeout.as_secs().max(1);
     seed.run(&ctl([
         "await_online_nodes",

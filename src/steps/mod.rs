@@ -15,6 +15,7 @@ pub mod management;
 pub mod packages;
 pub mod rabbitmq;
 pub mod reset;
+pub mod serving;
 pub mod versions;
 pub mod vip;
 pub mod vip_interface;
@@ -61,6 +62,10 @@ pub struct Ctx {
     pub seed_dist: tokio::sync::watch::Sender<SeedDist>,
     /// Reads through the management API, when the inventory allows them.
     pub api: Option<std::sync::Arc<management::Api>>,
+    /// Hosts this run leaves out because they cannot be reached (`up --skip-unreachable`).
+    pub unreachable: std::collections::BTreeSet<String>,
+    /// `up --limit`: the only hosts this run converges; other connected hosts are only read.
+    pub limit: Option<std::collections::BTreeSet<String>>,
 }
 
 /// The seed's Erlang distribution, as the other nodes of a first-boot run wait for it.
@@ -83,6 +88,20 @@ impl Ctx {
         self.formation
             .get()
             .is_some_and(formation::Read::first_boot)
+    }
+
+    /// Whether this run converges `node` (everything, unless `--limit` says otherwise).
+    pub fn converges(&self, node: &str) -> bool {
+        self.limit.as_ref().is_none_or(|l| l.contains(node))
+    }
+
+    /// The RabbitMQ nodes that must run when the run ends: the inventory's, less the
+    /// unreachable ones left out.
+    pub fn expected_rabbits(&self) -> impl Iterator<Item = &crate::inventory::Node> {
+        self.loaded
+            .inventory
+            .rabbitmq_nodes()
+            .filter(|n| !self.unreachable.contains(&n.name))
     }
 
     /// Whether `node` boots blank in this run and joins through peer discovery.

@@ -387,10 +387,13 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
 
 /// Stdout and stderr of a finished command, for failure messages.
 pub fn describe(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    // The error is last; a CI summary may keep only the first lines after a panic.
+    let last = lines[lines.len().saturating_sub(8)..].join("\n");
     format!(
-        "--- stdout:\n{}--- stderr:\n{}",
+        "--- stderr ends with:\n{last}\n--- stdout:\n{}--- stderr:\n{stderr}",
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     )
 }
 
