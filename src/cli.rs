@@ -42,6 +42,10 @@ pub enum Command {
     /// remove the VIP, every file hactl writes (only its block of /etc/hosts) and RabbitMQ's
     /// database; with --purge also the packages. Asks first: off a terminal it needs --yes.
     Reset(ResetArgs),
+    /// Restart RabbitMQ nodes one at a time without losing a client's confirmed message:
+    /// each is drained in HAProxy and put in maintenance mode (its clients reconnect to the
+    /// others, its queue leaders move), restarted, revived and served again.
+    Restart(RestartArgs),
     /// Show every host's health: SSH, RabbitMQ nodes and their view of the cluster, partitions,
     /// alarms, unsynchronised mirrors, HAProxy backends, Keepalived and the VIP. Changes
     /// nothing. Exit 0 healthy, 1 degraded, 2 invalid input.
@@ -85,6 +89,19 @@ impl Command {
                     return Err(missing("NODE (after the inventory FILE)").into());
                 }
             }
+            Command::Restart(a) => {
+                take_inventory(&mut a.inventory_file, &mut a.nodes);
+                match (a.nodes.is_empty(), a.rolling) {
+                    (true, false) => return Err(missing("NODE (or --rolling)").into()),
+                    (false, true) => {
+                        return Err(crate::exit::InvalidInput(
+                            "--rolling restarts every RabbitMQ node: give no NODE".into(),
+                        )
+                        .into());
+                    }
+                    _ => {}
+                }
+            }
             Command::SetPolicy(a) => {
                 // Policy names may look like paths: here the count tells. FILE is the first of
                 // two, or the only one beside --remove.
@@ -124,6 +141,7 @@ impl Command {
             Command::AddNode(_) => "add-node",
             Command::RemoveNode(_) => "remove-node",
             Command::Reset(_) => "reset",
+            Command::Restart(_) => "restart",
             Command::Status(_) => "status",
             Command::SetPolicy(_) => "set-policy",
             Command::Init(_) => "init",
@@ -143,6 +161,7 @@ impl Command {
             Command::AddNode(a) => a.run.json,
             Command::RemoveNode(a) => a.run.json,
             Command::Reset(a) => a.connect.json,
+            Command::Restart(a) => a.connect.json,
             Command::Status(a) => a.json,
             Command::SetPolicy(a) => a.json,
             Command::Init(a) => a.json,
@@ -242,6 +261,12 @@ impl AddNodeArgs {
 }
 
 impl RemoveNodeArgs {
+    pub fn inventory(&self) -> PathBuf {
+        inventory_or_default(&self.inventory_file)
+    }
+}
+
+impl RestartArgs {
     pub fn inventory(&self) -> PathBuf {
         inventory_or_default(&self.inventory_file)
     }
@@ -360,6 +385,27 @@ pub struct VipMoveArgs {
     /// The load balancer that is to hold the VIP.
     #[arg(long, value_name = "NODE")]
     pub to: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Inventory file (or give it as the first argument; default inventory.yaml).
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "FILE",
+        env = "HACTL_INVENTORY"
+    )]
+    pub inventory_file: Option<PathBuf>,
+    /// RabbitMQ nodes, restarted in this order; a first argument with a `.` or `/` is the
+    /// inventory.
+    #[arg(value_name = "[FILE] NODE")]
+    pub nodes: Vec<String>,
+    /// Restart every RabbitMQ node of the inventory, the seed last.
+    #[arg(long)]
+    pub rolling: bool,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }

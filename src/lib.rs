@@ -16,6 +16,7 @@ pub mod rabbitmq;
 pub mod redact;
 pub mod render;
 pub mod report;
+pub mod rolling;
 pub mod runner;
 pub mod secret;
 pub mod selection;

@@ -52,7 +52,13 @@ pub async fn converge_hosts(
         let opts = opts.clone();
         async move {
             let seed = host.name() == ctx.loaded.inventory.rabbitmq.seed;
+            let lb = host.node.is_loadbalancer().then(|| host.name().to_string());
             let result = converge_host(&ctx, &opts, host, scope).await;
+            if let Some(lb) = lb {
+                ctx.lbs_done.send_modify(|done| {
+                    done.insert(lb);
+                });
+            }
             // Nodes of a first-boot run that wait for the seed must not wait for nothing.
             if seed && result.is_err() {
                 ctx.seed_dist.send_replace(SeedDist::Failed);
@@ -149,6 +155,23 @@ async fn converge_host(
             rabbitmq::service(h, !config.is_empty(), stopped).await
         };
         n += cookie.len() + config.len();
+        // A running member restarts through the rolling path when the run has the load
+        // balancers to drain it in.
+        let rolling = ctx.balancers.get().is_some_and(|b| !b.is_empty());
+        let service = async {
+            Ok(service
+                .await?
+                .into_iter()
+                .map(|a| match a {
+                    Action::Service {
+                        name: "rabbitmq-server",
+                        verb: Verb::Restart,
+                        ..
+                    } if rolling => Action::RollingRestart,
+                    a => a,
+                })
+                .collect())
+        };
         let service = runner::execute(ctx, opts, h, "rabbitmq_service", service).await?;
         n += service.len();
         // The node's database predates the new plugins when it restarts with them, or when
@@ -160,10 +183,11 @@ async fn converge_host(
             || service.iter().any(|a| {
                 matches!(
                     a,
-                    Action::Service {
-                        verb: Verb::Restart,
-                        ..
-                    }
+                    Action::RollingRestart
+                        | Action::Service {
+                            verb: Verb::Restart,
+                            ..
+                        }
                 )
             }));
     }

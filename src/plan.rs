@@ -92,6 +92,9 @@ pub enum Action {
         /// Why, when it is not the usual "config changed / not running".
         because: Option<&'static str>,
     },
+    /// Restarts the running RabbitMQ of a cluster member through the rolling path
+    /// (`crate::rolling`): drained in HAProxy and in maintenance mode first, revived after.
+    RollingRestart,
     /// Starts RabbitMQ on a blank node of a first-boot run. The seed starts at once; the
     /// other nodes too, or with `after_seed` once the seed's Erlang distribution is up (see
     /// `formation::Read::start_order`).
@@ -198,6 +201,9 @@ impl Action {
                 Some(why) => format!("{} {name} ({why})", verb.as_str()),
                 None => format!("{} {name}", verb.as_str()),
             },
+            Action::RollingRestart => "restart rabbitmq-server (rolling: drained in HAProxy and \
+                                        in maintenance mode first, revived after)"
+                .into(),
             Action::StartForming {
                 seed,
                 is_seed: true,
@@ -278,7 +284,7 @@ impl Action {
     pub fn restarts(&self) -> bool {
         match self {
             Action::Service { verb, .. } => *verb != Verb::Start,
-            Action::Join { .. } | Action::LeaveCluster { .. } => true,
+            Action::RollingRestart | Action::Join { .. } | Action::LeaveCluster { .. } => true,
             _ => false,
         }
     }
@@ -364,6 +370,7 @@ impl Action {
                 }
                 Ok(())
             }
+            Action::RollingRestart => crate::rolling::restart_in_run(ctx, host).await,
             Action::StartForming {
                 is_seed,
                 after_seed,

@@ -59,6 +59,8 @@ pub fn build_ctx(
         seed_dist: tokio::sync::watch::Sender::new(crate::steps::SeedDist::Waiting),
         unreachable: Default::default(),
         limit: None,
+        balancers: std::sync::OnceLock::new(),
+        lbs_done: tokio::sync::watch::Sender::new(Default::default()),
     })
 }
 

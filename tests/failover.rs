@@ -13,7 +13,8 @@
 //!    powered off before `hactl up`) while that node is off;
 //! 3. a split VIP (Keepalived killed with SIGKILL on the MASTER), reported and repaired;
 //! 4. faults during `hactl up`: sshd killed mid-run, a node killed during its join (as the step
-//!    starts, and while its join command runs), two runs at once.
+//!    starts, and while its join command runs), two runs at once;
+//! 5. `hactl restart --rolling` under load: every RabbitMQ node restarted in turn.
 //!
 //! The load is tests/common/traffic.rs; its report (counts, outage windows, a timeline of faults,
 //! errors and VIP neighbour-entry changes) is printed after each loaded scenario, and every
@@ -1549,6 +1550,116 @@ fn faults_during_up(w: &mut World) {
     w.figure("after 4: healthy (checked) after", World::secs(took));
 }
 
+/// Scenario 5. `hactl restart --rolling` under load: every RabbitMQ node restarts in turn
+/// (drained in HAProxy, in maintenance mode, restarted, revived, served again); then `up` with a
+/// changed rabbitmq.conf restarts every node the same way. Checked without hactl: every node
+/// runs a new server VM, nothing confirmed is lost, the cluster is healthy after.
+fn rolling_restart(w: &mut World) {
+    let s = "5 rolling restart";
+    let pids = |w: &World| -> Vec<String> {
+        w.lab
+            .ssh_each_ok(&w.rabbits, "pgrep -o -f 'beam.smp.*-s [r]abbit boot'")
+            .into_iter()
+            .map(|p| p.trim().to_string())
+            .collect()
+    };
+    let before = pids(w);
+    let inv = w.inv();
+    let dry = hactl(
+        &format!("{s}: dry run"),
+        &["restart", &inv, "--rolling", "--dry-run"],
+        UP_BOUND,
+        None,
+    );
+    dry.expect_code(0);
+    assert_eq!(
+        dry.stderr
+            .matches("restart: would change: wait until")
+            .count(),
+        w.rabbits.len(),
+        "{s}: the dry run plans the rolling path for every node:\n{}",
+        dry.stderr
+    );
+    assert_eq!(pids(w), before, "{s}: the dry run restarted nothing");
+    let traffic = w.traffic("ha.failover.rolling", "rolling");
+    traffic.mark("`hactl restart --rolling` starts");
+    let run = hactl(s, &["restart", &inv, "--rolling", "--json"], UP_BOUND, None);
+    traffic.mark("`hactl restart --rolling` ends");
+    run.expect_code(0);
+    w.figure(
+        &format!("{s}: `hactl restart --rolling` ({} nodes)", w.rabbits.len()),
+        World::secs(run.took),
+    );
+    let after = pids(w);
+    for ((node, b), a) in w.rabbits.iter().zip(&before).zip(&after) {
+        assert_ne!(
+            b, a,
+            "{s}: {node} runs a new RabbitMQ server VM ({b} before, {a} after)"
+        );
+    }
+    let report = w.finish(traffic, s);
+    w.figure(
+        &format!("{s}: worst client outage"),
+        World::secs(worst_outage(&report)),
+    );
+    w.check_healthy(&format!("{s}: after restart --rolling"));
+
+    // A config change that restarts every node: `up` takes the same path.
+    let before = pids(w);
+    let autoheal = inventory_copy(&w.inventory, "lab-autoheal.yaml", |t| {
+        replace_once(
+            t,
+            "rabbitmq:\n",
+            "rabbitmq:\n  partition_handling: autoheal\n",
+        )
+    });
+    let traffic = w.traffic("ha.failover.rolling-up", "rolling-up");
+    traffic.mark("`hactl up` (partition_handling: autoheal) starts");
+    let run = hactl(
+        &format!("{s}: up with a changed rabbitmq.conf"),
+        &["up", autoheal.to_str().unwrap(), "--json"],
+        UP_BOUND,
+        None,
+    );
+    traffic.mark("`hactl up` ends");
+    run.expect_code(0);
+    let rolled = run
+        .stderr
+        .matches("restart rabbitmq-server (rolling")
+        .count();
+    assert_eq!(
+        rolled,
+        w.rabbits.len(),
+        "{s}: `up` restarts every node through the rolling path:\n{}",
+        run.stderr
+    );
+    w.figure(
+        &format!("{s}: `hactl up` restarting {} nodes", w.rabbits.len()),
+        World::secs(run.took),
+    );
+    let after = pids(w);
+    for ((node, b), a) in w.rabbits.iter().zip(&before).zip(&after) {
+        assert_ne!(b, a, "{s}: after up, {node} runs a new RabbitMQ server VM");
+    }
+    let report = w.finish(traffic, &format!("{s} (up)"));
+    w.figure(
+        &format!("{s}: up's restarts: worst client outage"),
+        World::secs(worst_outage(&report)),
+    );
+    w.check_healthy(&format!("{s}: after up's restarts"));
+}
+
+/// The longest publisher or consumer outage of a traffic run.
+fn worst_outage(report: &Report) -> Duration {
+    report
+        .publisher_outages
+        .iter()
+        .chain(&report.consumer_outages)
+        .filter_map(|o| o.length)
+        .max()
+        .unwrap_or_default()
+}
+
 /// One scenario, run on the shared cluster.
 type Scenario = fn(&mut World);
 
@@ -1590,11 +1701,12 @@ fn ha_promise(flavour: &Flavour) {
     w.up("cold, builds the cluster");
     w.check_healthy("after the first up");
 
-    let phases: [(&str, Scenario); 4] = [
+    let phases: [(&str, Scenario); 5] = [
         ("1 LB failover", lb_failover),
         ("2 RabbitMQ node loss (+4a)", rabbit_loss),
         ("3 split VIP", split_vip),
         ("4 faults during up", faults_during_up),
+        ("5 rolling restart", rolling_restart),
     ];
     // For working on one scenario: HACTL_FAILOVER_SCENARIOS=1,3 runs only those.
     let only = std::env::var("HACTL_FAILOVER_SCENARIOS").unwrap_or_default();
@@ -1627,7 +1739,7 @@ fn ha_promise(flavour: &Flavour) {
         w.reports.len()
     );
     eprintln!(
-        "  whole test (lab up, cold up, 4 scenarios): {:.1}s",
+        "  whole test (lab up, cold up, 5 scenarios): {:.1}s",
         started.elapsed().as_secs_f64()
     );
     assert_eq!(lost, 0, "no confirmed message lost");

@@ -102,6 +102,17 @@ fn commands_without_hosts_print_valid_envelopes() {
     assert_eq!(v["outcome"], "invalid_input");
     let v = envelope(&["reset", &inv, "--json"], 2);
     assert!(first_error(&v).contains("--yes"), "{v}");
+    // restart of a node that is no RabbitMQ node, and without a node: refused before any
+    // host is contacted.
+    let v = envelope(&["restart", &inv, "node9", "--json"], 2);
+    assert!(
+        first_error(&v).contains("node9 is not a RabbitMQ node"),
+        "{v}"
+    );
+    let v = envelope(&["restart", &inv, "--json"], 2);
+    assert!(first_error(&v).contains("--rolling"), "{v}");
+    let v = envelope(&["up", &inv, "--limit", "node9", "--json"], 2);
+    assert!(first_error(&v).contains("--limit: node9"), "{v}");
     // vip move to a node that is no load balancer: refused before any host is contacted.
     let v = envelope(&["vip", "move", &inv, "--to", "node1", "--json"], 2);
     assert_eq!(v["command"], "vip move");
@@ -128,6 +139,8 @@ fn invalid_input_is_an_envelope_with_located_errors_for_every_command() {
         &["add-node", bad, "node4"],
         &["remove-node", bad, "node3"],
         &["reset", bad, "--yes"],
+        &["restart", bad, "--rolling"],
+        &["up", bad, "--limit", "node1", "--skip-unreachable"],
         &["status", bad],
         &["set-policy", "-i", bad, "ha-all"],
         &["set-policy", bad, "--remove", "ha-all"],

@@ -84,3 +84,19 @@ fn status_timeout_is_at_most_a_day() {
     assert!(parse("86401").is_err());
     assert!(parse("18446744073709551615").is_err());
 }
+
+#[test]
+fn restart_takes_nodes_or_rolling_not_both() {
+    let Ok(Command::Restart(a)) = settled(&["hactl", "restart", "inv.yaml", "--rolling"]) else {
+        panic!("restart FILE --rolling");
+    };
+    assert_eq!(a.inventory(), PathBuf::from("inv.yaml"));
+    assert!(a.nodes.is_empty() && a.rolling);
+    let Ok(Command::Restart(a)) = settled(&["hactl", "restart", "inv.yaml", "node2", "node1"])
+    else {
+        panic!("restart FILE NODE NODE");
+    };
+    assert_eq!(a.nodes, ["node2", "node1"]);
+    assert!(settled(&["hactl", "restart", "inv.yaml"]).is_err());
+    assert!(settled(&["hactl", "restart", "inv.yaml", "node1", "--rolling"]).is_err());
+}

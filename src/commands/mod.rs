@@ -8,6 +8,7 @@ pub mod man;
 pub mod remove_node;
 pub mod render;
 pub mod reset;
+pub mod restart;
 pub mod set_policy;
 pub mod status;
 pub mod up;

@@ -102,8 +102,19 @@ pub async fn converge(
     }
     // Set once, before any host changes: every later step plans from it.
     let _ = ctx.formation.set(formation);
+    // Restarts of running members drain them in every HAProxy first; that waits for the
+    // run's load balancers, so only when every converged host goes at once.
     let (converged, read_only): (Vec<Host>, Vec<Host>) =
         hosts.into_iter().partition(|h| ctx.converges(h.name()));
+    if opts.parallel >= converged.len() {
+        let lbs = converged
+            .iter()
+            .chain(&read_only)
+            .filter(|h| h.node.is_loadbalancer())
+            .cloned()
+            .collect();
+        let _ = ctx.balancers.set(lbs);
+    }
     let mut phase = pipeline::converge_hosts(&ctx, converged, opts, |_| Scope::Full).await?;
     phase.hosts.extend(read_only);
     pipeline::cluster(&ctx, &phase, opts).await?;

@@ -8,6 +8,7 @@ pub mod facts;
 pub mod feature_flags;
 pub mod files;
 pub mod formation;
+pub mod haproxy_admin;
 pub mod hosts_file;
 pub mod join;
 pub mod loadbalancer;
@@ -66,6 +67,12 @@ pub struct Ctx {
     pub unreachable: std::collections::BTreeSet<String>,
     /// `up --limit`: the only hosts this run converges; other connected hosts are only read.
     pub limit: Option<std::collections::BTreeSet<String>>,
+    /// The load balancers a restart in this run drains a node in (`up` sets them when every
+    /// host converges at once): restarts of running members go through the rolling path.
+    pub balancers: std::sync::OnceLock<Vec<Host>>,
+    /// The load balancers whose per-host steps have ended in this run: a rolling restart
+    /// waits for them, so no HAProxy reload undoes a drain.
+    pub lbs_done: tokio::sync::watch::Sender<std::collections::BTreeSet<String>>,
 }
 
 /// The seed's Erlang distribution, as the other nodes of a first-boot run wait for it.

@@ -1,0 +1,157 @@
+//! The rolling path: a running RabbitMQ node restarted without a client losing a confirmed
+//! message and with as short an outage as its clients' reconnect.
+//!
+//! 1. Every other member must run, and every queue must have a copy elsewhere
+//!    (`rabbitmq-upgrade await_online_quorum_plus_one`, and on 3.x
+//!    `await_online_synchronized_mirror`), else the node is not touched.
+//! 2. Every HAProxy stops sending it new connections (`state drain` on the admin socket).
+//! 3. `rabbitmq-upgrade drain`: maintenance mode closes its client connections (the clients
+//!    reconnect through the VIP to the other nodes) and moves its queue leaders or masters.
+//! 4. RabbitMQ restarts; the node must be running in the cluster again; `rabbitmq-upgrade
+//!    revive` ends maintenance mode.
+//! 5. Every HAProxy serves it again (`state ready`), and shows it UP.
+
+use crate::host::Host;
+use crate::rabbitmq::node_name;
+use crate::ssh::Cmd;
+use crate::steps::haproxy_admin::{self, ServerState};
+use crate::steps::{Ctx, join, serving};
+use anyhow::{Context, bail};
+use std::time::{Duration, Instant};
+
+/// How long a node may take to get its queues' copies in sync, or to come back.
+const WAIT: Duration = Duration::from_secs(120);
+
+fn upgrade<const N: usize>(args: [&str; N]) -> Cmd {
+    Cmd::new("/usr/sbin/rabbitmq-upgrade").args(args)
+}
+
+/// What one rolling restart of `node` does, in order, for the plan and the dry run.
+pub fn describe(node: &str, lbs: &[Host]) -> Vec<String> {
+    let lbs = lbs.iter().map(Host::name).collect::<Vec<_>>().join(", ");
+    vec![
+        format!("wait until every queue on {node} has an in-sync copy on another running node"),
+        format!("drain {node} in HAProxy on {lbs}"),
+        format!("rabbitmq-upgrade drain on {node} (its clients reconnect elsewhere)"),
+        format!("restart rabbitmq-server on {node}, wait for it in the cluster, revive it"),
+        format!("ready {node} in HAProxy on {lbs}, wait until it is UP"),
+    ]
+}
+
+/// Restarts `node` through the rolling path; `lbs` are every load balancer of the cluster (one
+/// whose HAProxy does not run sends no client anywhere and is left alone).
+pub async fn restart(ctx: &Ctx, node: &Host, lbs: &[Host]) -> anyhow::Result<()> {
+    let me = node_name(node.name());
+    all_members_run(ctx, node).await?;
+    let secs = WAIT.as_secs().to_string();
+    node.run(&upgrade(["await_online_quorum_plus_one", "-t", &secs]))
+        .await
+        .context("before stopping it, every quorum queue must keep a majority")?;
+    if before_4(node).await? {
+        node.run(&upgrade(["await_online_synchronized_mirror", "-t", &secs]))
+            .await
+            .context("before stopping it, every mirrored queue must have an in-sync mirror")?;
+    }
+    let mut drained = Vec::new();
+    for lb in lbs {
+        if haproxy_admin::set_server(lb, node.name(), ServerState::Drain).await? {
+            drained.push(lb);
+        }
+    }
+    node.run(&upgrade(["drain"])).await?;
+    node.service("rabbitmq-server", "restart").await?;
+    wait_running(ctx, node, &me).await?;
+    node.run(&upgrade(["revive"])).await?;
+    let wanted = [node.name().to_string()];
+    let vip = ctx.loaded.inventory.loadbalancer.as_ref();
+    for lb in drained {
+        haproxy_admin::set_server(lb, node.name(), ServerState::Ready).await?;
+        if let Some(v) = vip {
+            serving::wait_serving(lb, &v.vip, &v.interface, &wanted).await?;
+        }
+    }
+    Ok(())
+}
+
+/// How long a restart in `up` waits for the run's load balancers to converge first.
+const LBS_WAIT: Duration = Duration::from_secs(600);
+
+/// A restart planned by `up` (`Action::RollingRestart`): once the other load balancers of the
+/// run have converged (a reload of HAProxy would forget a drain), one node at a time.
+pub async fn restart_in_run(ctx: &Ctx, node: &Host) -> anyhow::Result<()> {
+    let lbs = ctx.balancers.get().map(Vec::as_slice).unwrap_or_default();
+    let others: Vec<&str> = lbs
+        .iter()
+        .map(Host::name)
+        .filter(|n| *n != node.name() && ctx.converges(n))
+        .collect();
+    let mut done = ctx.lbs_done.subscribe();
+    tokio::time::timeout(
+        LBS_WAIT,
+        done.wait_for(|d| others.iter().all(|o| d.contains(*o))),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "the load balancers {} did not converge within {} s: the restart would not be drained",
+            others.join(", "),
+            LBS_WAIT.as_secs()
+        )
+    })?
+    .map_err(|_| anyhow::anyhow!("the run ended before the load balancers converged"))?;
+    let _one_at_a_time = ctx.restarts.lock().await;
+    restart(ctx, node, lbs).await
+}
+
+/// Whether the node's installed RabbitMQ predates 4.0, whose classic queues may be mirrored
+/// (unknown counts as before).
+async fn before_4(node: &Host) -> anyhow::Result<bool> {
+    let out = node
+        .probe(&Cmd::new("dpkg-query").args(["-W", "-f", "${Version}", "--", "rabbitmq-server"]))
+        .await?;
+    let major = crate::rabbitmq::versions::upstream(out.stdout.trim())
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
+    Ok(major.is_none_or(|m| m < 4))
+}
+
+/// Every expected member runs, as `node` sees the cluster: a restart never takes a second
+/// member away.
+async fn all_members_run(ctx: &Ctx, node: &Host) -> anyhow::Result<()> {
+    let status = join::status(node, ctx.api.as_deref())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("RabbitMQ does not run on {}", node.name()))?;
+    let down: Vec<String> = ctx
+        .expected_rabbits()
+        .map(|n| node_name(&n.name))
+        .filter(|n| !status.running_nodes.contains(n))
+        .collect();
+    if !down.is_empty() {
+        bail!(
+            "{} of the cluster do not run: restarting {} now would take a second member away",
+            down.join(", "),
+            node.name()
+        );
+    }
+    Ok(())
+}
+
+/// Waits (bounded) until `node` runs in the cluster again.
+async fn wait_running(ctx: &Ctx, node: &Host, me: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(s) = join::status(node, ctx.api.as_deref()).await?
+            && s.running_nodes.iter().any(|n| n == me)
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{me} is not running in the cluster {} s after its restart",
+                WAIT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

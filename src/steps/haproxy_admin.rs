@@ -1,0 +1,61 @@
+//! HAProxy's runtime API on a load balancer: its admin socket, with `socat` when the host has
+//! it, else with the Perl of `perl-base` (Essential on Debian and Ubuntu).
+
+use crate::host::Host;
+use crate::render::HAPROXY_ADMIN_SOCKET;
+use crate::ssh::Cmd;
+use anyhow::bail;
+
+/// `$1` the socket, `$2` one command, `$3` the Perl fallback.
+const SCRIPT: &str = r#"if [ ! -S "$1" ]; then echo '@@no socket'; exit 0; fi
+if command -v socat >/dev/null 2>&1; then
+  printf '%s\n' "$2" | socat -t 5 stdio "UNIX-CONNECT:$1"
+else
+  perl -e "$3" "$1" "$2"
+fi"#;
+
+const PERL: &str = r#"use IO::Socket::UNIX; my $s = IO::Socket::UNIX->new(Peer => $ARGV[0], Type => SOCK_STREAM) or die "cannot connect to $ARGV[0]: $!\n"; print $s "$ARGV[1]\n"; print while <$s>;"#;
+
+/// HAProxy's listen sections that carry RabbitMQ nodes as servers (templates/haproxy.cfg.tera).
+pub const PROXIES: [&str; 2] = ["rabbitmq_amqp", "rabbitmq_management"];
+
+/// A server's administrative state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerState {
+    /// No new connection goes to it; those it has stay.
+    Drain,
+    /// Back in service.
+    Ready,
+}
+
+impl ServerState {
+    fn word(self) -> &'static str {
+        match self {
+            ServerState::Drain => "drain",
+            ServerState::Ready => "ready",
+        }
+    }
+}
+
+/// Sets `server` (a RabbitMQ node) to `state` in every RabbitMQ proxy of `lb`'s HAProxy; false
+/// when HAProxy does not run there (no admin socket: it sends no client anywhere). The runtime
+/// API answers a successful `set server` with nothing; anything else is its error.
+pub async fn set_server(lb: &Host, server: &str, state: ServerState) -> anyhow::Result<bool> {
+    for proxy in PROXIES {
+        let command = format!("set server {proxy}/{server} state {}", state.word());
+        let out = lb
+            .run(&Cmd::sh(
+                SCRIPT,
+                [HAPROXY_ADMIN_SOCKET, command.as_str(), PERL],
+            ))
+            .await?;
+        let answer = out.stdout.trim();
+        if answer == "@@no socket" {
+            return Ok(false);
+        }
+        if !answer.is_empty() {
+            bail!("{}: HAProxy refused `{command}`: {answer}", lb.name());
+        }
+    }
+    Ok(true)
+}
