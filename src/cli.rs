@@ -1,7 +1,9 @@
 //! Command-line definitions: every flag and its help in one place.
 
+mod node_args;
 mod run_flags;
 
+pub use node_args::{DrainArgs, RestartArgs};
 pub use run_flags::{ConnectArgs, DEFAULT_PARALLEL, JoinArgs, RunArgs};
 
 use clap::{Args, Parser, Subcommand};
@@ -46,6 +48,10 @@ pub enum Command {
     /// each is drained in HAProxy and put in maintenance mode (its clients reconnect to the
     /// others, its queue leaders move), restarted, revived and served again.
     Restart(RestartArgs),
+    /// Take a RabbitMQ node out of service without stopping it (drained in every HAProxy, in
+    /// maintenance mode: its clients reconnect to the others, its queue leaders move), e.g.
+    /// before work on its host; `--undo` serves it again.
+    Drain(DrainArgs),
     /// Show every host's health: SSH, RabbitMQ nodes and their view of the cluster, partitions,
     /// alarms, unsynchronised mirrors, HAProxy backends, Keepalived and the VIP. Changes
     /// nothing. Exit 0 healthy, 1 degraded, 2 invalid input.
@@ -102,6 +108,16 @@ impl Command {
                     _ => {}
                 }
             }
+            Command::Drain(a) => {
+                take_inventory(&mut a.inventory_file, &mut a.nodes);
+                if a.nodes.len() != 1 {
+                    return Err(crate::exit::InvalidInput(format!(
+                        "one NODE (after the inventory FILE), not {:?}",
+                        a.nodes
+                    ))
+                    .into());
+                }
+            }
             Command::SetPolicy(a) => {
                 // Policy names may look like paths: here the count tells. FILE is the first of
                 // two, or the only one beside --remove.
@@ -142,6 +158,7 @@ impl Command {
             Command::RemoveNode(_) => "remove-node",
             Command::Reset(_) => "reset",
             Command::Restart(_) => "restart",
+            Command::Drain(_) => "drain",
             Command::Status(_) => "status",
             Command::SetPolicy(_) => "set-policy",
             Command::Init(_) => "init",
@@ -162,6 +179,7 @@ impl Command {
             Command::RemoveNode(a) => a.run.json,
             Command::Reset(a) => a.connect.json,
             Command::Restart(a) => a.connect.json,
+            Command::Drain(a) => a.connect.json,
             Command::Status(a) => a.json,
             Command::SetPolicy(a) => a.json,
             Command::Init(a) => a.json,
@@ -261,12 +279,6 @@ impl AddNodeArgs {
 }
 
 impl RemoveNodeArgs {
-    pub fn inventory(&self) -> PathBuf {
-        inventory_or_default(&self.inventory_file)
-    }
-}
-
-impl RestartArgs {
     pub fn inventory(&self) -> PathBuf {
         inventory_or_default(&self.inventory_file)
     }
@@ -385,27 +397,6 @@ pub struct VipMoveArgs {
     /// The load balancer that is to hold the VIP.
     #[arg(long, value_name = "NODE")]
     pub to: String,
-    #[command(flatten)]
-    pub connect: ConnectArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct RestartArgs {
-    /// Inventory file (or give it as the first argument; default inventory.yaml).
-    #[arg(
-        short = 'i',
-        long = "inventory",
-        value_name = "FILE",
-        env = "HACTL_INVENTORY"
-    )]
-    pub inventory_file: Option<PathBuf>,
-    /// RabbitMQ nodes, restarted in this order; a first argument with a `.` or `/` is the
-    /// inventory.
-    #[arg(value_name = "[FILE] NODE")]
-    pub nodes: Vec<String>,
-    /// Restart every RabbitMQ node of the inventory, the seed last.
-    #[arg(long)]
-    pub rolling: bool,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }

@@ -17,6 +17,7 @@ fn main() {
         Command::RemoveNode(a) => commands::remove_node::run(a, &mut out),
         Command::Reset(a) => commands::reset::run(a, &mut out),
         Command::Restart(a) => commands::restart::run(a, &mut out),
+        Command::Drain(a) => commands::drain::run(a, &mut out),
         Command::Status(a) => commands::status::run(a, &mut out),
         Command::SetPolicy(a) => commands::set_policy::run(a, &mut out),
         Command::Init(a) => commands::init::run(a, &mut out),

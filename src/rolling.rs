@@ -7,9 +7,11 @@
 //! 2. Every HAProxy stops sending it new connections (`state drain` on the admin socket).
 //! 3. `rabbitmq-upgrade drain`: maintenance mode closes its client connections (the clients
 //!    reconnect through the VIP to the other nodes) and moves its queue leaders or masters.
-//! 4. RabbitMQ restarts; the node must be running in the cluster again; `rabbitmq-upgrade
-//!    revive` ends maintenance mode.
-//! 5. Every HAProxy serves it again (`state ready`), and shows it UP.
+//! 4. RabbitMQ restarts; the node must be running in the cluster again.
+//! 5. `rabbitmq-upgrade revive` ends maintenance mode; every HAProxy serves it again
+//!    (`state ready`) and shows it UP.
+//!
+//! `hactl drain` runs steps 1 to 3 alone, and with `--undo` step 5.
 
 use crate::host::Host;
 use crate::rabbitmq::node_name;
@@ -26,22 +28,49 @@ fn upgrade<const N: usize>(args: [&str; N]) -> Cmd {
     Cmd::new("/usr/sbin/rabbitmq-upgrade").args(args)
 }
 
-/// What one rolling restart of `node` does, in order, for the plan and the dry run.
-pub fn describe(node: &str, lbs: &[Host]) -> Vec<String> {
-    let lbs = lbs.iter().map(Host::name).collect::<Vec<_>>().join(", ");
+/// What draining `node` does, for the plan and the dry run.
+pub fn describe_drain(node: &str, lbs: &[Host]) -> Vec<String> {
     vec![
         format!("wait until every queue on {node} has an in-sync copy on another running node"),
-        format!("drain {node} in HAProxy on {lbs}"),
+        format!("drain {node} in HAProxy on {}", names(lbs)),
         format!("rabbitmq-upgrade drain on {node} (its clients reconnect elsewhere)"),
-        format!("restart rabbitmq-server on {node}, wait for it in the cluster, revive it"),
-        format!("ready {node} in HAProxy on {lbs}, wait until it is UP"),
     ]
+}
+
+/// What serving `node` again does.
+pub fn describe_undrain(node: &str, lbs: &[Host]) -> Vec<String> {
+    vec![format!(
+        "rabbitmq-upgrade revive on {node}; ready {node} in HAProxy on {}, wait until it is UP",
+        names(lbs)
+    )]
+}
+
+/// What one rolling restart of `node` does.
+pub fn describe(node: &str, lbs: &[Host]) -> Vec<String> {
+    let mut steps = describe_drain(node, lbs);
+    steps.push(format!(
+        "restart rabbitmq-server on {node}, wait for it in the cluster"
+    ));
+    steps.extend(describe_undrain(node, lbs));
+    steps
+}
+
+fn names(lbs: &[Host]) -> String {
+    lbs.iter().map(Host::name).collect::<Vec<_>>().join(", ")
 }
 
 /// Restarts `node` through the rolling path; `lbs` are every load balancer of the cluster (one
 /// whose HAProxy does not run sends no client anywhere and is left alone).
 pub async fn restart(ctx: &Ctx, node: &Host, lbs: &[Host]) -> anyhow::Result<()> {
-    let me = node_name(node.name());
+    let drained = drain(ctx, node, lbs).await?;
+    node.service("rabbitmq-server", "restart").await?;
+    wait_running(ctx, node).await?;
+    undrain(ctx, node, &drained).await
+}
+
+/// Steps 1 to 3: the node takes no client and leads no queue. Returns the load balancers that
+/// drained it.
+pub async fn drain<'a>(ctx: &Ctx, node: &Host, lbs: &'a [Host]) -> anyhow::Result<Vec<&'a Host>> {
     all_members_run(ctx, node).await?;
     let secs = WAIT.as_secs().to_string();
     node.run(&upgrade(["await_online_quorum_plus_one", "-t", &secs]))
@@ -59,12 +88,16 @@ pub async fn restart(ctx: &Ctx, node: &Host, lbs: &[Host]) -> anyhow::Result<()>
         }
     }
     node.run(&upgrade(["drain"])).await?;
-    node.service("rabbitmq-server", "restart").await?;
-    wait_running(ctx, node, &me).await?;
+    Ok(drained)
+}
+
+/// Step 5 (after the node runs in the cluster): out of maintenance mode, served again by
+/// `lbs`, and UP in each.
+pub async fn undrain(ctx: &Ctx, node: &Host, lbs: &[&Host]) -> anyhow::Result<()> {
     node.run(&upgrade(["revive"])).await?;
     let wanted = [node.name().to_string()];
     let vip = ctx.loaded.inventory.loadbalancer.as_ref();
-    for lb in drained {
+    for lb in lbs {
         haproxy_admin::set_server(lb, node.name(), ServerState::Ready).await?;
         if let Some(v) = vip {
             serving::wait_serving(lb, &v.vip, &v.interface, &wanted).await?;
@@ -116,29 +149,41 @@ async fn before_4(node: &Host) -> anyhow::Result<bool> {
     Ok(major.is_none_or(|m| m < 4))
 }
 
-/// Every expected member runs, as `node` sees the cluster: a restart never takes a second
-/// member away.
+/// Every member of the cluster runs, as `node` sees it (members this run is starting are
+/// waited for, bounded): a restart never takes a second member away.
 async fn all_members_run(ctx: &Ctx, node: &Host) -> anyhow::Result<()> {
-    let status = join::status(node, ctx.api.as_deref())
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("RabbitMQ does not run on {}", node.name()))?;
-    let down: Vec<String> = ctx
-        .expected_rabbits()
-        .map(|n| node_name(&n.name))
-        .filter(|n| !status.running_nodes.contains(n))
-        .collect();
-    if !down.is_empty() {
-        bail!(
-            "{} of the cluster do not run: restarting {} now would take a second member away",
-            down.join(", "),
-            node.name()
-        );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = join::status(node, ctx.api.as_deref())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("RabbitMQ does not run on {}", node.name()))?;
+        let down: Vec<&String> = status
+            .members()
+            .filter(|m| !status.running_nodes.contains(m))
+            .collect();
+        if down.is_empty() {
+            return Ok(());
+        }
+        let unreachable = down
+            .iter()
+            .any(|d| ctx.unreachable.iter().any(|u| node_name(u) == **d));
+        if unreachable || Instant::now() > deadline {
+            bail!(
+                "{} of the cluster do not run: restarting {} now would take a second member away",
+                down.iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                node.name()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    Ok(())
 }
 
-/// Waits (bounded) until `node` runs in the cluster again.
-async fn wait_running(ctx: &Ctx, node: &Host, me: &str) -> anyhow::Result<()> {
+/// Waits (bounded) until `node` runs in the cluster.
+pub async fn wait_running(ctx: &Ctx, node: &Host) -> anyhow::Result<()> {
+    let me = &node_name(node.name());
     let deadline = Instant::now() + WAIT;
     loop {
         if let Some(s) = join::status(node, ctx.api.as_deref()).await?

@@ -14,7 +14,8 @@
 //! 3. a split VIP (Keepalived killed with SIGKILL on the MASTER), reported and repaired;
 //! 4. faults during `hactl up`: sshd killed mid-run, a node killed during its join (as the step
 //!    starts, and while its join command runs), two runs at once;
-//! 5. `hactl restart --rolling` under load: every RabbitMQ node restarted in turn.
+//! 5. planned maintenance under load: `hactl drain NODE` and `--undo`, `hactl restart
+//!    --rolling`, and an `up` whose config change restarts every node.
 //!
 //! The load is tests/common/traffic.rs; its report (counts, outage windows, a timeline of faults,
 //! errors and VIP neighbour-entry changes) is printed after each loaded scenario, and every
@@ -1563,8 +1564,9 @@ fn rolling_restart(w: &mut World) {
             .map(|p| p.trim().to_string())
             .collect()
     };
-    let before = pids(w);
     let inv = w.inv();
+    drain_and_undo(w, s, &inv);
+    let before = pids(w);
     let dry = hactl(
         &format!("{s}: dry run"),
         &["restart", &inv, "--rolling", "--dry-run"],
@@ -1647,6 +1649,69 @@ fn rolling_restart(w: &mut World) {
         World::secs(worst_outage(&report)),
     );
     w.check_healthy(&format!("{s}: after up's restarts"));
+}
+
+/// `hactl drain` under load, then `--undo`. Checked without hactl: HAProxy's status of the
+/// node on both load balancers, and whether its AMQP port takes a connection.
+fn drain_and_undo(w: &mut World, s: &str, inv: &str) {
+    let victim = w.rabbits[1].clone();
+    let amqp = format!("{}:5672", w.lab.address(&victim));
+    let takes = |amqp: &str| {
+        let addr: std::net::SocketAddr = amqp.parse().expect("a socket address");
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+    };
+    let status = |w: &World, lb: &str| {
+        w.lab
+            .haproxy_servers(lb)
+            .get(&("rabbitmq_amqp".to_string(), victim.clone()))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let traffic = w.traffic("ha.failover.drain", "drain");
+    traffic.mark(&format!("`hactl drain {victim}`"));
+    let run = hactl(
+        &format!("{s}: drain {victim}"),
+        &["drain", inv, &victim],
+        UP_BOUND,
+        None,
+    );
+    run.expect_code(0);
+    w.figure(
+        &format!("{s}: `hactl drain {victim}`"),
+        World::secs(run.took),
+    );
+    for lb in LBS {
+        let st = status(w, lb);
+        assert!(
+            st.contains("DRAIN") || st.starts_with("DOWN") || st == "MAINT",
+            "{s}: HAProxy on {lb} still serves {victim} after drain: {st}"
+        );
+    }
+    assert!(
+        !takes(&amqp),
+        "{s}: {victim} in maintenance mode still takes AMQP connections on {amqp}"
+    );
+    traffic.mark(&format!("`hactl drain {victim} --undo`"));
+    let run = hactl(
+        &format!("{s}: drain {victim} --undo"),
+        &["drain", inv, &victim, "--undo"],
+        UP_BOUND,
+        None,
+    );
+    run.expect_code(0);
+    for lb in LBS {
+        assert_eq!(
+            status(w, lb),
+            "UP",
+            "{s}: HAProxy on {lb} serves {victim} again"
+        );
+    }
+    assert!(takes(&amqp), "{s}: {victim} takes AMQP connections again");
+    let report = w.finish(traffic, &format!("{s} (drain)"));
+    w.figure(
+        &format!("{s}: drain and undo: worst client outage"),
+        World::secs(worst_outage(&report)),
+    );
 }
 
 /// The longest publisher or consumer outage of a traffic run.

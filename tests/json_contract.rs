@@ -111,6 +111,11 @@ fn commands_without_hosts_print_valid_envelopes() {
     );
     let v = envelope(&["restart", &inv, "--json"], 2);
     assert!(first_error(&v).contains("--rolling"), "{v}");
+    let v = envelope(&["drain", &inv, "node4", "--json"], 2);
+    assert!(
+        first_error(&v).contains("node4 is not a RabbitMQ node"),
+        "{v}"
+    );
     let v = envelope(&["up", &inv, "--limit", "node9", "--json"], 2);
     assert!(first_error(&v).contains("--limit: node9"), "{v}");
     // vip move to a node that is no load balancer: refused before any host is contacted.
@@ -140,6 +145,7 @@ fn invalid_input_is_an_envelope_with_located_errors_for_every_command() {
         &["remove-node", bad, "node3"],
         &["reset", bad, "--yes"],
         &["restart", bad, "--rolling"],
+        &["drain", bad, "node2"],
         &["up", bad, "--limit", "node1", "--skip-unreachable"],
         &["status", bad],
         &["set-policy", "-i", bad, "ha-all"],

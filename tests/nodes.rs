@@ -30,8 +30,6 @@ const MESSAGES: u64 = 20;
 const CTL_WAIT: Duration = Duration::from_secs(90);
 /// HAProxy checks a down node every 0.5 s and needs 2 good checks (`rise 2`) after a reload.
 const HAPROXY_WAIT: Duration = Duration::from_secs(60);
-/// HAProxy's admin socket on the load balancers (src/render.rs, HAPROXY_ADMIN_SOCKET).
-const ADMIN_SOCKET: &str = "/run/haproxy/admin.sock";
 
 // ---------------------------------------------------------------------------------------------
 // Running hactl
@@ -299,37 +297,6 @@ fn etc_hosts(lab: &Lab, node: &str) -> BTreeMap<String, String> {
     map
 }
 
-/// `show stat` on HAProxy's admin socket of `lb`: (proxy, server) -> status, for servers only.
-/// Uses socat when the host has it, else a python3 one-liner.
-fn haproxy_servers(lab: &Lab, lb: &str) -> BTreeMap<(String, String), String> {
-    let cmd = format!(
-        "S={ADMIN_SOCKET}; if command -v socat >/dev/null 2>&1; then \
-         echo 'show stat' | socat -t 5 - UNIX-CONNECT:$S; else \
-         python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(5); \
-         s.connect(sys.argv[1]); s.sendall(b\"show stat\\n\"); \
-         sys.stdout.write(s.makefile(\"rb\").read().decode())' $S; fi"
-    );
-    let text = lab.ssh_ok(lb, &cmd);
-    let mut lines = text.lines();
-    let header = lines
-        .next()
-        .and_then(|h| h.strip_prefix("# "))
-        .unwrap_or_else(|| panic!("{lb}: `show stat` has no CSV header:\n{text}"));
-    let cols: Vec<&str> = header.split(',').collect();
-    let col = |name: &str| {
-        cols.iter()
-            .position(|c| *c == name)
-            .unwrap_or_else(|| panic!("{lb}: `show stat` has no column {name}: {header}"))
-    };
-    let (px, sv, st) = (col("pxname"), col("svname"), col("status"));
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f.len() > st && f[sv] != "FRONTEND" && f[sv] != "BACKEND")
-        .map(|f| ((f[px].to_string(), f[sv].to_string()), f[st].to_string()))
-        .collect()
-}
-
 /// Server names of proxy `px` (e.g. `rabbitmq_amqp`) in a `haproxy_servers` map.
 fn servers_of(map: &BTreeMap<(String, String), String>, px: &str) -> BTreeSet<String> {
     map.keys()
@@ -348,7 +315,7 @@ fn wait_backends(lab: &Lab, nodes: &[&str], context: &str) {
             HAPROXY_WAIT,
             &format!("{context}: HAProxy on {lb} has exactly the servers {nodes:?}, all UP"),
             || {
-                last = haproxy_servers(lab, lb);
+                last = lab.haproxy_servers(lb);
                 servers_of(&last, "rabbitmq_amqp") == want
                     && servers_of(&last, "rabbitmq_management") == want
                     && nodes.iter().all(|n| {
@@ -374,7 +341,7 @@ fn wait_backends(lab: &Lab, nodes: &[&str], context: &str) {
 /// AMQP listener.
 fn assert_amqp_serving(lab: &Lab, nodes: &[&str], context: &str) {
     for lb in LB_NODES {
-        let servers = haproxy_servers(lab, lb);
+        let servers = lab.haproxy_servers(lb);
         for n in nodes {
             let status = servers.get(&("rabbitmq_amqp".to_string(), n.to_string()));
             assert_eq!(

@@ -2,6 +2,7 @@
 
 pub mod add_node;
 pub mod completions;
+pub mod drain;
 pub mod endpoints;
 pub mod init;
 pub mod man;

@@ -298,6 +298,38 @@ impl Lab {
             .unwrap_or_else(|e| panic!("cannot run ssh: {e}"))
     }
 
+    /// `show stat` on HAProxy's admin socket of `lb`: (proxy, server) -> status, for servers only.
+    /// Uses socat when the host has it, else a python3 one-liner.
+    pub fn haproxy_servers(
+        &self,
+        lb: &str,
+    ) -> std::collections::BTreeMap<(String, String), String> {
+        let cmd = "S=/run/haproxy/admin.sock; if command -v socat >/dev/null 2>&1; then \
+             echo 'show stat' | socat -t 5 - UNIX-CONNECT:$S; else \
+             python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(5); \
+             s.connect(sys.argv[1]); s.sendall(b\"show stat\\n\"); \
+             sys.stdout.write(s.makefile(\"rb\").read().decode())' $S; fi";
+        let text = self.ssh_ok(lb, cmd);
+        let mut lines = text.lines();
+        let header = lines
+            .next()
+            .and_then(|h| h.strip_prefix("# "))
+            .unwrap_or_else(|| panic!("{lb}: `show stat` has no CSV header:\n{text}"));
+        let cols: Vec<&str> = header.split(',').collect();
+        let col = |name: &str| {
+            cols.iter()
+                .position(|c| *c == name)
+                .unwrap_or_else(|| panic!("{lb}: `show stat` has no column {name}: {header}"))
+        };
+        let (px, sv, st) = (col("pxname"), col("svname"), col("status"));
+        lines
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|f| f.len() > st && f[sv] != "FRONTEND" && f[sv] != "BACKEND")
+            .map(|f| ((f[px].to_string(), f[sv].to_string()), f[st].to_string()))
+            .collect()
+    }
+
     /// Runs `cmd` on `node`; panics (with the output) unless it succeeds. Returns its stdout.
     pub fn ssh_ok(&self, node: &str, cmd: &str) -> String {
         let out = self.ssh(node, cmd);
