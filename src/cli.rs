@@ -3,7 +3,7 @@
 mod node_args;
 mod run_flags;
 
-pub use node_args::{DrainArgs, RestartArgs};
+pub use node_args::{DrainArgs, NodeList, RestartArgs};
 pub use run_flags::{ConnectArgs, DEFAULT_PARALLEL, JoinArgs, RunArgs};
 
 use clap::{Args, Parser, Subcommand};
@@ -80,24 +80,16 @@ impl Command {
     pub fn settle(&mut self) -> anyhow::Result<()> {
         let missing = |what: &str| crate::exit::InvalidInput(format!("{what} is missing"));
         match self {
-            Command::AddNode(AddNodeArgs {
-                inventory_file,
-                nodes,
-                ..
-            })
-            | Command::RemoveNode(RemoveNodeArgs {
-                inventory_file,
-                nodes,
-                ..
-            }) => {
-                take_inventory(inventory_file, nodes);
-                if nodes.is_empty() {
+            Command::AddNode(AddNodeArgs { target, .. })
+            | Command::RemoveNode(RemoveNodeArgs { target, .. }) => {
+                target.settle();
+                if target.nodes.is_empty() {
                     return Err(missing("NODE (after the inventory FILE)").into());
                 }
             }
             Command::Restart(a) => {
-                take_inventory(&mut a.inventory_file, &mut a.nodes);
-                match (a.nodes.is_empty(), a.rolling) {
+                a.target.settle();
+                match (a.target.nodes.is_empty(), a.rolling) {
                     (true, false) => return Err(missing("NODE (or --rolling)").into()),
                     (false, true) => {
                         return Err(crate::exit::InvalidInput(
@@ -109,11 +101,11 @@ impl Command {
                 }
             }
             Command::Drain(a) => {
-                take_inventory(&mut a.inventory_file, &mut a.nodes);
-                if a.nodes.len() != 1 {
+                a.target.settle();
+                if a.target.nodes.len() != 1 {
                     return Err(crate::exit::InvalidInput(format!(
                         "one NODE (after the inventory FILE), not {:?}",
-                        a.nodes
+                        a.target.nodes
                     ))
                     .into());
                 }
@@ -266,22 +258,10 @@ fn take_inventory(flag: &mut Option<PathBuf>, args: &mut Vec<String>) {
     }
 }
 
-/// The inventory of add-node, remove-node and set-policy once settled.
+/// The inventory of the commands that take `[FILE] NAME...`, once settled.
 fn inventory_or_default(flag: &Option<PathBuf>) -> PathBuf {
     flag.clone()
         .unwrap_or_else(|| PathBuf::from("inventory.yaml"))
-}
-
-impl AddNodeArgs {
-    pub fn inventory(&self) -> PathBuf {
-        inventory_or_default(&self.inventory_file)
-    }
-}
-
-impl RemoveNodeArgs {
-    pub fn inventory(&self) -> PathBuf {
-        inventory_or_default(&self.inventory_file)
-    }
 }
 
 impl SetPolicyArgs {
@@ -418,17 +398,8 @@ pub struct ResetArgs {
 
 #[derive(Debug, Args)]
 pub struct AddNodeArgs {
-    /// Inventory file (or give it as the first argument; default inventory.yaml).
-    #[arg(
-        short = 'i',
-        long = "inventory",
-        value_name = "FILE",
-        env = "HACTL_INVENTORY"
-    )]
-    pub inventory_file: Option<PathBuf>,
-    /// Node names, as in the inventory; a first argument with a `.` or `/` is the inventory.
-    #[arg(value_name = "[FILE] NODE", required = true)]
-    pub nodes: Vec<String>,
+    #[command(flatten)]
+    pub target: NodeList,
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
@@ -437,17 +408,8 @@ pub struct AddNodeArgs {
 
 #[derive(Debug, Args)]
 pub struct RemoveNodeArgs {
-    /// Inventory file (or give it as the first argument; default inventory.yaml).
-    #[arg(
-        short = 'i',
-        long = "inventory",
-        value_name = "FILE",
-        env = "HACTL_INVENTORY"
-    )]
-    pub inventory_file: Option<PathBuf>,
-    /// Node names, as in the inventory; a first argument with a `.` or `/` is the inventory.
-    #[arg(value_name = "[FILE] NODE", required = true)]
-    pub nodes: Vec<String>,
+    #[command(flatten)]
+    pub target: NodeList,
     /// Remove even the last disc node, or below what a mirroring policy needs.
     #[arg(long)]
     pub force: bool,

@@ -16,14 +16,14 @@ fn the_inventory_may_come_first_or_with_i() {
             panic!("{args:?}")
         };
         assert_eq!(
-            (a.inventory(), a.nodes),
+            (a.target.inventory(), a.target.nodes),
             ("lab.yaml".into(), vec!["node4".into(), "node5".into()])
         );
     }
     let Ok(Command::RemoveNode(a)) = settled(&["hactl", "remove-node", "node3"]) else {
         panic!()
     };
-    assert_eq!(a.inventory(), PathBuf::from("inventory.yaml"));
+    assert_eq!(a.target.inventory(), PathBuf::from("inventory.yaml"));
     assert!(settled(&["hactl", "remove-node", "dir/inv.yml"]).is_err());
     for (args, file, name) in [
         (
@@ -90,13 +90,13 @@ fn restart_takes_nodes_or_rolling_not_both() {
     let Ok(Command::Restart(a)) = settled(&["hactl", "restart", "inv.yaml", "--rolling"]) else {
         panic!("restart FILE --rolling");
     };
-    assert_eq!(a.inventory(), PathBuf::from("inv.yaml"));
-    assert!(a.nodes.is_empty() && a.rolling);
+    assert_eq!(a.target.inventory(), PathBuf::from("inv.yaml"));
+    assert!(a.target.nodes.is_empty() && a.rolling);
     let Ok(Command::Restart(a)) = settled(&["hactl", "restart", "inv.yaml", "node2", "node1"])
     else {
         panic!("restart FILE NODE NODE");
     };
-    assert_eq!(a.nodes, ["node2", "node1"]);
+    assert_eq!(a.target.nodes, ["node2", "node1"]);
     assert!(settled(&["hactl", "restart", "inv.yaml"]).is_err());
     assert!(settled(&["hactl", "restart", "inv.yaml", "node1", "--rolling"]).is_err());
 }

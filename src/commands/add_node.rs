@@ -14,10 +14,10 @@ use anyhow::anyhow;
 
 pub fn run(args: &AddNodeArgs, out: &mut Envelope) -> anyhow::Result<()> {
     let (ctx, reporter, opts) =
-        super::prepare(&args.inventory(), &args.run, args.join.force_reset)?;
+        super::prepare(&args.target.inventory(), &args.run, args.join.force_reset)?;
     out.attach(&reporter);
     let inv = &ctx.loaded.inventory;
-    for name in &args.nodes {
+    for name in &args.target.nodes {
         match inv.node(name) {
             None => {
                 return Err(InvalidInput(format!(
@@ -52,13 +52,13 @@ pub fn run(args: &AddNodeArgs, out: &mut Envelope) -> anyhow::Result<()> {
         let _lock = lock::acquire(seed, &inv.cluster.name, "add-node").await?;
         let (preflight, formation) = tokio::join!(
             steps::preflight(&ctx, &hosts, opts.dry_run),
-            steps::formation::read_added(&hosts, &args.nodes, &inv.rabbitmq.seed)
+            steps::formation::read_added(&hosts, &args.target.nodes, &inv.rabbitmq.seed)
         );
         preflight?;
         // Set once, before any host changes: every later step plans from it.
         let _ = ctx.formation.set(formation?);
         let phase = pipeline::converge_hosts(&ctx, hosts, &opts, |h| {
-            if args.nodes.iter().any(|n| n == h.name()) {
+            if args.target.nodes.iter().any(|n| n == h.name()) {
                 Scope::Full
             } else {
                 Scope::Neighbour
@@ -68,11 +68,11 @@ pub fn run(args: &AddNodeArgs, out: &mut Envelope) -> anyhow::Result<()> {
         let joined = pipeline::cluster(&ctx, &phase, &opts).await?;
         let hosts = phase.hosts;
         pipeline::load_balancers(&ctx, &hosts, &opts).await?;
-        pipeline::report_config_drift(&ctx, &hosts, &args.nodes).await?;
+        pipeline::report_config_drift(&ctx, &hosts, &args.target.nodes).await?;
         Ok((phase.changed, joined))
     });
     if let Ok((changed, joined)) = &result {
-        for name in &args.nodes {
+        for name in &args.target.nodes {
             let joined = joined.contains(name);
             let changed = joined || changed.contains(name);
             let text = match (changed, joined) {

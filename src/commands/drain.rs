@@ -12,10 +12,11 @@ use crate::runner;
 use crate::steps::{self, Changes};
 
 pub fn run(args: &DrainArgs, out: &mut Envelope) -> anyhow::Result<()> {
-    let (ctx, reporter, opts) = super::prepare(&args.inventory(), &args.connect.run(), false)?;
+    let (ctx, reporter, opts) =
+        super::prepare(&args.target.inventory(), &args.connect.run(), false)?;
     out.attach(&reporter);
     let inv = &ctx.loaded.inventory;
-    let name = &args.nodes[0];
+    let name = &args.target.nodes[0];
     if !inv.node(name).is_some_and(|n| n.is_rabbitmq()) {
         return Err(InvalidInput(format!("{name} is not a RabbitMQ node of the inventory")).into());
     }

@@ -21,10 +21,10 @@ use serde_json::Value;
 use std::sync::Arc;
 
 pub fn run(args: &RemoveNodeArgs, out: &mut Envelope) -> anyhow::Result<()> {
-    let (ctx, reporter, opts) = super::prepare(&args.inventory(), &args.run, false)?;
+    let (ctx, reporter, opts) = super::prepare(&args.target.inventory(), &args.run, false)?;
     out.attach(&reporter);
     let inv = &ctx.loaded.inventory;
-    for name in &args.nodes {
+    for name in &args.target.nodes {
         match inv.node(name) {
             None => {
                 return Err(InvalidInput(format!(
@@ -50,7 +50,7 @@ pub fn run(args: &RemoveNodeArgs, out: &mut Envelope) -> anyhow::Result<()> {
     remaining
         .inventory
         .nodes
-        .retain(|n| !args.nodes.contains(&n.name));
+        .retain(|n| !args.target.nodes.contains(&n.name));
     let rest = Arc::new(runner::build_ctx(
         remaining,
         ctx.secrets.clone(),
@@ -66,9 +66,17 @@ pub fn run(args: &RemoveNodeArgs, out: &mut Envelope) -> anyhow::Result<()> {
             &format!(
                 "removed {} from the cluster. Now delete {} from the inventory's `nodes`, or \
                  the next `hactl up` will add {} back",
-                args.nodes.join(", "),
-                if args.nodes.len() == 1 { "it" } else { "them" },
-                if args.nodes.len() == 1 { "it" } else { "them" }
+                args.target.nodes.join(", "),
+                if args.target.nodes.len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                },
+                if args.target.nodes.len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                }
             ),
         );
     }
@@ -77,7 +85,7 @@ pub fn run(args: &RemoveNodeArgs, out: &mut Envelope) -> anyhow::Result<()> {
             "hactl",
             &format!(
                 "{} not a member of the cluster; only the other hosts' files were checked",
-                args.nodes.join(", ")
+                args.target.nodes.join(", ")
             ),
         );
     }
@@ -108,7 +116,7 @@ async fn remove(
     let _lock = lock::acquire(&seed, &inv.cluster.name, "remove-node").await?;
     // Whether any node was a member (and so is, or would be, removed).
     let mut removed = false;
-    for name in &args.nodes {
+    for name in &args.target.nodes {
         // The node itself may be dead: try it, without failing the run.
         let node = inv.node(name).expect("checked above").clone();
         let conn = match opts.targets.get(name) {

@@ -11,7 +11,8 @@ use crate::runner;
 use crate::steps::{self, Changes, facts};
 
 pub fn run(args: &RestartArgs, out: &mut Envelope) -> anyhow::Result<()> {
-    let (ctx, reporter, opts) = super::prepare(&args.inventory(), &args.connect.run(), false)?;
+    let (ctx, reporter, opts) =
+        super::prepare(&args.target.inventory(), &args.connect.run(), false)?;
     out.attach(&reporter);
     let inv = &ctx.loaded.inventory;
     let names: Vec<String> = if args.rolling {
@@ -24,7 +25,7 @@ pub fn run(args: &RestartArgs, out: &mut Envelope) -> anyhow::Result<()> {
         names.push(seed.clone());
         names
     } else {
-        args.nodes.clone()
+        args.target.nodes.clone()
     };
     for name in &names {
         if !inv.node(name).is_some_and(|n| n.is_rabbitmq()) {
