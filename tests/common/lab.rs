@@ -299,16 +299,16 @@ impl Lab {
     }
 
     /// `show stat` on HAProxy's admin socket of `lb`: (proxy, server) -> status, for servers only.
-    /// Uses socat when the host has it, else a python3 one-liner.
+    /// Uses socat when the host has it, else Perl.
     pub fn haproxy_servers(
         &self,
         lb: &str,
     ) -> std::collections::BTreeMap<(String, String), String> {
+        // Perl's socket module is in perl-base (Essential): image hosts have no python3.
         let cmd = "S=/run/haproxy/admin.sock; if command -v socat >/dev/null 2>&1; then \
              echo 'show stat' | socat -t 5 - UNIX-CONNECT:$S; else \
-             python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(5); \
-             s.connect(sys.argv[1]); s.sendall(b\"show stat\\n\"); \
-             sys.stdout.write(s.makefile(\"rb\").read().decode())' $S; fi";
+             perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => $ARGV[0]) \
+             or die \"$ARGV[0]: $!\\n\"; print $s \"show stat\\n\"; print while <$s>' $S; fi";
         let text = self.ssh_ok(lb, cmd);
         let mut lines = text.lines();
         let header = lines
