@@ -14,18 +14,16 @@
 //! after its net tick time (60 s), and reads through them wait until then, so each such run
 //! takes about a minute.
 
-#[path = "common/lab.rs"]
-mod lab;
-#[path = "common/schema.rs"]
-mod schema;
+mod common;
 
-use lab::{Lab, describe};
+use common::lab::Lab;
+use common::report::{Run, steps};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Output, Stdio};
-use std::time::Instant;
+use std::time::Duration;
 
-const HACTL: &str = env!("CARGO_BIN_EXE_hactl");
+/// Bound on one hactl run (a run with a powered-off host waits ~60 s for Erlang's net tick).
+const BOUND: Duration = Duration::from_secs(600);
 const HAPROXY_CFG: &str = "/etc/haproxy/haproxy.cfg";
 const DRIFT: &str = "# drifted by the degraded test";
 /// Every file hactl manages on the lab's hosts (a missing one is skipped by `stat`).
@@ -33,34 +31,8 @@ const MANAGED: &str = "/etc/hosts /etc/rabbitmq/rabbitmq.conf /etc/rabbitmq/enab
     /var/lib/rabbitmq/.erlang.cookie /etc/haproxy/haproxy.cfg /etc/keepalived/keepalived.conf \
     /etc/keepalived/check_haproxy.sh /etc/keepalived/notify.sh /etc/sysctl.d/90-hactl.conf";
 
-fn hactl(args: &[&str]) -> Output {
-    let started = Instant::now();
-    let out = Command::new(HACTL)
-        .args(args)
-        .env_remove("HACTL_INVENTORY")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run hactl");
-    eprintln!(
-        "hactl {} -> {} in {:.1}s",
-        args.join(" "),
-        out.status,
-        started.elapsed().as_secs_f64()
-    );
-    out
-}
-
-fn expect_code(out: &Output, code: i32, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}: expected exit {code}\n{}",
-        describe(out)
-    );
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+fn hactl(args: &[&str]) -> Run {
+    Run::hactl(&args.join(" "), args, BOUND)
 }
 
 /// Appends a drift line to `node`'s haproxy.cfg.
@@ -103,12 +75,10 @@ fn names(nodes: &[&str]) -> BTreeSet<String> {
 
 /// Hosts with a changed step in a `--json` envelope.
 fn changed_hosts(report: &Value) -> BTreeSet<String> {
-    report["steps"]
-        .as_array()
+    steps(report)
         .into_iter()
-        .flatten()
-        .filter(|s| s["status"] == "changed")
-        .filter_map(|s| s["host"].as_str().map(str::to_string))
+        .filter(|s| s.2 == "changed")
+        .map(|s| s.0)
         .collect()
 }
 
@@ -117,25 +87,25 @@ fn limit_and_skip_unreachable_on_the_lab() {
     let Some(lab) = Lab::up(5) else { return };
     let inventory = lab.write_inventory("lab");
     let inv = inventory.to_str().expect("utf-8 path");
-    expect_code(&hactl(&["up", inv]), 0, "the first up");
+    hactl(&["up", inv]).expect_code(0);
 
     // --- --limit ---------------------------------------------------------------------------
     let out = hactl(&["up", inv, "--limit", "node4,node9"]);
-    expect_code(&out, 2, "--limit with a host not in the inventory");
-    assert!(stderr(&out).contains("node9"), "{}", stderr(&out));
+    out.expect_code(2);
+    assert!(out.stderr().contains("node9"), "{}", out.stderr());
 
     drift(&lab, "node4");
     drift(&lab, "node5");
     let others = ["node1", "node2", "node3", "node5"];
     let before = mtimes(&lab, &others);
     let out = hactl(&["up", inv, "--limit", "node4", "--json", "--diff"]);
-    expect_code(&out, 0, "up --limit node4");
+    out.expect_code(0);
     assert!(
-        stderr(&out).contains(&format!("-{DRIFT}")),
+        out.stderr().contains(&format!("-{DRIFT}")),
         "--diff on a real run prints the file's diff:\n{}",
-        stderr(&out)
+        out.stderr()
     );
-    let report = schema::envelope(&out.stdout);
+    let report = out.json();
     assert_eq!(
         changed_hosts(&report),
         BTreeSet::from(["node4".to_string()]),
@@ -152,19 +122,19 @@ fn limit_and_skip_unreachable_on_the_lab() {
     // --- a non-seed node powered off ------------------------------------------------------
     lab.driver_ok(["poweroff", "node2"]);
     let out = hactl(&["up", inv]);
-    expect_code(&out, 1, "up with node2 powered off");
+    out.expect_code(1);
     assert!(
-        stderr(&out).contains("node2") && stderr(&out).contains("nothing was changed"),
+        out.stderr().contains("node2") && out.stderr().contains("nothing was changed"),
         "{}",
-        stderr(&out)
+        out.stderr()
     );
     assert!(drifted(&lab, "node5"), "a refused up changed nothing");
 
     let out = hactl(&["up", inv, "--skip-unreachable", "--json"]);
-    expect_code(&out, 4, "up --skip-unreachable with node2 powered off");
-    let report = schema::envelope(&out.stdout);
+    out.expect_code(4);
+    let report = out.json();
     assert_eq!(report["outcome"], "partial");
-    let err = stderr(&out);
+    let err = out.stderr();
     assert!(
         err.contains("left out node2") && err.contains("partial: node2 could not be reached"),
         "{err}"
@@ -176,19 +146,15 @@ fn limit_and_skip_unreachable_on_the_lab() {
     assert_eq!(running(&lab, "node1"), names(&["node1", "node3"]));
 
     lab.driver_ok(["poweron", "node2"]);
-    expect_code(&hactl(&["up", inv]), 0, "up after node2 is back");
+    hactl(&["up", inv]).expect_code(0);
     assert_eq!(running(&lab, "node1"), names(&["node1", "node2", "node3"]));
 
     // --- the seed powered off --------------------------------------------------------------
     drift(&lab, "node5");
     lab.driver_ok(["poweroff", "node1"]);
     let out = hactl(&["up", inv, "--skip-unreachable"]);
-    expect_code(
-        &out,
-        4,
-        "up --skip-unreachable with the seed node1 powered off",
-    );
-    let err = stderr(&out);
+    out.expect_code(4);
+    let err = out.stderr();
     assert!(
         err.contains("the seed node1 cannot be reached: node2, a running disc node of the cluster, serves as the seed for this run"),
         "{err}"
@@ -200,6 +166,6 @@ fn limit_and_skip_unreachable_on_the_lab() {
     assert_eq!(running(&lab, "node2"), names(&["node2", "node3"]));
 
     lab.driver_ok(["poweron", "node1"]);
-    expect_code(&hactl(&["up", inv]), 0, "up after the seed is back");
+    hactl(&["up", inv]).expect_code(0);
     assert_eq!(running(&lab, "node2"), names(&["node1", "node2", "node3"]));
 }
