@@ -16,7 +16,7 @@
 //! | `host` | the host being rendered (a *node*, below) |
 //! | `nodes`, `rabbitmq_nodes`, `loadbalancer_nodes` | lists of nodes, in inventory order |
 //! | `rabbitmq` | `amqp_port`, `management_port`, `partition_handling` (e.g. `pause_minority`), `plugins` (list), `management_enabled` (a `*_management` plugin is enabled), `ipv6` (the RabbitMQ nodes' addresses are IPv6) |
-//! | `loadbalancer` | none without a `loadbalancer:` section; else `vip` (address only), `vip_prefix`, `vip_cidr` (`ADDR/PREFIX`), `vip_family` (`ipv4`/`ipv6`), `interface`, `virtual_router_id`, `amqp_port`, `management_port`, `stats_port`, `stats_user`, `master` (the highest priority), `failback` (`stay`/`preempt`), `preempt_delay` (seconds, none unless set), `unicast`, `haproxy_check` (`process`/`script`) |
+//! | `loadbalancer` | none without a `loadbalancer:` section; else `vip` (address only), `vip_prefix`, `vip_cidr` (`ADDR/PREFIX`), `vip_family` (`ipv4`/`ipv6`), `interface`, `virtual_router_id`, `amqp_port`, `management_port`, `stats_port`, `stats_user`, `master` (the highest priority), `failback` (`stay`/`preempt`), `preempt_delay` (seconds, none unless set), `unicast`, `haproxy_check` (`process`/`script`), `vrrp_version` (2: an IPv4 VIP with a password; else 3), `advert_int` (seconds, as keepalived reads them) |
 //! | `paths` | `haproxy_admin_socket`, `keepalived_state_file`, `keepalived_notify_log`, `check_haproxy_script`, `notify_script` |
 //! | `hosts_begin`, `hosts_end` | the marker lines of the `/etc/hosts` block |
 //! | `endpoints` | what `hactl endpoints` prints: `amqp_url` (the first user's name, no password), `management_url`, `host`, `user` (none without users), `nodes` (the RabbitMQ nodes' names) |
@@ -26,8 +26,8 @@
 //! `rabbit_node` (`rabbit@NAME`).
 //!
 //! Secrets are given only to the template that needs them: `stats_password` to
-//! `haproxy.cfg.tera`; `vrrp_password` (its first 8 characters, all keepalived uses; only for
-//! an IPv4 VIP: VRRPv3 has no authentication) and `vrrp` (`priority`, `instance`, `peers`: the
+//! `haproxy.cfg.tera`; `vrrp_password` (its first 8 characters, all keepalived uses; only
+//! with VRRPv2: VRRPv3 has no authentication) and `vrrp` (`priority`, `instance`, `peers`: the
 //! other load balancers' addresses) to `keepalived.conf.tera`. The cookie is never rendered.
 //!
 //! Strictness is tera's: printing an undefined variable or field, or reading a field of an
@@ -192,12 +192,12 @@ impl Renderer {
                     ctx.insert("stats_password", pw.expose());
                 }
                 SecretUse::VrrpPassword => {
-                    let ipv6 = loaded
+                    let v2 = loaded
                         .inventory
                         .loadbalancer
                         .as_ref()
-                        .is_some_and(|l| l.vip_ipv6());
-                    if !ipv6 {
+                        .is_some_and(|l| l.vrrp_version() == 2);
+                    if v2 {
                         let pw = secrets
                             .vrrp_password
                             .as_ref()
@@ -339,6 +339,8 @@ struct LoadBalancerView<'a> {
     preempt_delay: Option<u16>,
     unicast: bool,
     haproxy_check: &'static str,
+    vrrp_version: u8,
+    advert_int: String,
 }
 
 #[derive(Serialize)]
@@ -420,6 +422,9 @@ fn base_context(loaded: &Loaded, node: &Node) -> anyhow::Result<Context> {
                     preempt_delay: lb.preempt_delay,
                     unicast: lb.unicast,
                     haproxy_check: lb.haproxy_check.as_str(),
+                    vrrp_version: lb.vrrp_version(),
+                    // Seconds as keepalived reads them: `1`, `0.2`, `0.25`.
+                    advert_int: (f64::from(lb.advert_centis()) / 100.0).to_string(),
                 },
             );
         }

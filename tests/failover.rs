@@ -15,7 +15,9 @@
 //! 4. faults during `hactl up`: sshd killed mid-run, a node killed during its join (as the step
 //!    starts, and while its join command runs), two runs at once;
 //! 5. planned maintenance under load: `hactl drain NODE` and `--undo`, `hactl restart
-//!    --rolling`, and an `up` whose config change restarts every node.
+//!    --rolling`, and an `up` whose config change restarts every node;
+//! 6. a load balancer's power loss under load (VRRPv3, 0.2 s adverts: the inventory every
+//!    scenario uses), its comeback without a VIP move, and `failback: preempt`'s one move.
 //!
 //! The load is tests/common/traffic.rs; its report (counts, outage windows, a timeline of faults,
 //! errors and VIP neighbour-entry changes) is printed after each loaded scenario, and every
@@ -296,7 +298,29 @@ struct World<'a> {
 
 impl<'a> World<'a> {
     fn new(lab: &'a Lab, flavour: &'a Flavour) -> World<'a> {
-        let inventory = lab.write_inventory(flavour.inventory);
+        // The fast-failover tuning README describes: VRRPv3 (no password) with adverts every
+        // 0.2 s, so a backup takes over 0.6 s after the holder's last advert (a power loss),
+        // and priorities near 255, so a backup's skew after a holder resigns (HAProxy died)
+        // is (256 - priority) / 256 of 0.2 s: under 2 ms instead of 120 ms at priority 100.
+        let inventory = inventory_copy(
+            &lab.write_inventory(flavour.inventory),
+            "failover.yaml",
+            |t| {
+                let password = t
+                    .lines()
+                    .skip_while(|l| *l != "  auth_password:")
+                    .take(2)
+                    .map(|l| format!("{l}\n"))
+                    .collect::<String>();
+                assert!(
+                    password.contains("file:"),
+                    "the lab inventory has auth_password"
+                );
+                let t = replace_once(t, &password, "  advert_interval: 0.2\n");
+                let t = replace_once(t, "    priority: 150\n", "    priority: 254\n");
+                replace_once(t, "    priority: 100\n", "    priority: 253\n")
+            },
+        );
         let password = fs::read_to_string(lab.state_dir().join("secrets/app-password"))
             .expect("read the lab's app password");
         World {
@@ -463,6 +487,14 @@ impl<'a> World<'a> {
             })
             .map(|(n, _)| n.to_string())
             .collect()
+    }
+
+    /// Whether `lb` holds the VIP now (for when the other load balancer is off).
+    fn holds_vip(&self, lb: &str) -> bool {
+        self.lab
+            .ssh_ok(lb, "ip -o addr show dev eth0")
+            .split_whitespace()
+            .any(|w| w.split('/').next() == Some(self.vip.as_str()))
     }
 
     /// Waits until exactly `want` hold the VIP; returns how long it took.
@@ -1189,9 +1221,13 @@ fn up_with_host_off(w: &mut World, victim: &str, survivors: &[String]) {
 /// takes it too. `hactl status` reports it (exit 1); `hactl up` repairs it.
 fn split_vip(w: &mut World) {
     let s = "3 split VIP";
+    let traffic = w.traffic("ha.failover.split", "split");
     let holder = w.single_holder(s);
     let other = LBS.iter().find(|n| **n != holder).unwrap().to_string();
+    w.mark_neigh(&traffic, "before");
+    let watch = w.watch_neigh(&traffic);
     w.lab.driver_ok(["kill", &holder, "keepalived", "KILL"]);
+    traffic.mark(&format!("Keepalived SIGKILLed on {holder}"));
     let split = w.wait_holders(
         &LBS,
         Duration::from_secs(30),
@@ -1268,6 +1304,19 @@ fn split_vip(w: &mut World) {
     w.figure(
         &format!("{s}: repaired by `hactl up` (VIP on {other} only) after"),
         World::secs(t.elapsed()),
+    );
+    w.flows_after(
+        &traffic,
+        t,
+        Instant::now(),
+        Duration::from_secs(60),
+        "the split VIP was repaired",
+    );
+    drop(watch);
+    let report = w.finish(traffic, s);
+    w.figure(
+        &format!("{s}: worst client outage (Keepalived killed, split, repair)"),
+        World::secs(worst_outage(&report)),
     );
     let took = w.check_healthy("after 3 (split VIP)");
     w.figure("after 3: healthy (checked) after", World::secs(took));
@@ -1715,13 +1764,180 @@ fn drain_and_undo(w: &mut World, s: &str, inv: &str) {
     );
 }
 
-/// The longest publisher or consumer outage of a traffic run.
+/// Scenario 6. While traffic flows: the VIP holder loses power (cable pulled, then killed): the
+/// other load balancer takes over once three 0.2 s adverts are missed; powered on, and after
+/// `hactl up`, it comes back as BACKUP and the VIP stays (`failback: stay`). Then, with
+/// `failback: preempt`: HAProxy killed on the highest priority holder moves the VIP away, `hactl
+/// up` restarts it, and that load balancer takes the VIP back in exactly one move.
+fn lb_power_loss_and_preempt(w: &mut World) {
+    let s = "6 LB power loss";
+    let traffic = w.traffic("ha.failover.power", "power");
+    let first = w.single_holder(s);
+    let second = LBS.iter().find(|n| **n != first).unwrap().to_string();
+    w.mark_neigh(&traffic, "before");
+    let watch = w.watch_neigh(&traffic);
+    let before = Instant::now();
+    w.lab.driver_ok(["link", &first, "down"]);
+    let t = Instant::now();
+    traffic.mark(&format!("{first} unplugged"));
+    w.lab.driver_ok(["poweroff", &first]);
+    traffic.mark(&format!("{first} powered off"));
+    wait_until(
+        Duration::from_secs(30),
+        &format!("{s}: {second} holds the VIP after {first} lost power"),
+        || w.holds_vip(&second),
+    );
+    let moved = t.elapsed();
+    w.mark_neigh(&traffic, &format!("VIP on {second}"));
+    let back = w.flows_after(&traffic, before, t, Duration::from_secs(60), "power loss");
+    w.figure(
+        &format!("{s}: {first} unplugged: VIP on {second} after (seen; polled over SSH)"),
+        World::secs(moved),
+    );
+    w.figure(
+        &format!("{s}: first confirm of a message published after the cable was pulled"),
+        World::secs(back),
+    );
+    let t = Instant::now();
+    w.lab.driver_ok(["poweron", &first]);
+    traffic.mark(&format!("{first} powered on; `hactl up` starts"));
+    w.up("6: after the load balancer's poweron");
+    traffic.mark("`hactl up` done");
+    w.wait_backup(
+        &first,
+        &format!("{s}: keepalived on {first} settles as BACKUP after poweron"),
+    );
+    w.wait_holders(
+        &[&second],
+        Duration::from_secs(1),
+        &format!("{s}: the VIP stays on {second} when {first} comes back"),
+    );
+    w.flows_after(
+        &traffic,
+        t,
+        Instant::now(),
+        Duration::from_secs(60),
+        "the load balancer came back",
+    );
+    drop(watch);
+    let report = w.finish(traffic, s);
+    w.figure(
+        &format!("{s}: worst client outage (power loss, then the comeback)"),
+        World::secs(worst_outage(&report)),
+    );
+
+    // `failback: preempt`: the highest priority (node4) holds the VIP once `up` applied it.
+    let s = "6 failback preempt";
+    let (high, low) = (LBS[0], LBS[1]);
+    let stay = w.inventory.clone();
+    w.inventory = inventory_copy(&stay, "failover-preempt.yaml", |t| {
+        replace_once(
+            t,
+            "  haproxy_check: script\n",
+            "  haproxy_check: script\n  failback: preempt\n",
+        )
+    });
+    w.up("6: failback preempt");
+    w.wait_holders(
+        &[high],
+        Duration::from_secs(30),
+        &format!("{s}: {high} (the highest priority) holds the VIP"),
+    );
+    let traffic = w.traffic("ha.failover.preempt", "preempt");
+    w.lab.driver_ok(["kill", high, "haproxy"]);
+    traffic.mark(&format!("HAProxy killed on {high}"));
+    w.wait_holders(
+        &[low],
+        Duration::from_secs(30),
+        &format!("{s}: the VIP moves to {low} after HAProxy died on {high}"),
+    );
+    w.flows_after(
+        &traffic,
+        Instant::now(),
+        Instant::now(),
+        Duration::from_secs(60),
+        "HAProxy died",
+    );
+    let report = w.finish(traffic, &format!("{s}: HAProxy killed"));
+    w.figure(
+        &format!("{s}: HAProxy killed on {high}: worst client outage"),
+        World::secs(worst_outage(&report)),
+    );
+
+    // The failback on its own traffic run: its outage is this run's worst. keepalived's notify
+    // log counts the moves: one MASTER entry on the returning load balancer, none on the other.
+    let logs = |lb: &str| {
+        w.lab
+            .ssh_ok(lb, "cat /var/log/keepalived-notify.log 2>/dev/null || true")
+    };
+    let (high_before, low_before) = (logs(high).lines().count(), logs(low).lines().count());
+    let traffic = w.traffic("ha.failover.preempt", "failback");
+    let watch = w.watch_neigh(&traffic);
+    let t = Instant::now();
+    traffic.mark("`hactl up` starts");
+    w.up("6: restarts HAProxy; the VIP fails back");
+    traffic.mark("`hactl up` done");
+    let back = w.wait_holders(
+        &[high],
+        Duration::from_secs(30),
+        &format!("{s}: {high} takes the VIP back once its HAProxy runs"),
+    );
+    w.mark_neigh(&traffic, &format!("VIP back on {high}"));
+    w.flows_after(
+        &traffic,
+        t,
+        Instant::now(),
+        Duration::from_secs(60),
+        "the failback",
+    );
+    drop(watch);
+    let masters = |log: String, skip: usize| {
+        log.lines()
+            .skip(skip)
+            .filter(|l| l.contains(" MASTER "))
+            .count()
+    };
+    let (high_after, low_after) = (logs(high), logs(low));
+    assert_eq!(
+        (
+            masters(high_after.clone(), high_before),
+            masters(low_after.clone(), low_before)
+        ),
+        (1, 0),
+        "{s}: one move, to {high}; notify logs since:\n{high}: {high_after}\n{low}: {low_after}"
+    );
+    let report = w.finish(traffic, &format!("{s}: failback"));
+    w.figure(
+        &format!("{s}: VIP back on {high} after (from the start of `hactl up`)"),
+        World::secs(back),
+    );
+    w.figure(
+        &format!("{s}: failback (one move): worst client outage"),
+        World::secs(worst_outage(&report)),
+    );
+
+    // Back to `failback: stay`: keepalived reloads, the VIP stays where it is.
+    w.inventory = stay;
+    w.up("6: back to failback stay");
+    w.wait_holders(
+        &[high],
+        Duration::from_secs(1),
+        &format!("{s}: `failback: stay` again leaves the VIP on {high}"),
+    );
+    let took = w.check_healthy("after 6 (LB power loss, failback preempt)");
+    w.figure("after 6: healthy (checked) after", World::secs(took));
+}
+
+/// The longest publisher or consumer outage of a traffic run, or its longest gap between
+/// confirms when that is longer: a connection through a load balancer that lost power fails
+/// no call, it just goes quiet until the new holder resets it.
 fn worst_outage(report: &Report) -> Duration {
     report
         .publisher_outages
         .iter()
         .chain(&report.consumer_outages)
         .filter_map(|o| o.length)
+        .chain([report.longest_confirm_gap])
         .max()
         .unwrap_or_default()
 }
@@ -1767,12 +1983,16 @@ fn ha_promise(flavour: &Flavour) {
     w.up("cold, builds the cluster");
     w.check_healthy("after the first up");
 
-    let phases: [(&str, Scenario); 5] = [
+    let phases: [(&str, Scenario); 6] = [
         ("1 LB failover", lb_failover),
         ("2 RabbitMQ node loss (+4a)", rabbit_loss),
         ("3 split VIP", split_vip),
         ("4 faults during up", faults_during_up),
         ("5 rolling restart", rolling_restart),
+        (
+            "6 LB power loss, failback preempt",
+            lb_power_loss_and_preempt,
+        ),
     ];
     // For working on one scenario: HACTL_FAILOVER_SCENARIOS=1,3 runs only those.
     let only = std::env::var("HACTL_FAILOVER_SCENARIOS").unwrap_or_default();
@@ -1805,7 +2025,7 @@ fn ha_promise(flavour: &Flavour) {
         w.reports.len()
     );
     eprintln!(
-        "  whole test (lab up, cold up, 5 scenarios): {:.1}s",
+        "  whole test (lab up, cold up, 6 scenarios): {:.1}s",
         started.elapsed().as_secs_f64()
     );
     assert_eq!(lost, 0, "no confirmed message lost");
@@ -1878,6 +2098,9 @@ fn failover_benchmark() {
     let mut promote = Vec::new();
     let mut rabbit_client = Vec::new();
     let mut rabbit_up_resync = Vec::new();
+    let mut stop_client = Vec::new();
+    let mut power_client = Vec::new();
+    let mut failback_client = Vec::new();
     for round in 1..=rounds {
         eprintln!("\n===== bench round {round}/{rounds} =====");
         let first = w.single_holder("bench");
@@ -1899,6 +2122,73 @@ fn failover_benchmark() {
             Duration::from_secs(60),
             "the first LB came back",
         );
+
+        // Keepalived stopped cleanly on the holder (now the second), started again by `up`.
+        let before = Instant::now();
+        w.lab.ssh_ok(&second, "service keepalived stop >/dev/null");
+        let t = Instant::now();
+        w.wait_holders(&[&first], Duration::from_secs(30), "bench: VIP back");
+        stop_client.push(w.flows_after(
+            &traffic,
+            before,
+            t,
+            Duration::from_secs(60),
+            "Keepalived stopped",
+        ));
+        w.up("bench: starts Keepalived");
+        w.wait_backup(&second, "bench: the second LB settles as BACKUP");
+
+        // The holder (now the first) loses power; powered on, `up` brings it back as BACKUP.
+        let before = Instant::now();
+        w.lab.driver_ok(["link", &first, "down"]);
+        let t = Instant::now();
+        w.lab.driver_ok(["poweroff", &first]);
+        power_client.push(w.flows_after(
+            &traffic,
+            before,
+            t,
+            Duration::from_secs(60),
+            "power loss",
+        ));
+        w.lab.driver_ok(["poweron", &first]);
+        w.up("bench: after poweron");
+        w.wait_backup(&first, "bench: the powered-on LB settles as BACKUP");
+        w.wait_holders(&[&second], Duration::from_secs(1), "bench: the VIP stays");
+
+        // `failback: preempt`: the highest priority takes the VIP back in one move.
+        let (high, low) = (LBS[0], LBS[1]);
+        let stay = w.inventory.clone();
+        w.inventory = inventory_copy(&stay, "bench-preempt.yaml", |t| {
+            replace_once(
+                t,
+                "  haproxy_check: script\n",
+                "  haproxy_check: script\n  failback: preempt\n",
+            )
+        });
+        if w.vip_holders() == [high.to_string()] {
+            w.lab.driver_ok(["kill", high, "haproxy"]);
+            w.wait_holders(&[low], Duration::from_secs(30), "bench: VIP on the low LB");
+        }
+        let t = Instant::now();
+        w.up("bench: failback preempt");
+        w.wait_holders(&[high], Duration::from_secs(30), "bench: VIP fails back");
+        w.flows_after(
+            &traffic,
+            t,
+            Instant::now(),
+            Duration::from_secs(60),
+            "the failback",
+        );
+        failback_client.push(
+            traffic
+                .publisher_outages_after(t)
+                .iter()
+                .filter_map(|o| o.length)
+                .max()
+                .unwrap_or_default(),
+        );
+        w.inventory = stay;
+        w.up("bench: back to failback stay");
 
         let mut q = None;
         wait_until(SETTLE, "bench: queue fully mirrored", || {
@@ -1957,6 +2247,12 @@ fn failover_benchmark() {
         stats(
             "first LB back as BACKUP, VIP not moved (from `up` start)",
             &lb_back,
+        ),
+        stats("Keepalived stopped: first confirm after", &stop_client),
+        stats("LB power loss: first confirm after the cut", &power_client),
+        stats(
+            "failback: preempt: worst outage window since `up`",
+            &failback_client,
         ),
         stats(
             "kill -9 of the master's node: mirror promoted within",

@@ -821,6 +821,28 @@ fn scripts_pass_sh_n_and_do_their_job() {
         "haproxy listening on 5672: must succeed: {out} {}",
         text(&o.stderr)
     );
+
+    // While the check waits on HAProxy's processes (its trace shows the waiter started), an
+    // haproxy process is killed: the check fails when the listener was it (HAProxy died), and
+    // passes when another one still listens (an old worker leaving after a reload).
+    for (victim, want) in [("$l", "rc=1"), ("$o", "rc=0")] {
+        let trace = tmp.path().join(format!("trace{}", &want[3..]));
+        let o = isolated(&format!(
+            "\"$3\" -c \"{listen}\" > {ready} & l=$!; \"$2\" 30 & o=$!; \
+             for _ in $(seq 50); do grep -q up {ready} && break; sleep 0.1; done; \
+             sh -x \"$1\" 2> {trace} & c=$!; \
+             for _ in $(seq 100); do grep -q /usr/bin/perl {trace} && break; sleep 0.05; done; \
+             kill -9 {victim}; wait $c; echo rc=$?; kill $l $o",
+            ready = ready.display(),
+            trace = trace.display(),
+        ));
+        let out = text(&o.stdout);
+        assert!(
+            out.contains(want),
+            "kill {victim} while the check waits: want {want}: {out} {}",
+            text(&o.stderr)
+        );
+    }
 }
 
 /// The rabbitmq_server plugins directory, if RabbitMQ is installed.

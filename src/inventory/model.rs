@@ -229,9 +229,14 @@ pub struct LoadBalancer {
     /// Interface the VIP lives on, e.g. `eth0`.
     pub interface: String,
     pub virtual_router_id: u16,
-    /// VRRPv2's password; an IPv4 VIP needs it, an IPv6 VIP (VRRPv3, no authentication) not.
+    /// VRRPv2's password. Without it (and always for an IPv6 VIP) keepalived runs VRRPv3,
+    /// which has no authentication but takes sub-second adverts.
     #[serde(default)]
     pub auth_password: Option<SecretSource>,
+    /// Seconds between the VIP holder's adverts (default 1): whole seconds with VRRPv2,
+    /// hundredths with VRRPv3. A backup takes over after three missed ones.
+    #[serde(default)]
+    pub advert_interval: Option<f64>,
     #[serde(default = "default_amqp_port")]
     pub amqp_port: u16,
     #[serde(default = "default_management_port")]
@@ -338,6 +343,22 @@ impl LoadBalancer {
             .next()
             .and_then(|a| a.parse::<std::net::IpAddr>().ok())
             .is_some_and(|a| a.is_ipv6())
+    }
+
+    /// VRRPv2 with an IPv4 VIP and a password, else VRRPv3.
+    pub fn vrrp_version(&self) -> u8 {
+        if self.auth_password.is_some() && !self.vip_ipv6() {
+            2
+        } else {
+            3
+        }
+    }
+
+    /// The advert interval in hundredths of a second (the unit of VRRPv3), rounded.
+    pub fn advert_centis(&self) -> u32 {
+        self.advert_interval.map_or(100, |s| {
+            (s * 100.0).round().clamp(0.0, u32::MAX as f64) as u32
+        })
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod apt;
 mod rabbitmq;
+mod vrrp;
 
 use super::located::{FieldPath, Node, fp};
 use super::secrets::{self, SecretKind};
@@ -263,16 +264,14 @@ impl Validator<'_> {
         }
         match (&lb.auth_password, lb.vip_ipv6()) {
             (Some(pw), false) => self.secret(pw, &base.k("auth_password"), SecretKind::Vrrp),
-            (None, false) => self.error(
-                &base.k("auth_password"),
-                "an IPv4 VIP needs auth_password (VRRPv2 authentication between the load \
-                 balancers)",
-            ),
             (Some(_), true) => self.warning(
                 &base.k("auth_password"),
                 "not used: an IPv6 VIP runs VRRPv3, which has no authentication",
             ),
-            (None, true) => {}
+            (None, _) => {}
+        }
+        if let Some(secs) = lb.advert_interval {
+            self.advert_interval(&base.k("advert_interval"), lb, secs);
         }
         self.port(&base.k("amqp_port"), lb.amqp_port);
         self.port(&base.k("management_port"), lb.management_port);
@@ -526,5 +525,35 @@ mod tests {
                 .message
                 .starts_with("client is an application host's only role")
         );
+    }
+
+    #[test]
+    fn advert_interval_follows_the_vrrp_version() {
+        let check = |vip: &str, password: bool, secs: f64| {
+            let mut inv = with_nodes(serde_json::json!([
+                {"name": "r1", "address": "10.0.0.1", "roles": ["rabbitmq", "loadbalancer"],
+                 "priority": 100}
+            ]));
+            let mut lb = serde_json::json!({"vip": vip, "interface": "eth0",
+                "virtual_router_id": 1, "advert_interval": secs,
+                "stats": {"user": "s", "password": {"env": "S"}}});
+            if password {
+                lb["auth_password"] = serde_json::json!({"env": "V"});
+            }
+            inv.loadbalancer = Some(serde_json::from_value(lb).unwrap());
+            validate(&inv, Path::new("x.yaml"), Path::new("."))
+                .into_iter()
+                .filter(|d| d.path.as_str() == "loadbalancer.advert_interval")
+                .map(|d| d.message)
+                .collect::<Vec<_>>()
+        };
+        // VRRPv2: whole seconds; VRRPv3 (no password, or IPv6): hundredths up to 40.95.
+        assert!(check("10.0.0.9/24", true, 2.0).is_empty());
+        assert!(check("10.0.0.9/24", true, 0.5)[0].contains("VRRPv2"));
+        assert!(check("10.0.0.9/24", false, 0.2).is_empty());
+        assert!(check("fd00::9/64", true, 0.05).is_empty());
+        assert!(check("10.0.0.9/24", false, 41.0)[0].contains("0.01-40.95"));
+        assert!(check("10.0.0.9/24", false, 0.125)[0].contains("hundredths"));
+        assert!(check("10.0.0.9/24", false, 0.0)[0].contains("above 0"));
     }
 }

@@ -131,9 +131,9 @@ where
     }
 }
 
-/// Calls `attempt` until it succeeds, pausing 100 ms, 200 ms, ... up to 2 s between tries, for
-/// at most `give_up_after` (plus the last attempt's own bound). Returns the value and the
-/// number of attempts; the error is the last attempt's.
+/// Calls `attempt` until it succeeds, pausing as [`next_pause`] says, for at most
+/// `give_up_after` (plus the last attempt's own bound). Returns the value and the number of
+/// attempts; the error is the last attempt's.
 pub async fn with_backoff<T, F, Fut>(
     what: &str,
     give_up_after: Duration,
@@ -144,7 +144,7 @@ where
     Fut: Future<Output = anyhow::Result<T>>,
 {
     let started = Instant::now();
-    let mut pause = Duration::from_millis(100);
+    let mut pause = Duration::from_millis(50);
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -158,9 +158,20 @@ where
             }
             Err(_) => {
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
+                pause = next_pause(started.elapsed(), pause);
             }
         }
+    }
+}
+
+/// The pause before the next try of a reconnect that started `since` ago: 50 ms for the first
+/// 2 s, so that an outage is measured to within 50 ms rather than rounded up to a backoff
+/// step, then doubling up to 2 s.
+pub fn next_pause(since: Duration, last: Duration) -> Duration {
+    if since < Duration::from_secs(2) {
+        Duration::from_millis(50)
+    } else {
+        (last * 2).clamp(Duration::from_millis(100), Duration::from_secs(2))
     }
 }
 

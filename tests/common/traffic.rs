@@ -651,7 +651,8 @@ async fn consume(
     started: Instant,
     mut session: Option<ConsumerSession>,
 ) {
-    let mut pause = Duration::from_millis(100);
+    let mut pause = Duration::from_millis(50);
+    let mut failing_since: Option<Instant> = None;
     loop {
         if finished(&live) {
             break;
@@ -660,14 +661,16 @@ async fn consume(
             Some(c) => c,
             None => match ConsumerSession::open(&s).await {
                 Ok(c) => {
-                    pause = Duration::from_millis(100);
+                    pause = Duration::from_millis(50);
+                    failing_since = None;
                     lock(&live).consumer_reconnects += 1;
                     c
                 }
                 Err(e) => {
                     lock(&live).consumer.failure(format!("{e:#}"));
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
+                    let since = failing_since.get_or_insert_with(Instant::now);
+                    pause = amqp::next_pause(since.elapsed(), pause);
                     continue;
                 }
             },
