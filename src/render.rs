@@ -15,7 +15,7 @@
 //! | `cluster.name` | the inventory's `cluster.name` |
 //! | `host` | the host being rendered (a *node*, below) |
 //! | `nodes`, `rabbitmq_nodes`, `loadbalancer_nodes` | lists of nodes, in inventory order |
-//! | `rabbitmq` | `amqp_port`, `management_port`, `partition_handling` (e.g. `pause_minority`), `plugins` (list), `management_enabled` (a `*_management` plugin is enabled), `ipv6` (the RabbitMQ nodes' addresses are IPv6) |
+//! | `rabbitmq` | `amqp_port`, `management_port`, `partition_handling` (e.g. `pause_minority`), `plugins` (list), `management_enabled` (a `*_management` plugin is enabled), `ipv6` (the RabbitMQ nodes' addresses are IPv6), `net_ticktime` (seconds, none unless set) |
 //! | `loadbalancer` | none without a `loadbalancer:` section; else `vip` (address only), `vip_prefix`, `vip_cidr` (`ADDR/PREFIX`), `vip_family` (`ipv4`/`ipv6`), `interface`, `virtual_router_id`, `amqp_port`, `management_port`, `stats_port`, `stats_user`, `master` (the highest priority), `failback` (`stay`/`preempt`), `preempt_delay` (seconds, none unless set), `unicast`, `haproxy_check` (`process`/`script`), `vrrp_version` (2: an IPv4 VIP with a password; else 3), `advert_int` (seconds, as keepalived reads them) |
 //! | `paths` | `haproxy_admin_socket`, `keepalived_state_file`, `keepalived_notify_log`, `check_haproxy_script`, `notify_script` |
 //! | `hosts_begin`, `hosts_end` | the marker lines of the `/etc/hosts` block |
@@ -173,7 +173,7 @@ impl Renderer {
             let wanted = match spec.hosts {
                 Hosts::All => true,
                 Hosts::RabbitMq => node.is_rabbitmq(),
-                Hosts::RabbitMqIpv6 => node.is_rabbitmq() && loaded.inventory.rabbitmq_ipv6(),
+                Hosts::RabbitMqEnv => node.is_rabbitmq() && loaded.inventory.manages_rabbitmq_env(),
                 Hosts::LoadBalancer => node.is_loadbalancer(),
                 Hosts::Client => node.is_client(),
             };
@@ -320,6 +320,7 @@ struct RabbitMqView<'a> {
     plugins: &'a [String],
     management_enabled: bool,
     ipv6: bool,
+    net_ticktime: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -391,6 +392,7 @@ fn base_context(loaded: &Loaded, node: &Node) -> anyhow::Result<Context> {
             plugins: &rmq.plugins,
             management_enabled: rmq.management_enabled(),
             ipv6: inv.rabbitmq_ipv6(),
+            net_ticktime: rmq.net_ticktime,
         },
     );
     match &inv.loadbalancer {

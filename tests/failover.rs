@@ -17,7 +17,9 @@
 //! 5. planned maintenance under load: `hactl drain NODE` and `--undo`, `hactl restart
 //!    --rolling`, and an `up` whose config change restarts every node;
 //! 6. a load balancer's power loss under load (VRRPv3, 0.2 s adverts: the inventory every
-//!    scenario uses), its comeback without a VIP move, and `failback: preempt`'s one move.
+//!    scenario uses), its comeback without a VIP move, and `failback: preempt`'s one move;
+//! 7. a RabbitMQ node's link cut for 30 s (`net_ticktime: 10`, `pause_minority`): paused,
+//!    reported, healed without hactl.
 //!
 //! The load is tests/common/traffic.rs; its report (counts, outage windows, a timeline of faults,
 //! errors and VIP neighbour-entry changes) is printed after each loaded scenario, and every
@@ -317,6 +319,8 @@ impl<'a> World<'a> {
                     "the lab inventory has auth_password"
                 );
                 let t = replace_once(t, &password, "  advert_interval: 0.2\n");
+                // Scenario 7's partition is noticed within 7.5-12.5 s, inside its 30 s cut.
+                let t = replace_once(t, "  seed: node1\n", "  seed: node1\n  net_ticktime: 10\n");
                 let t = replace_once(t, "    priority: 150\n", "    priority: 254\n");
                 replace_once(t, "    priority: 100\n", "    priority: 253\n")
             },
@@ -1928,6 +1932,102 @@ fn lb_power_loss_and_preempt(w: &mut World) {
     w.figure("after 6: healthy (checked) after", World::secs(took));
 }
 
+/// Scenario 7. While traffic flows: node3's link is cut for 30 s. With `net_ticktime: 10` the
+/// others see it down within 12.5 s; `pause_minority` (the default for 3 nodes) pauses it
+/// (its log says so once it is reachable again); `hactl status` reports the cluster unhealthy
+/// during the cut. The link restored, node3 resumes and rejoins without hactl, its queue
+/// replicas catch up, `status` is healthy again. Nothing lost.
+fn partition(w: &mut World) {
+    let s = "7 partition";
+    let victim = "node3";
+    let majority: Vec<String> = w.rabbits.iter().filter(|n| *n != victim).cloned().collect();
+    let traffic = w.traffic("ha.failover.partition", "partition");
+    let inv = w.inv();
+    let before = Instant::now();
+    w.lab.driver_ok(["link", victim, "down"]);
+    let t = Instant::now();
+    traffic.mark(&format!("{victim}'s link cut"));
+    let seen = wait_until(
+        Duration::from_secs(60),
+        &format!("{s}: {majority:?} list {victim} as not running"),
+        || {
+            w.members_each(&majority).iter().all(|m| {
+                m.as_ref()
+                    .is_some_and(|(running, _)| !running.contains(victim))
+            })
+        },
+    );
+    w.figure(
+        &format!(
+            "{s}: cluster_status on the majority no longer lists {victim} after (polled; a call \
+             waits while {victim} is unreachable)"
+        ),
+        World::secs(seen),
+    );
+    let run = hactl(
+        "status --json (partition)",
+        &["status", &inv, "--json"],
+        Duration::from_secs(120),
+        None,
+    );
+    run.expect_code(1);
+    let v = common::schema::envelope(run.stdout.as_bytes())["status"].clone();
+    let problems: Vec<String> = v["problems"]
+        .as_array()
+        .map(|a| a.iter().map(|p| p["message"].to_string()).collect())
+        .unwrap_or_default();
+    assert!(
+        problems.iter().any(|p| p.contains(victim)),
+        "{s}: `hactl status` names {victim} during the cut: {problems:#?}"
+    );
+    eprintln!("{s}: hactl status during the cut: {problems:#?}");
+    let back = w.flows_after(
+        &traffic,
+        before,
+        t,
+        Duration::from_secs(60),
+        &format!("{victim}'s link was cut"),
+    );
+    w.figure(
+        &format!("{s}: first confirm of a message published after the cut"),
+        World::secs(back),
+    );
+    wait_until(
+        Duration::from_secs(40),
+        &format!("{s}: 30 s since the cut"),
+        || t.elapsed() >= Duration::from_secs(30),
+    );
+    w.lab.driver_ok(["link", victim, "up"]);
+    let t = Instant::now();
+    traffic.mark(&format!("{victim}'s link restored"));
+    w.check_healthy(&format!("{s}: after the link came back (no hactl)"));
+    w.figure(
+        &format!("{s}: link restored: {victim} running and every replica in sync after"),
+        World::secs(t.elapsed()),
+    );
+    let log = w.lab.ssh_ok(
+        victim,
+        "grep -h -i 'minority' /var/log/rabbitmq/rabbit@*.log 2>/dev/null | tail -n 3 || true",
+    );
+    assert!(
+        log.to_lowercase().contains("minority"),
+        "{s}: {victim}'s log records pause_minority pausing it:\n{log}"
+    );
+    eprintln!("{s}: {victim}'s log:\n{log}");
+    let run = hactl(
+        "status (healed)",
+        &["status", &inv],
+        Duration::from_secs(120),
+        None,
+    );
+    run.expect_code(0);
+    let report = w.finish(traffic, s);
+    w.figure(
+        &format!("{s}: worst client outage"),
+        World::secs(worst_outage(&report)),
+    );
+}
+
 /// The longest publisher or consumer outage of a traffic run, or its longest gap between
 /// confirms when that is longer: a connection through a load balancer that lost power fails
 /// no call, it just goes quiet until the new holder resets it.
@@ -1983,7 +2083,7 @@ fn ha_promise(flavour: &Flavour) {
     w.up("cold, builds the cluster");
     w.check_healthy("after the first up");
 
-    let phases: [(&str, Scenario); 6] = [
+    let phases: [(&str, Scenario); 7] = [
         ("1 LB failover", lb_failover),
         ("2 RabbitMQ node loss (+4a)", rabbit_loss),
         ("3 split VIP", split_vip),
@@ -1993,6 +2093,7 @@ fn ha_promise(flavour: &Flavour) {
             "6 LB power loss, failback preempt",
             lb_power_loss_and_preempt,
         ),
+        ("7 partition", partition),
     ];
     // For working on one scenario: HACTL_FAILOVER_SCENARIOS=1,3 runs only those.
     let only = std::env::var("HACTL_FAILOVER_SCENARIOS").unwrap_or_default();
@@ -2025,7 +2126,7 @@ fn ha_promise(flavour: &Flavour) {
         w.reports.len()
     );
     eprintln!(
-        "  whole test (lab up, cold up, 6 scenarios): {:.1}s",
+        "  whole test (lab up, cold up, 7 scenarios): {:.1}s",
         started.elapsed().as_secs_f64()
     );
     assert_eq!(lost, 0, "no confirmed message lost");

@@ -233,16 +233,32 @@ fn ipv6_addresses_are_written_as_each_program_reads_them() {
     assert!(hosts.contains("fd00:99::12 node2\n"), "{hosts}");
     for node in ["node1", "node2", "node3"] {
         let env = read(node, "etc/rabbitmq/rabbitmq-env.conf");
+        let args = "\"-proto_dist inet6_tcp -kernel net_ticktime 10\"\n";
         assert!(
-            env.contains("SERVER_ADDITIONAL_ERL_ARGS=\"-proto_dist inet6_tcp\"")
-                && env.contains("CTL_ERL_ARGS=\"-proto_dist inet6_tcp\""),
+            env.contains(&format!("\nSERVER_ADDITIONAL_ERL_ARGS={args}"))
+                && env.contains(&format!("\nCTL_ERL_ARGS={args}")),
             "{node}: {env}"
         );
     }
-    // IPv4 clusters keep Debian's rabbitmq-env.conf.
+    // IPv4 clusters keep Debian's rabbitmq-env.conf, unless they set net_ticktime.
     let v4 = tmp.path().join("out4");
     render_ok(&colocated(), &v4, &[]);
     assert!(!v4.join("node1/etc/rabbitmq/rabbitmq-env.conf").exists());
+    let text = std::fs::read_to_string(colocated()).unwrap();
+    let ticking = tmp.path().join("ticking.yaml");
+    std::fs::write(
+        &ticking,
+        text.replacen("  seed: node1\n", "  seed: node1\n  net_ticktime: 15\n", 1),
+    )
+    .unwrap();
+    let v4 = tmp.path().join("out4-tick");
+    render_ok(&ticking, &v4, &[]);
+    let env = std::fs::read_to_string(v4.join("node1/etc/rabbitmq/rabbitmq-env.conf")).unwrap();
+    assert!(
+        env.contains("\nSERVER_ADDITIONAL_ERL_ARGS=\"-kernel net_ticktime 15\"\n")
+            && env.contains("\nCTL_ERL_ARGS=\"-kernel net_ticktime 15\"\n"),
+        "{env}"
+    );
 }
 
 /// Rewrites `env: NAME` secrets to files in `dir` so the library can resolve them without

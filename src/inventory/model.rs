@@ -73,6 +73,10 @@ pub struct RabbitMq {
     /// `pause_minority`, `autoheal` or `ignore`; unset means pause_minority for 3+ nodes.
     #[serde(default)]
     pub partition_handling: Option<PartitionHandling>,
+    /// Erlang's `net_ticktime` (seconds; Erlang's default 60): a node whose peer went silent
+    /// sees it down, and partition handling acts, after 0.75-1.25 of it.
+    #[serde(default)]
+    pub net_ticktime: Option<u32>,
     #[serde(default = "default_plugins")]
     pub plugins: Vec<String>,
     #[serde(default = "default_vhosts")]
@@ -396,6 +400,12 @@ impl Inventory {
                 .is_ok_and(|a| a.is_ipv6())
         })
     }
+    /// hactl writes /etc/rabbitmq/rabbitmq-env.conf (Erlang flags of the server and the CLI
+    /// tools): for IPv6 distribution or a `net_ticktime`; else the file is Debian's.
+    pub fn manages_rabbitmq_env(&self) -> bool {
+        self.rabbitmq_ipv6() || self.rabbitmq.net_ticktime.is_some()
+    }
+
     /// Partition handling in force: explicit, else pause_minority from 3 nodes up.
     pub fn partition_handling(&self) -> PartitionHandling {
         self.rabbitmq.partition_handling.unwrap_or_else(|| {

@@ -87,8 +87,8 @@ pub(super) enum SecretUse {
 pub(super) enum Hosts {
     All,
     RabbitMq,
-    /// RabbitMQ hosts of a cluster whose nodes have IPv6 addresses.
-    RabbitMqIpv6,
+    /// RabbitMQ hosts, when the cluster needs Erlang flags (IPv6 distribution, net_ticktime).
+    RabbitMqEnv,
     LoadBalancer,
     Client,
 }
@@ -152,7 +152,7 @@ pub(super) const FILES: &[FileSpec] = &[
         dir_owner: "rabbitmq",
         check: &[],
         kind: FileKind::Whole,
-        hosts: Hosts::RabbitMqIpv6,
+        hosts: Hosts::RabbitMqEnv,
         secret: SecretUse::None,
         package: Some("rabbitmq-server"),
     },
@@ -264,8 +264,8 @@ pub fn builtin_templates() -> impl Iterator<Item = (&'static str, &'static str)>
 /// Every path hactl writes whole on a host with these roles, whatever the inventory says today
 /// (the apt source too: it may have been dropped from the inventory since), plus the files
 /// hactl's keepalived scripts write. Not `/etc/hosts`: there hactl owns only its block.
-/// `ipv6`: the RabbitMQ nodes' addresses are IPv6 (else [`RABBITMQ_ENV`] is Debian's).
-pub fn whole_files(node: &crate::inventory::Node, ipv6: bool) -> Vec<&'static str> {
+/// `rabbitmq_env`: hactl manages [`RABBITMQ_ENV`] (else it is Debian's).
+pub fn whole_files(node: &crate::inventory::Node, rabbitmq_env: bool) -> Vec<&'static str> {
     let (rabbitmq, loadbalancer) = (node.is_rabbitmq(), node.is_loadbalancer());
     let mut paths: Vec<&'static str> = FILES
         .iter()
@@ -273,7 +273,7 @@ pub fn whole_files(node: &crate::inventory::Node, ipv6: bool) -> Vec<&'static st
         .filter(|f| match f.hosts {
             Hosts::All => true,
             Hosts::RabbitMq => rabbitmq,
-            Hosts::RabbitMqIpv6 => rabbitmq && ipv6,
+            Hosts::RabbitMqEnv => rabbitmq && rabbitmq_env,
             Hosts::LoadBalancer => loadbalancer,
             Hosts::Client => node.is_client(),
         })

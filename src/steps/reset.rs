@@ -39,7 +39,7 @@ pub async fn plan(ctx: &Ctx, host: &Host, purge: bool) -> anyhow::Result<Vec<Act
             interface: l.interface.clone(),
         });
     }
-    let mut paths = whole_files(&host.node, ctx.loaded.inventory.rabbitmq_ipv6());
+    let mut paths = whole_files(&host.node, ctx.loaded.inventory.manages_rabbitmq_env());
     if rabbit {
         paths.extend([cookie::PATH, DATA]);
     }

@@ -117,6 +117,18 @@ impl Validator<'_> {
             );
         }
 
+        if let Some(t) = rmq.net_ticktime
+            && !(5..=600).contains(&t)
+        {
+            self.error(
+                &base.k("net_ticktime"),
+                format!(
+                    "net_ticktime {t} is out of range: use 5-600 seconds (below 5 a busy node \
+                     is taken for a dead one)"
+                ),
+            );
+        }
+
         self.users(inv);
         self.policies(inv, rabbit_count);
     }
