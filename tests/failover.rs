@@ -48,6 +48,8 @@ const HACTL: &str = env!("CARGO_BIN_EXE_hactl");
 const LBS: [&str; 2] = ["node4", "node5"];
 /// Bound on one `hactl up` (a cold one takes about a minute on a busy 2-core machine).
 const UP_BOUND: Duration = Duration::from_secs(600);
+/// The addresses of a load balancer's VIP interface, one line each.
+const VIP_ADDRS: &str = "ip -o addr show dev eth0";
 /// Bound on RabbitMQ settling (cluster membership, mirror synchronisation).
 const SETTLE: Duration = Duration::from_secs(180);
 
@@ -482,22 +484,22 @@ impl<'a> World<'a> {
 
     /// Load balancers holding the VIP now.
     fn vip_holders(&self) -> Vec<String> {
-        let outs = self.lab.ssh_each_ok(&LBS, "ip -o addr show dev eth0");
+        let outs = self.lab.ssh_each_ok(&LBS, VIP_ADDRS);
         LBS.iter()
             .zip(&outs)
-            .filter(|(_, out)| {
-                out.split_whitespace()
-                    .any(|w| w.split('/').next() == Some(self.vip.as_str()))
-            })
+            .filter(|(_, out)| self.lists_vip(out))
             .map(|(n, _)| n.to_string())
             .collect()
     }
 
     /// Whether `lb` holds the VIP now (for when the other load balancer is off).
     fn holds_vip(&self, lb: &str) -> bool {
-        self.lab
-            .ssh_ok(lb, "ip -o addr show dev eth0")
-            .split_whitespace()
+        self.lists_vip(&self.lab.ssh_ok(lb, VIP_ADDRS))
+    }
+
+    /// Whether [`VIP_ADDRS`]' output lists the VIP.
+    fn lists_vip(&self, out: &str) -> bool {
+        out.split_whitespace()
             .any(|w| w.split('/').next() == Some(self.vip.as_str()))
     }
 
@@ -785,6 +787,17 @@ fn inventory_copy(inventory: &Path, name: &str, edit: impl FnOnce(String) -> Str
     let path = inventory.with_file_name(name);
     fs::write(&path, edit(text)).expect("write inventory copy");
     path
+}
+
+/// A copy of `inventory` named `name` with `failback: preempt`.
+fn preempting(inventory: &Path, name: &str) -> PathBuf {
+    inventory_copy(inventory, name, |t| {
+        replace_once(
+            t,
+            "  haproxy_check: script\n",
+            "  haproxy_check: script\n  failback: preempt\n",
+        )
+    })
 }
 
 fn replace_once(text: String, from: &str, to: &str) -> String {
@@ -1834,13 +1847,7 @@ fn lb_power_loss_and_preempt(w: &mut World) {
     let s = "6 failback preempt";
     let (high, low) = (LBS[0], LBS[1]);
     let stay = w.inventory.clone();
-    w.inventory = inventory_copy(&stay, "failover-preempt.yaml", |t| {
-        replace_once(
-            t,
-            "  haproxy_check: script\n",
-            "  haproxy_check: script\n  failback: preempt\n",
-        )
-    });
+    w.inventory = preempting(&stay, "failover-preempt.yaml");
     w.up("6: failback preempt");
     w.wait_holders(
         &[high],
@@ -2283,13 +2290,7 @@ fn failover_benchmark() {
         // `failback: preempt`: the highest priority takes the VIP back in one move.
         let (high, low) = (LBS[0], LBS[1]);
         let stay = w.inventory.clone();
-        w.inventory = inventory_copy(&stay, "bench-preempt.yaml", |t| {
-            replace_once(
-                t,
-                "  haproxy_check: script\n",
-                "  haproxy_check: script\n  failback: preempt\n",
-            )
-        });
+        w.inventory = preempting(&stay, "bench-preempt.yaml");
         if w.vip_holders() == [high.to_string()] {
             w.lab.driver_ok(["kill", high, "haproxy"]);
             w.wait_holders(&[low], Duration::from_secs(30), "bench: VIP on the low LB");
