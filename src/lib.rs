@@ -23,4 +23,5 @@ pub mod selection;
 pub mod ssh;
 pub mod status;
 pub mod steps;
+pub mod sysctl;
 pub mod terminal;

@@ -83,7 +83,8 @@ pub enum Action {
     EnableUnits(Vec<&'static str>),
     /// A kernel setting, live.
     Sysctl {
-        key: &'static str,
+        /// As sysctl(8) names it (`crate::sysctl::Setting`).
+        key: String,
         value: &'static str,
     },
     Service {
@@ -339,10 +340,7 @@ impl Action {
             Action::Sysctl { key, value } => host
                 .run(&Cmd::sh(
                     "printf '%s\\n' \"$2\" > \"$1\"",
-                    [
-                        crate::steps::loadbalancer::sysctl_path(key),
-                        value.to_string(),
-                    ],
+                    [crate::sysctl::path(key), value.to_string()],
                 ))
                 .await
                 .map(drop),
@@ -457,7 +455,7 @@ mod tests {
         assert!(service("rabbitmq-server", Verb::Stop).stops_rabbitmq());
         assert!(!service("haproxy", Verb::Stop).stops_rabbitmq());
         let sysctl = Action::Sysctl {
-            key: "net.ipv4.ip_nonlocal_bind",
+            key: "net.ipv4.ip_nonlocal_bind".into(),
             value: "1",
         };
         assert_eq!(sysctl.describe(), "set net.ipv4.ip_nonlocal_bind=1 (live)");

@@ -16,7 +16,7 @@
 //! | `host` | the host being rendered (a *node*, below) |
 //! | `nodes`, `rabbitmq_nodes`, `loadbalancer_nodes` | lists of nodes, in inventory order |
 //! | `rabbitmq` | `amqp_port`, `management_port`, `partition_handling` (e.g. `pause_minority`), `plugins` (list), `management_enabled` (a `*_management` plugin is enabled), `ipv6` (the RabbitMQ nodes' addresses are IPv6), `net_ticktime` (seconds, none unless set) |
-//! | `loadbalancer` | none without a `loadbalancer:` section; else `vip` (address only), `vip_prefix`, `vip_cidr` (`ADDR/PREFIX`), `vip_family` (`ipv4`/`ipv6`), `interface`, `virtual_router_id`, `amqp_port`, `management_port`, `stats_port`, `stats_user`, `master` (the highest priority), `failback` (`stay`/`preempt`), `preempt_delay` (seconds, none unless set), `unicast`, `haproxy_check` (`process`/`script`), `vrrp_version` (2: an IPv4 VIP with a password; else 3), `advert_int` (seconds, as keepalived reads them) |
+//! | `loadbalancer` | none without a `loadbalancer:` section; else `vip` (address only), `vip_prefix`, `vip_cidr` (`ADDR/PREFIX`), `vip_family` (`ipv4`/`ipv6`), `interface`, `virtual_router_id`, `amqp_port`, `management_port`, `stats_port`, `stats_user`, `master` (the highest priority), `failback` (`stay`/`preempt`), `preempt_delay` (seconds, none unless set), `unicast`, `haproxy_check` (`process`/`script`), `vrrp_version` (2: an IPv4 VIP with a password; else 3), `advert_int` (seconds, as keepalived reads them), `vip_loopback` (the VIP as a host address, `ADDR/32` or `ADDR/128`), `sysctls` (the kernel settings: `key`, `value`, `why`) |
 //! | `paths` | `haproxy_admin_socket`, `keepalived_state_file`, `keepalived_notify_log`, `check_haproxy_script`, `notify_script` |
 //! | `hosts_begin`, `hosts_end` | the marker lines of the `/etc/hosts` block |
 //! | `endpoints` | what `hactl endpoints` prints: `amqp_url` (the first user's name, no password), `management_url`, `host`, `user` (none without users), `nodes` (the RabbitMQ nodes' names) |
@@ -342,6 +342,8 @@ struct LoadBalancerView<'a> {
     haproxy_check: &'static str,
     vrrp_version: u8,
     advert_int: String,
+    vip_loopback: String,
+    sysctls: Vec<crate::sysctl::Setting>,
 }
 
 #[derive(Serialize)]
@@ -427,6 +429,8 @@ fn base_context(loaded: &Loaded, node: &Node) -> anyhow::Result<Context> {
                     vrrp_version: lb.vrrp_version(),
                     // Seconds as keepalived reads them: `1`, `0.2`, `0.25`.
                     advert_int: (f64::from(lb.advert_centis()) / 100.0).to_string(),
+                    vip_loopback: lb.vip_loopback(),
+                    sysctls: crate::sysctl::loadbalancer(lb),
                 },
             );
         }

@@ -19,7 +19,9 @@
 //! 6. a load balancer's power loss under load (VRRPv3, 0.2 s adverts: the inventory every
 //!    scenario uses), its comeback without a VIP move, and `failback: preempt`'s one move;
 //! 7. a RabbitMQ node's link cut for 30 s (`net_ticktime: 10`, `pause_minority`): paused,
-//!    reported, healed without hactl.
+//!    reported, healed without hactl;
+//! 8. multicast dropped by the network, unicast VRRP: HAProxy killed on the holder under load
+//!    moves the VIP, its comeback does not.
 //!
 //! The load is tests/common/traffic.rs; its report (counts, outage windows, a timeline of faults,
 //! errors and VIP neighbour-entry changes) is printed after each loaded scenario, and every
@@ -761,6 +763,33 @@ fn neigh(vip: &str) -> (String, String) {
         .map(|n| format!("node{n}"))
         .unwrap_or_else(|| "none".into());
     (host, out)
+}
+
+/// Connects to VIP:5672 through `lb`'s MAC address (this machine's neighbour entry of the VIP
+/// pinned to it, as a client's stale ARP entry would be; removed after), bounded at 0.5 s.
+fn connect_through(w: &World, lb: &str) -> std::io::Result<()> {
+    let mac = w.lab.ssh_ok(lb, "cat /sys/class/net/eth0/address");
+    let bridge = format!("{}-br0", w.lab.prefix());
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().expect("run ip");
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    };
+    ip(&[
+        "neigh",
+        "replace",
+        &w.vip,
+        "lladdr",
+        mac.trim(),
+        "dev",
+        &bridge,
+        "nud",
+        "permanent",
+    ]);
+    let vip: std::net::IpAddr = w.vip.parse().expect("the VIP is an address");
+    let r = std::net::TcpStream::connect_timeout(&(vip, 5672).into(), Duration::from_millis(500))
+        .map(drop);
+    ip(&["neigh", "del", &w.vip, "dev", &bridge]);
+    r
 }
 
 /// Stops the neighbour watcher when dropped.
@@ -2059,6 +2088,117 @@ fn partition(w: &mut World) {
     );
 }
 
+/// Scenario 8. A network that drops multicast (the lab's bridge) with unicast VRRP
+/// (`unicast: true`): the adverts still reach the peer (one holder, checked over ten advert
+/// intervals). While traffic flows, HAProxy killed on the VIP holder moves the VIP, as in
+/// scenario 1; `hactl up` restarts it and that load balancer returns as BACKUP without a move,
+/// as with `failback: stay` in scenario 1. Multicast and the inventory are restored after.
+fn unicast_without_multicast(w: &mut World) {
+    let s = "8 unicast VRRP, multicast dropped";
+    let multicast = w.inventory.clone();
+    w.inventory = inventory_copy(&multicast, "unicast.yaml", |t| {
+        replace_once(
+            t,
+            "  haproxy_check: script\n",
+            "  haproxy_check: script\n  unicast: true\n",
+        )
+    });
+    w.up("8: unicast VRRP");
+    w.lab.driver_ok(["multicast", "off"]);
+    let first = w.single_holder(s);
+    let second = LBS.iter().find(|n| **n != first).unwrap().to_string();
+    // Multicast adverts lost would make the backup take over after three 0.2 s intervals.
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(2) {
+        assert_eq!(
+            w.vip_holders(),
+            std::slice::from_ref(&first),
+            "{s}: one holder while multicast is dropped"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let traffic = w.traffic("ha.failover.unicast", "unicast");
+    let before = Instant::now();
+    w.lab.driver_ok(["kill", &first, "haproxy"]);
+    let t = Instant::now();
+    traffic.mark(&format!("HAProxy killed on {first}"));
+    let moved = w.wait_holders(
+        &[&second],
+        Duration::from_secs(30),
+        &format!("{s}: the VIP moves to {second} after HAProxy died on {first}"),
+    );
+    w.flows_after(&traffic, before, t, Duration::from_secs(60), "HAProxy died");
+    w.figure(
+        &format!("{s}: HAProxy killed on {first}: VIP on {second} after"),
+        World::secs(moved),
+    );
+
+    let t = Instant::now();
+    traffic.mark("`hactl up` starts");
+    let run = w.up("8: restarts HAProxy on the first LB");
+    traffic.mark("`hactl up` done");
+    assert!(
+        run.stderr
+            .contains(&format!("{first} haproxy: changed: start haproxy")),
+        "{s}: `hactl up` started HAProxy on {first}:\n{}",
+        run.stderr
+    );
+    w.wait_backup(
+        &first,
+        &format!("{s}: keepalived on {first} settles as BACKUP once HAProxy runs there"),
+    );
+    w.wait_holders(
+        &[&second],
+        Duration::from_secs(1),
+        &format!("{s}: the VIP stays on {second} when {first} comes back"),
+    );
+    w.flows_after(
+        &traffic,
+        t,
+        Instant::now(),
+        Duration::from_secs(60),
+        "the first LB came back",
+    );
+    let comeback = traffic
+        .publisher_outages_after(t)
+        .iter()
+        .filter_map(|o| o.length)
+        .max();
+    let report = w.finish(traffic, s);
+    w.figure(
+        &format!("{s}: worst client outage (HAProxy killed, then back)"),
+        World::secs(worst_outage(&report)),
+    );
+    w.figure(
+        &format!("{s}: publisher outage after {first} came back"),
+        comeback.map_or("none".into(), World::secs),
+    );
+
+    // A client whose ARP entry still names the load balancer that lost the VIP is answered
+    // at once, not dropped (its VIP on loopback): served while its HAProxy runs, refused
+    // once that died.
+    connect_through(w, &first)
+        .unwrap_or_else(|e| panic!("{s}: a connection to the VIP through {first}: {e}"));
+    w.lab.driver_ok(["kill", &first, "haproxy"]);
+    wait_until(
+        Duration::from_secs(10),
+        &format!("{s}: a connection through {first} is refused once its HAProxy died"),
+        || {
+            connect_through(w, &first)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+        },
+    );
+    w.up("8: restarts HAProxy again");
+    w.wait_backup(&first, &format!("{s}: {first} settles as BACKUP again"));
+
+    w.lab.driver_ok(["multicast", "on"]);
+    w.inventory = multicast;
+    w.up("8: back to multicast VRRP");
+    let took = w.check_healthy("after 8 (unicast VRRP)");
+    w.figure("after 8: healthy (checked) after", World::secs(took));
+}
+
 /// The longest publisher or consumer outage of a traffic run, or its longest gap between
 /// confirms when that is longer: a connection through a load balancer that lost power fails
 /// no call, it just goes quiet until the new holder resets it.
@@ -2114,7 +2254,7 @@ fn ha_promise(flavour: &Flavour) {
     w.up("cold, builds the cluster");
     w.check_healthy("after the first up");
 
-    let phases: [(&str, Scenario); 7] = [
+    let phases: [(&str, Scenario); 8] = [
         ("1 LB failover", lb_failover),
         ("2 RabbitMQ node loss (+4a)", rabbit_loss),
         ("3 split VIP", split_vip),
@@ -2125,6 +2265,7 @@ fn ha_promise(flavour: &Flavour) {
             lb_power_loss_and_preempt,
         ),
         ("7 partition", partition),
+        ("8 unicast VRRP", unicast_without_multicast),
     ];
     // For working on one scenario: HACTL_FAILOVER_SCENARIOS=1,3 runs only those.
     let only = std::env::var("HACTL_FAILOVER_SCENARIOS").unwrap_or_default();
@@ -2157,7 +2298,7 @@ fn ha_promise(flavour: &Flavour) {
         w.reports.len()
     );
     eprintln!(
-        "  whole test (lab up, cold up, 7 scenarios): {:.1}s",
+        "  whole test (lab up, cold up, 8 scenarios): {:.1}s",
         started.elapsed().as_secs_f64()
     );
     assert_eq!(lost, 0, "no confirmed message lost");

@@ -349,6 +349,13 @@ impl LoadBalancer {
             .is_some_and(|a| a.is_ipv6())
     }
 
+    /// The VIP as a host address (`ADDR/32`, `ADDR/128`): every load balancer keeps it on
+    /// loopback (keepalived.conf.tera says why).
+    pub fn vip_loopback(&self) -> String {
+        let addr = self.vip.split('/').next().unwrap_or_default();
+        format!("{addr}/{}", if self.vip_ipv6() { 128 } else { 32 })
+    }
+
     /// VRRPv2 with an IPv4 VIP and a password, else VRRPv3.
     pub fn vrrp_version(&self) -> u8 {
         if self.auth_password.is_some() && !self.vip_ipv6() {

@@ -1,4 +1,4 @@
-//! Load balancer hosts: the sysctl HAProxy needs to bind a VIP it may not hold, haproxy.cfg
+//! Load balancer hosts: the kernel settings (`crate::sysctl`), haproxy.cfg
 //! (checked with `haproxy -c` on the host before it replaces the old one), keepalived.conf and
 //! its scripts; each daemon started, or reloaded only when its config changed.
 
@@ -7,18 +7,15 @@ use crate::host::Host;
 use crate::plan::{Action, Verb};
 use crate::render::RenderedFile;
 
-/// The sysctl that lets HAProxy bind the VIP while another load balancer holds it, for the
-/// VIP's address family. Read by `reset` too, which undoes it.
-pub fn nonlocal_bind(ctx: &Ctx) -> &'static str {
-    match &ctx.loaded.inventory.loadbalancer {
-        Some(lb) if lb.vip_ipv6() => "net.ipv6.ip_nonlocal_bind",
-        _ => "net.ipv4.ip_nonlocal_bind",
-    }
-}
-
-/// Where `key` lives under /proc.
-pub fn sysctl_path(key: &str) -> String {
-    format!("/proc/sys/{}", key.replace('.', "/"))
+/// The kernel settings of this cluster's load balancers (none without a `loadbalancer:`
+/// section). Read by `reset` too, which undoes them.
+pub fn sysctls(ctx: &Ctx) -> Vec<crate::sysctl::Setting> {
+    ctx.loaded
+        .inventory
+        .loadbalancer
+        .as_ref()
+        .map(crate::sysctl::loadbalancer)
+        .unwrap_or_default()
 }
 
 /// The rendered files of `host` under `dir`.
@@ -31,10 +28,14 @@ fn files_under<'a>(ctx: &'a Ctx, host: &Host, dir: &str) -> Vec<&'a RenderedFile
 
 pub async fn sysctl(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
     let mut actions = files::plan_all(host, files_under(ctx, host, "/etc/sysctl.d/"), &[]).await?;
-    let key = nonlocal_bind(ctx);
-    let live = host.read_file(&sysctl_path(key)).await?.unwrap_or_default();
-    if live.trim() != "1" {
-        actions.push(Action::Sysctl { key, value: "1" });
+    for s in sysctls(ctx) {
+        let live = host.read_file(&s.path()).await?.unwrap_or_default();
+        if live.trim() != s.value {
+            actions.push(Action::Sysctl {
+                key: s.key,
+                value: s.value,
+            });
+        }
     }
     Ok(actions)
 }

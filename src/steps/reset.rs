@@ -3,7 +3,7 @@
 //! writes removed (only hactl's block of `/etc/hosts`), RabbitMQ's database deleted, and with
 //! `purge` the packages purged. Nothing there: nothing planned, so a second reset is a no-op.
 
-use super::loadbalancer::{nonlocal_bind, sysctl_path};
+use super::loadbalancer::sysctls;
 use super::{Ctx, cookie, files, packages, vip};
 use crate::host::Host;
 use crate::plan::{Action, FileChange, Verb};
@@ -39,23 +39,32 @@ pub async fn plan(ctx: &Ctx, host: &Host, purge: bool) -> anyhow::Result<Vec<Act
             interface: l.interface.clone(),
         });
     }
+    // keepalived removes its loopback copy when it stops, not when it is killed.
+    if let (true, Some(l)) = (lb, &ctx.loaded.inventory.loadbalancer)
+        && vip::held(host, &l.vip, "lo").await?
+    {
+        actions.push(Action::RemoveVip {
+            vip: l.vip_loopback(),
+            interface: "lo".into(),
+        });
+    }
     let mut paths = whole_files(&host.node, ctx.loaded.inventory.manages_rabbitmq_env());
     if rabbit {
         paths.extend([cookie::PATH, DATA]);
     }
     let present = existing(host, &paths).await?;
-    // While hactl's file is there, hactl set it live.
-    let key = nonlocal_bind(ctx);
-    if present.iter().any(|p| p == SYSCTL_FILE)
-        && host
-            .read_file(&sysctl_path(key))
-            .await?
-            .unwrap_or_default()
-            .trim()
-            == "1"
-    {
-        // Back to the kernel's default, as after a boot without hactl's file.
-        actions.push(Action::Sysctl { key, value: "0" });
+    // While hactl's file is there, hactl set them live.
+    if present.iter().any(|p| p == SYSCTL_FILE) {
+        for s in sysctls(ctx) {
+            let live = host.read_file(&s.path()).await?.unwrap_or_default();
+            if live.trim() == s.value {
+                // Back to the kernel's default, as after a boot without hactl's file.
+                actions.push(Action::Sysctl {
+                    key: s.key,
+                    value: s.default,
+                });
+            }
+        }
     }
     actions.extend(present.into_iter().map(|path| Action::Remove {
         what: (path == DATA).then_some("RabbitMQ's database"),
