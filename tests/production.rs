@@ -83,10 +83,12 @@ fn edited(inventory: &Path, name: &str, edit: impl FnOnce(String) -> String) -> 
 }
 
 /// Everything on a host a refused run must not touch: installed packages, every file under
-/// /etc and /var/lib (path, size, mtime), which daemons and package tools run.
+/// /etc and /var/lib (path, size, mtime; RabbitMQ's database only by its presence: a running
+/// node writes there by itself), which daemons and package tools run.
 fn host_state(lab: &Lab, nodes: &[&str]) -> BTreeMap<String, String> {
     let cmd = "dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' | sha256sum; \
                find /etc /var/lib -xdev -path /var/lib/systemd -prune -o \
+               -path /var/lib/rabbitmq/mnesia -prune -printf '%p\\n' -o \
                -printf '%p %s %T@\\n' 2>/dev/null | sort | sha256sum; \
                ps -e -o comm= | grep -E '^(beam\\.smp|epmd|haproxy|keepalived|apt|apt-get|dpkg)$' \
                | sort | tr '\\n' ' '";
