@@ -812,7 +812,10 @@ fn scripts_pass_sh_n_and_do_their_job() {
         "no haproxy: must fail"
     );
     assert!(
-        !isolated("\"$2\" 30 & sleep 0.3; \"$1\"; rc=$?; kill $!; exit $rc")
+        !isolated(
+            "\"$2\" 30 & for _ in $(seq 50); do pgrep -x haproxy >/dev/null && break; sleep 0.1; done; \
+             \"$1\"; rc=$?; kill $!; exit $rc"
+        )
             .status
             .success(),
         "an haproxy that listens on nothing: must fail"
@@ -985,12 +988,13 @@ halt(case lists:all(fun(X) -> X end, Results) of true -> 0; false -> 1 end).
 /// A small helper run inside the HAProxy test's namespace: fake AMQP servers, the admin socket,
 /// and an HTTP request with basic auth.
 const PY_HELPER: &str = r#"
-import base64, socket, struct, sys, time, urllib.request, urllib.error
+import base64, os, socket, struct, sys, time, urllib.request, urllib.error
 cmd = sys.argv[1]
 if cmd == "serve":
-    mode, addr, port = sys.argv[2], sys.argv[3], int(sys.argv[4])
+    mode, addr, port, ready = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port)); s.listen(16)
+    open(ready, "w").close()
     while True:
         c, _ = s.accept()
         try:
@@ -1005,6 +1009,12 @@ if cmd == "serve":
         except Exception:
             pass
         c.close()
+elif cmd == "ready":
+    deadline = time.time() + 10
+    while not all(os.path.exists(p) for p in sys.argv[2:]):
+        if time.time() > deadline:
+            sys.exit("fake servers not listening after 10 s")
+        time.sleep(0.05)
 elif cmd == "wait":
     sock, want = sys.argv[2], dict(a.split("=") for a in sys.argv[3:])
     deadline, table = time.time() + 25, {}
@@ -1065,9 +1075,9 @@ fn haproxy_health_check_and_stats_auth_work() {
 set -e
 mount -t tmpfs hactl-rt /run
 mkdir -p /run/haproxy
-python3 "$1" serve amqp 192.168.50.11 5672 &
-python3 "$1" serve other 192.168.50.12 5672 &
-sleep 0.3
+python3 "$1" serve amqp 192.168.50.11 5672 /run/amqp.ready &
+python3 "$1" serve other 192.168.50.12 5672 /run/other.ready &
+python3 "$1" ready /run/amqp.ready /run/other.ready
 haproxy -f "$2" -p /run/haproxy.pid
 python3 "$1" wait /run/haproxy/admin.sock rabbit1=UP rabbit2=DOWN rabbit3=DOWN
 python3 "$1" http http://127.0.0.1:8404/ stats "$3"
