@@ -288,6 +288,16 @@ const TRIXIE: Flavour = Flavour {
     systemd: true,
 };
 
+/// What [`World::haproxy_dies_then_up`] measured of the comeback.
+struct HaproxyDeath {
+    /// When `hactl up` started.
+    up_started: Instant,
+    /// From then until the load balancer settled as BACKUP.
+    settled: Duration,
+    /// From then until the first confirm of a message published after it.
+    flowed_back: Duration,
+}
+
 struct World<'a> {
     lab: &'a Lab,
     flavour: &'a Flavour,
@@ -516,6 +526,71 @@ impl<'a> World<'a> {
             })
         }));
         r.unwrap_or_else(|_| panic!("{what}: VIP holders are {last:?}, want {want:?}"))
+    }
+
+    /// HAProxy killed on `first`, the VIP holder: the VIP must move to `second` and traffic
+    /// flow again. Then `hactl up` (`label`) restarts it: `first` settles as BACKUP, the VIP
+    /// stays on `second` (no failback), and traffic flows.
+    fn haproxy_dies_then_up(
+        &mut self,
+        s: &str,
+        traffic: &Traffic,
+        first: &str,
+        second: &str,
+        label: &str,
+    ) -> HaproxyDeath {
+        let before = Instant::now();
+        self.lab.driver_ok(["kill", first, "haproxy"]);
+        let t = Instant::now();
+        traffic.mark(&format!("HAProxy killed on {first}"));
+        let moved = self.wait_holders(
+            &[second],
+            Duration::from_secs(30),
+            &format!("{s}: the VIP moves to {second} after HAProxy died on {first}"),
+        );
+        self.mark_neigh(traffic, &format!("VIP on {second}"));
+        let flowed = self.flows_after(traffic, before, t, Duration::from_secs(60), "HAProxy died");
+        self.figure(
+            &format!("{s}: HAProxy killed on {first}: VIP on {second} after"),
+            World::secs(moved),
+        );
+        self.figure(
+            &format!("{s}: HAProxy killed: first confirm of a message published after the kill"),
+            World::secs(flowed),
+        );
+
+        let up_started = Instant::now();
+        traffic.mark("`hactl up` starts");
+        let run = self.up(label);
+        traffic.mark("`hactl up` done");
+        assert!(
+            run.stderr
+                .contains(&format!("{first} haproxy: changed: start haproxy")),
+            "{s}: `hactl up` started HAProxy on {first}:\n{}",
+            run.stderr
+        );
+        self.wait_backup(
+            first,
+            &format!("{s}: keepalived on {first} settles as BACKUP once HAProxy runs there"),
+        );
+        self.wait_holders(
+            &[second],
+            Duration::from_secs(1),
+            &format!("{s}: the VIP stays on {second} when {first} comes back (no failback)"),
+        );
+        let settled = up_started.elapsed();
+        let flowed_back = self.flows_after(
+            traffic,
+            up_started,
+            Instant::now(),
+            Duration::from_secs(60),
+            "the first LB came back",
+        );
+        HaproxyDeath {
+            up_started,
+            settled,
+            flowed_back,
+        }
     }
 
     /// Waits until keepalived on `lb` records BACKUP (notify.sh's state file): a load balancer
@@ -853,63 +928,22 @@ fn lb_failover(w: &mut World) {
     w.mark_neigh(&traffic, "before");
     let watch = w.watch_neigh(&traffic);
 
-    // HAProxy dies on the holder.
-    let before = Instant::now();
-    w.lab.driver_ok(["kill", &first, "haproxy"]);
-    let t = Instant::now();
-    traffic.mark(&format!("HAProxy killed on {first}"));
-    let moved = w.wait_holders(
-        &[&second],
-        Duration::from_secs(30),
-        &format!("{s}: the VIP moves to {second} after HAProxy died on {first}"),
-    );
-    w.mark_neigh(&traffic, &format!("VIP on {second}"));
-    let back = w.flows_after(&traffic, before, t, Duration::from_secs(60), "HAProxy died");
-    w.figure(
-        &format!("{s}: HAProxy killed on {first}: VIP on {second} after"),
-        World::secs(moved),
-    );
-    w.figure(
-        &format!("{s}: HAProxy killed: first confirm of a message published after the kill"),
-        World::secs(back),
-    );
-
-    // `hactl up` restarts HAProxy there; Keepalived's check rises, the instance goes BACKUP,
-    // and the VIP stays on the second load balancer.
-    let t = Instant::now();
-    traffic.mark("`hactl up` starts");
-    let run = w.up("1: restarts HAProxy on the first LB");
-    traffic.mark("`hactl up` done");
-    assert!(
-        run.stderr
-            .contains(&format!("{first} haproxy: changed: start haproxy")),
-        "{s}: `hactl up` started HAProxy on {first}:\n{}",
-        run.stderr
-    );
-    w.wait_backup(
-        &first,
-        &format!("{s}: keepalived on {first} settles as BACKUP once HAProxy runs there"),
-    );
-    w.wait_holders(
-        &[&second],
-        Duration::from_secs(1),
-        &format!("{s}: the VIP stays on {second} when {first} comes back (no failback)"),
-    );
-    let settled = t.elapsed();
-    let back = w.flows_after(
+    // HAProxy dies on the holder; `hactl up` restarts it, Keepalived's check rises, the
+    // instance goes BACKUP, and the VIP stays on the second load balancer.
+    let death = w.haproxy_dies_then_up(
+        s,
         &traffic,
-        t,
-        Instant::now(),
-        Duration::from_secs(60),
-        "the first LB came back",
+        &first,
+        &second,
+        "1: restarts HAProxy on the first LB",
     );
     w.figure(
         &format!("{s}: {first} back as BACKUP, VIP still on {second}, after (from the start of `hactl up`)"),
-        World::secs(settled),
+        World::secs(death.settled),
     );
     w.figure(
         &format!("{s}: {first} came back: first confirm of a message published after"),
-        World::secs(back),
+        World::secs(death.flowed_back),
     );
 
     // Keepalived stopped (cleanly) on the holder: the VIP moves back; `hactl up` starts it
@@ -2119,49 +2153,15 @@ fn unicast_without_multicast(w: &mut World) {
     }
 
     let traffic = w.traffic("ha.failover.unicast", "unicast");
-    let before = Instant::now();
-    w.lab.driver_ok(["kill", &first, "haproxy"]);
-    let t = Instant::now();
-    traffic.mark(&format!("HAProxy killed on {first}"));
-    let moved = w.wait_holders(
-        &[&second],
-        Duration::from_secs(30),
-        &format!("{s}: the VIP moves to {second} after HAProxy died on {first}"),
-    );
-    w.flows_after(&traffic, before, t, Duration::from_secs(60), "HAProxy died");
-    w.figure(
-        &format!("{s}: HAProxy killed on {first}: VIP on {second} after"),
-        World::secs(moved),
-    );
-
-    let t = Instant::now();
-    traffic.mark("`hactl up` starts");
-    let run = w.up("8: restarts HAProxy on the first LB");
-    traffic.mark("`hactl up` done");
-    assert!(
-        run.stderr
-            .contains(&format!("{first} haproxy: changed: start haproxy")),
-        "{s}: `hactl up` started HAProxy on {first}:\n{}",
-        run.stderr
-    );
-    w.wait_backup(
-        &first,
-        &format!("{s}: keepalived on {first} settles as BACKUP once HAProxy runs there"),
-    );
-    w.wait_holders(
-        &[&second],
-        Duration::from_secs(1),
-        &format!("{s}: the VIP stays on {second} when {first} comes back"),
-    );
-    w.flows_after(
+    let death = w.haproxy_dies_then_up(
+        s,
         &traffic,
-        t,
-        Instant::now(),
-        Duration::from_secs(60),
-        "the first LB came back",
+        &first,
+        &second,
+        "8: restarts HAProxy on the first LB",
     );
     let comeback = traffic
-        .publisher_outages_after(t)
+        .publisher_outages_after(death.up_started)
         .iter()
         .filter_map(|o| o.length)
         .max();
