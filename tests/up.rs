@@ -235,7 +235,7 @@ echo "== processes"; ps -e -o pid=,ppid=,comm= | awk '
       if (!session) print comm[pid[i]]
     }
   }' | sort
-echo "== ip_nonlocal_bind"; cat /proc/sys/net/ipv4/ip_nonlocal_bind
+echo "== sysctl"; cd /proc/sys/net/ipv4 && cat ip_nonlocal_bind conf/eth0/arp_ignore conf/eth0/arp_announce; cd /
 echo "== eth0"; ip -o addr show dev eth0 | awk '{print $3, $4}'
 "#;
 

@@ -6,16 +6,41 @@ use super::{Ctx, files};
 use crate::host::Host;
 use crate::plan::{Action, Verb};
 use crate::render::RenderedFile;
+use crate::ssh::Cmd;
+use crate::sysctl::Setting;
 
 /// The kernel settings of this cluster's load balancers (none without a `loadbalancer:`
 /// section). Read by `reset` too, which undoes them.
-pub fn sysctls(ctx: &Ctx) -> Vec<crate::sysctl::Setting> {
+pub fn sysctls(ctx: &Ctx) -> Vec<Setting> {
     ctx.loaded
         .inventory
         .loadbalancer
         .as_ref()
         .map(crate::sysctl::loadbalancer)
         .unwrap_or_default()
+}
+
+/// Each of `settings` with its live value on `host` (empty where the kernel lacks the key),
+/// read in one round trip.
+pub async fn live(host: &Host, settings: Vec<Setting>) -> anyhow::Result<Vec<(Setting, String)>> {
+    if settings.is_empty() {
+        return Ok(Vec::new());
+    }
+    let out = host
+        .run(&Cmd::sh(
+            r#"for f; do v=$(cat -- "$f" 2>/dev/null) || v=; printf '%s\n' "$v"; done"#,
+            settings.iter().map(Setting::path),
+        ))
+        .await?;
+    let values: Vec<String> = out.stdout.lines().map(|l| l.trim().to_string()).collect();
+    anyhow::ensure!(
+        values.len() == settings.len(),
+        "{}: read {} kernel settings, got {} values",
+        host.name(),
+        settings.len(),
+        values.len()
+    );
+    Ok(settings.into_iter().zip(values).collect())
 }
 
 /// The rendered files of `host` under `dir`.
@@ -28,9 +53,8 @@ fn files_under<'a>(ctx: &'a Ctx, host: &Host, dir: &str) -> Vec<&'a RenderedFile
 
 pub async fn sysctl(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
     let mut actions = files::plan_all(host, files_under(ctx, host, "/etc/sysctl.d/"), &[]).await?;
-    for s in sysctls(ctx) {
-        let live = host.read_file(&s.path()).await?.unwrap_or_default();
-        if live.trim() != s.value {
+    for (s, live) in live(host, sysctls(ctx)).await? {
+        if live != s.value {
             actions.push(Action::Sysctl {
                 key: s.key,
                 value: s.value,

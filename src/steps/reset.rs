@@ -3,7 +3,7 @@
 //! writes removed (only hactl's block of `/etc/hosts`), RabbitMQ's database deleted, and with
 //! `purge` the packages purged. Nothing there: nothing planned, so a second reset is a no-op.
 
-use super::loadbalancer::sysctls;
+use super::loadbalancer::{live, sysctls};
 use super::{Ctx, cookie, files, packages, vip};
 use crate::host::Host;
 use crate::plan::{Action, FileChange, Verb};
@@ -55,9 +55,8 @@ pub async fn plan(ctx: &Ctx, host: &Host, purge: bool) -> anyhow::Result<Vec<Act
     let present = existing(host, &paths).await?;
     // While hactl's file is there, hactl set them live.
     if present.iter().any(|p| p == SYSCTL_FILE) {
-        for s in sysctls(ctx) {
-            let live = host.read_file(&s.path()).await?.unwrap_or_default();
-            if live.trim() == s.value {
+        for (s, live) in live(host, sysctls(ctx)).await? {
+            if live == s.value {
                 // Back to the kernel's default, as after a boot without hactl's file.
                 actions.push(Action::Sysctl {
                     key: s.key,

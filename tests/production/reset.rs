@@ -122,11 +122,13 @@ pub fn reset_then_up(lab: &Lab, inventory: &Path, cold: &Value) {
     );
 }
 
-/// Checked over plain ssh: no daemon left, none of hactl's files, no database, no VIP, and
-/// `/etc/hosts` without hactl's block but with its localhost lines.
+/// Checked over plain ssh: no daemon left, none of hactl's files, no database, no VIP, the
+/// kernel settings of load balancers back at the kernel's defaults, and `/etc/hosts` without
+/// hactl's block but with its localhost lines.
 fn assert_bare(lab: &Lab) {
     let cmd = format!(
         "echo \"daemons:$(ps -e -o comm= | grep -xE 'beam.smp|haproxy|keepalived' | tr '\\n' ' ')\"; \
+         cd /proc/sys/net/ipv4 && echo sysctl: $(cat ip_nonlocal_bind conf/eth0/arp_ignore conf/eth0/arp_announce); \
          for f in {GONE}; do if [ -e $f ]; then echo $f; fi; done; \
          grep -c 'hactl managed block' /etc/hosts; \
          grep -cE '^127\\.0\\.0\\.1[[:space:]]+localhost' /etc/hosts"
@@ -135,8 +137,9 @@ fn assert_bare(lab: &Lab) {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
             lines,
-            ["daemons:", "0", "1"],
-            "{node} after reset: no daemons, no files, no hosts block, localhost kept:\n{out}"
+            ["daemons:", "sysctl: 0 0 0", "0", "1"],
+            "{node} after reset: no daemons, kernel defaults, no files, no hosts block, localhost \
+             kept:\n{out}"
         );
     }
     assert!(vip_holders(lab).is_empty(), "no host holds the VIP");
