@@ -288,8 +288,14 @@ const TRIXIE: Flavour = Flavour {
     systemd: true,
 };
 
-/// What [`World::haproxy_dies_then_up`] measured of the comeback.
+/// What [`World::haproxy_dies_then_up`] measured.
 struct HaproxyDeath {
+    /// From the kill until the other load balancer alone held the VIP.
+    moved: Duration,
+    /// From the kill until the first confirm of a message published after it.
+    flowed: Duration,
+    /// How long the repairing `hactl up` took.
+    repair: Duration,
     /// When `hactl up` started.
     up_started: Instant,
     /// From then until the load balancer settled as BACKUP.
@@ -587,6 +593,9 @@ impl<'a> World<'a> {
             "the first LB came back",
         );
         HaproxyDeath {
+            moved,
+            flowed,
+            repair: run.took,
             up_started,
             settled,
             flowed_back,
@@ -2320,6 +2329,18 @@ fn ha_promise(flavour: &Flavour) {
 // ---------------------------------------------------------------------------------------------
 // Benchmark (ignored; run with tests/bench/failover)
 
+/// The worst a client saw since `t`: the longest gap between confirms (a connection that
+/// goes quiet fails no call) or the longest publisher outage, whichever is longer.
+fn worst_since(traffic: &Traffic, t: Instant) -> Duration {
+    traffic
+        .publisher_outages_after(t)
+        .iter()
+        .filter_map(|o| o.length)
+        .chain([traffic.longest_confirm_gap(t, Instant::now())])
+        .max()
+        .unwrap_or_default()
+}
+
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -2342,10 +2363,13 @@ fn stats(label: &str, xs: &[Duration]) -> String {
     )
 }
 
-/// Repeats the two failovers that happen in seconds (HAProxy killed on the VIP holder, `kill -9` of
-/// the queue master's node) `HACTL_BENCH_ROUNDS` times (default 3) under steady load
-/// (`HACTL_BENCH_BATCH` messages per batch, default 1, every `HACTL_BENCH_PAUSE_MS`, default 5) and
-/// prints the distribution of each figure.
+/// Repeats every fault of the scenarios `HACTL_BENCH_ROUNDS` times (default 3) under
+/// steady load (`HACTL_BENCH_BATCH` messages per batch, default 1, every
+/// `HACTL_BENCH_PAUSE_MS`, default 5): HAProxy killed on the VIP holder and brought back,
+/// Keepalived stopped, a load balancer's power loss, a `failback: preempt` move, `kill -9` of
+/// the queue master's node, Keepalived SIGKILLed (a split VIP), unicast VRRP with multicast
+/// dropped, a 30 s link cut of a RabbitMQ node, and one node's rolling restart. Prints the
+/// distribution of each figure.
 #[test]
 #[ignore = "benchmark: run with tests/bench/failover"]
 fn failover_benchmark() {
@@ -2384,27 +2408,29 @@ fn failover_benchmark() {
     let mut stop_client = Vec::new();
     let mut power_client = Vec::new();
     let mut failback_client = Vec::new();
+    let mut split_client = Vec::new();
+    let mut split_worst = Vec::new();
+    let mut unicast_move = Vec::new();
+    let mut unicast_client = Vec::new();
+    let mut unicast_back = Vec::new();
+    let mut partition_worst = Vec::new();
+    let mut rolling_took = Vec::new();
+    let mut rolling_worst = Vec::new();
     for round in 1..=rounds {
         eprintln!("\n===== bench round {round}/{rounds} =====");
         let first = w.single_holder("bench");
         let second = LBS.iter().find(|n| **n != first).unwrap().to_string();
-        let before = Instant::now();
-        w.lab.driver_ok(["kill", &first, "haproxy"]);
-        let t = Instant::now();
-        vip_move.push(w.wait_holders(&[&second], Duration::from_secs(30), "bench: VIP moves"));
-        lb_client.push(w.flows_after(&traffic, before, t, Duration::from_secs(60), "HAProxy died"));
-        let t = Instant::now();
-        lb_up.push(w.up("bench: restarts HAProxy").took);
-        w.wait_backup(&first, "bench: the first LB settles as BACKUP");
-        w.wait_holders(&[&second], Duration::from_secs(1), "bench: the VIP stays");
-        lb_back.push(t.elapsed());
-        w.flows_after(
+        let death = w.haproxy_dies_then_up(
+            "bench",
             &traffic,
-            t,
-            Instant::now(),
-            Duration::from_secs(60),
-            "the first LB came back",
+            &first,
+            &second,
+            "bench: restarts HAProxy",
         );
+        vip_move.push(death.moved);
+        lb_client.push(death.flowed);
+        lb_up.push(death.repair);
+        lb_back.push(death.settled);
 
         // Keepalived stopped cleanly on the holder (now the second), started again by `up`.
         let before = Instant::now();
@@ -2501,6 +2527,90 @@ fn failover_benchmark() {
                 .is_some_and(|q| w.fully_replicated(&q, &w.rabbits))
         });
         rabbit_up_resync.push(t.elapsed());
+
+        // Keepalived SIGKILLed on the holder leaves the VIP there while the other load
+        // balancer takes it too (a split VIP); `up` repairs it.
+        let holder = w.single_holder("bench");
+        let other = LBS.iter().find(|n| **n != holder).unwrap().to_string();
+        let t = Instant::now();
+        w.lab.driver_ok(["kill", &holder, "keepalived", "KILL"]);
+        split_client.push(w.flows_after(
+            &traffic,
+            t,
+            Instant::now(),
+            Duration::from_secs(60),
+            "Keepalived SIGKILLed",
+        ));
+        w.wait_holders(&LBS, Duration::from_secs(30), "bench: a split VIP");
+        w.up("bench: repairs the split VIP");
+        w.wait_backup(&holder, "bench: the repaired LB settles as BACKUP");
+        w.wait_holders(&[&other], Duration::from_secs(30), "bench: one holder");
+        w.flows_after(
+            &traffic,
+            t,
+            Instant::now(),
+            Duration::from_secs(60),
+            "the split VIP's repair",
+        );
+        split_worst.push(worst_since(&traffic, t));
+
+        // Unicast VRRP on a bridge that drops multicast: HAProxy killed on the holder, then
+        // brought back (no failback).
+        let multicast = w.inventory.clone();
+        w.inventory = inventory_copy(&multicast, "bench-unicast.yaml", |t| {
+            replace_once(
+                t,
+                "  haproxy_check: script\n",
+                "  haproxy_check: script\n  unicast: true\n",
+            )
+        });
+        w.up("bench: unicast VRRP");
+        w.lab.driver_ok(["multicast", "off"]);
+        let first = w.single_holder("bench (unicast)");
+        let second = LBS.iter().find(|n| **n != first).unwrap().to_string();
+        let death = w.haproxy_dies_then_up(
+            "bench (unicast)",
+            &traffic,
+            &first,
+            &second,
+            "bench (unicast): restarts HAProxy",
+        );
+        unicast_move.push(death.moved);
+        unicast_client.push(death.flowed);
+        unicast_back.push(worst_since(&traffic, death.up_started));
+        w.lab.driver_ok(["multicast", "on"]);
+        w.inventory = multicast;
+        w.up("bench: back to multicast VRRP");
+
+        // node3's link cut for 30 s (pause_minority pauses it), then restored.
+        let t = Instant::now();
+        w.lab.driver_ok(["link", "node3", "down"]);
+        wait_until(Duration::from_secs(40), "bench: 30 s since the cut", || {
+            t.elapsed() >= Duration::from_secs(30)
+        });
+        w.lab.driver_ok(["link", "node3", "up"]);
+        w.check_healthy("bench: after the partition");
+        partition_worst.push(worst_since(&traffic, t));
+
+        // One node restarted through the rolling path, a different one each round.
+        let node = w.rabbits[(round - 1) as usize % w.rabbits.len()].clone();
+        let t = Instant::now();
+        let run = hactl(
+            &format!("bench: restart {node}"),
+            &["restart", &w.inv(), &node],
+            UP_BOUND,
+            None,
+        );
+        run.expect_code(0);
+        rolling_took.push(run.took);
+        w.flows_after(
+            &traffic,
+            t,
+            Instant::now(),
+            Duration::from_secs(60),
+            "the rolling restart",
+        );
+        rolling_worst.push(worst_since(&traffic, t));
     }
     let report = traffic.finish(Duration::from_secs(120));
     eprintln!("{report}");
@@ -2540,6 +2650,29 @@ fn failover_benchmark() {
             "`up` + mirror resynchronised on the killed node",
             &rabbit_up_resync,
         ),
+        stats("Keepalived SIGKILLed: first confirm after", &split_client),
+        stats(
+            "Keepalived SIGKILLed: worst outage until repaired",
+            &split_worst,
+        ),
+        stats(
+            "unicast, HAProxy killed: VIP on the backup after",
+            &unicast_move,
+        ),
+        stats(
+            "unicast, HAProxy killed: first confirm after the kill",
+            &unicast_client,
+        ),
+        stats(
+            "unicast, first LB back: worst outage since `up`",
+            &unicast_back,
+        ),
+        stats(
+            "node3's link cut 30 s: worst outage until healthy",
+            &partition_worst,
+        ),
+        stats("`hactl restart NODE` (rolling path)", &rolling_took),
+        stats("`hactl restart NODE`: worst outage", &rolling_worst),
         stats(
             "publisher outage windows (first failure to success)",
             &outages,

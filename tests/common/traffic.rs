@@ -347,6 +347,25 @@ impl Traffic {
             .map(|(_, end, _)| *end)
     }
 
+    /// The longest time without a confirm between `from` and `to` (both ends count).
+    pub fn longest_confirm_gap(&self, from: Instant, to: Instant) -> Duration {
+        let mut ends: Vec<Instant> = self
+            .live()
+            .batches
+            .iter()
+            .map(|(_, end, _)| *end)
+            .filter(|end| (from..=to).contains(end))
+            .collect();
+        ends.sort();
+        let mut last = from;
+        let mut gap = Duration::ZERO;
+        for end in ends.into_iter().chain([to]) {
+            gap = gap.max(end.saturating_duration_since(last));
+            last = end;
+        }
+        gap
+    }
+
     /// Records an event (a fault, a repair) on the run's timeline, shown in the report.
     pub fn mark(&self, what: &str) {
         self.marker().mark(what);
