@@ -288,8 +288,45 @@ const TRIXIE: Flavour = Flavour {
     systemd: true,
 };
 
-/// What [`World::haproxy_dies_then_up`] measured.
-struct HaproxyDeath {
+/// A daemon fault on the VIP holder, repaired by `hactl up` starting the daemon again.
+#[derive(Clone, Copy)]
+enum DaemonFault {
+    /// `kill -9` of HAProxy: Keepalived's check moves the VIP.
+    HaproxyKilled,
+    /// Keepalived stopped cleanly: it hands the VIP over (priority 0 advert).
+    KeepalivedStopped,
+}
+
+impl DaemonFault {
+    fn what(self) -> &'static str {
+        match self {
+            DaemonFault::HaproxyKilled => "HAProxy killed",
+            DaemonFault::KeepalivedStopped => "Keepalived stopped",
+        }
+    }
+
+    /// The daemon's name in `up`'s steps.
+    fn daemon(self) -> &'static str {
+        match self {
+            DaemonFault::HaproxyKilled => "haproxy",
+            DaemonFault::KeepalivedStopped => "keepalived",
+        }
+    }
+
+    fn inflict(self, lab: &Lab, host: &str) {
+        match self {
+            DaemonFault::HaproxyKilled => {
+                lab.driver_ok(["kill", host, "haproxy"]);
+            }
+            DaemonFault::KeepalivedStopped => {
+                lab.ssh_ok(host, "service keepalived stop >/dev/null");
+            }
+        }
+    }
+}
+
+/// What [`World::fault_then_up`] measured.
+struct Repaired {
     /// From the kill until the other load balancer alone held the VIP.
     moved: Duration,
     /// From the kill until the first confirm of a message published after it.
@@ -300,8 +337,6 @@ struct HaproxyDeath {
     up_started: Instant,
     /// From then until the load balancer settled as BACKUP.
     settled: Duration,
-    /// From then until the first confirm of a message published after it.
-    flowed_back: Duration,
 }
 
 struct World<'a> {
@@ -534,34 +569,35 @@ impl<'a> World<'a> {
         r.unwrap_or_else(|_| panic!("{what}: VIP holders are {last:?}, want {want:?}"))
     }
 
-    /// HAProxy killed on `first`, the VIP holder: the VIP must move to `second` and traffic
-    /// flow again. Then `hactl up` (`label`) restarts it: `first` settles as BACKUP, the VIP
-    /// stays on `second` (no failback), and traffic flows.
-    fn haproxy_dies_then_up(
+    /// `fault` on `holder`, the VIP holder: the VIP must move to `other` and traffic flow
+    /// again. Then `hactl up` (`label`) starts the daemon again: `holder` settles as BACKUP,
+    /// the VIP stays on `other` (no failback), and traffic flows.
+    fn fault_then_up(
         &mut self,
         s: &str,
         traffic: &Traffic,
-        first: &str,
-        second: &str,
+        fault: DaemonFault,
+        (holder, other): (&str, &str),
         label: &str,
-    ) -> HaproxyDeath {
+    ) -> Repaired {
+        let what = fault.what();
         let before = Instant::now();
-        self.lab.driver_ok(["kill", first, "haproxy"]);
+        fault.inflict(self.lab, holder);
         let t = Instant::now();
-        traffic.mark(&format!("HAProxy killed on {first}"));
+        traffic.mark(&format!("{what} on {holder}"));
         let moved = self.wait_holders(
-            &[second],
+            &[other],
             Duration::from_secs(30),
-            &format!("{s}: the VIP moves to {second} after HAProxy died on {first}"),
+            &format!("{s}: the VIP moves to {other} after {what} on {holder}"),
         );
-        self.mark_neigh(traffic, &format!("VIP on {second}"));
-        let flowed = self.flows_after(traffic, before, t, Duration::from_secs(60), "HAProxy died");
+        self.mark_neigh(traffic, &format!("VIP on {other}"));
+        let flowed = self.flows_after(traffic, before, t, Duration::from_secs(60), what);
         self.figure(
-            &format!("{s}: HAProxy killed on {first}: VIP on {second} after"),
+            &format!("{s}: {what} on {holder}: VIP on {other} after"),
             World::secs(moved),
         );
         self.figure(
-            &format!("{s}: HAProxy killed: first confirm of a message published after the kill"),
+            &format!("{s}: {what}: first confirm of a message published after"),
             World::secs(flowed),
         );
 
@@ -569,20 +605,21 @@ impl<'a> World<'a> {
         traffic.mark("`hactl up` starts");
         let run = self.up(label);
         traffic.mark("`hactl up` done");
+        let daemon = fault.daemon();
         assert!(
             run.stderr
-                .contains(&format!("{first} haproxy: changed: start haproxy")),
-            "{s}: `hactl up` started HAProxy on {first}:\n{}",
+                .contains(&format!("{holder} {daemon}: changed: start {daemon}")),
+            "{s}: `hactl up` started {daemon} on {holder}:\n{}",
             run.stderr
         );
         self.wait_backup(
-            first,
-            &format!("{s}: keepalived on {first} settles as BACKUP once HAProxy runs there"),
+            holder,
+            &format!("{s}: keepalived on {holder} settles as BACKUP once {daemon} runs there"),
         );
         self.wait_holders(
-            &[second],
+            &[other],
             Duration::from_secs(1),
-            &format!("{s}: the VIP stays on {second} when {first} comes back (no failback)"),
+            &format!("{s}: the VIP stays on {other} when {holder} comes back (no failback)"),
         );
         let settled = up_started.elapsed();
         let flowed_back = self.flows_after(
@@ -590,15 +627,25 @@ impl<'a> World<'a> {
             up_started,
             Instant::now(),
             Duration::from_secs(60),
-            "the first LB came back",
+            &format!("{holder} came back"),
         );
-        HaproxyDeath {
+        self.figure(
+            &format!(
+                "{s}: {holder} back as BACKUP, VIP still on {other}, after (from the start of \
+                 `hactl up`)"
+            ),
+            World::secs(settled),
+        );
+        self.figure(
+            &format!("{s}: {holder} came back: first confirm of a message published after"),
+            World::secs(flowed_back),
+        );
+        Repaired {
             moved,
             flowed,
             repair: run.took,
             up_started,
             settled,
-            flowed_back,
         }
     }
 
@@ -615,6 +662,13 @@ impl<'a> World<'a> {
             })
         }));
         r.unwrap_or_else(|_| panic!("{what}: keepalived on {lb} says {:?}", last.trim()))
+    }
+
+    /// Waits until exactly one load balancer holds the VIP; returns it and the other one.
+    fn holder_and_other(&self, context: &str) -> (String, String) {
+        let holder = self.single_holder(context);
+        let other = LBS.iter().find(|n| **n != holder).unwrap().to_string();
+        (holder, other)
     }
 
     /// Waits until exactly one load balancer holds the VIP; returns it.
@@ -932,91 +986,30 @@ fn replace_once(text: String, from: &str, to: &str) -> String {
 fn lb_failover(w: &mut World) {
     let s = "1 LB failover";
     let traffic = w.traffic("ha.failover.lb", "lb");
-    let first = w.single_holder(s);
-    let second = LBS.iter().find(|n| **n != first).unwrap().to_string();
+    let (first, second) = w.holder_and_other(s);
     w.mark_neigh(&traffic, "before");
     let watch = w.watch_neigh(&traffic);
 
     // HAProxy dies on the holder; `hactl up` restarts it, Keepalived's check rises, the
     // instance goes BACKUP, and the VIP stays on the second load balancer.
-    let death = w.haproxy_dies_then_up(
+    w.fault_then_up(
         s,
         &traffic,
-        &first,
-        &second,
+        DaemonFault::HaproxyKilled,
+        (&first, &second),
         "1: restarts HAProxy on the first LB",
-    );
-    w.figure(
-        &format!("{s}: {first} back as BACKUP, VIP still on {second}, after (from the start of `hactl up`)"),
-        World::secs(death.settled),
-    );
-    w.figure(
-        &format!("{s}: {first} came back: first confirm of a message published after"),
-        World::secs(death.flowed_back),
     );
 
     // Keepalived stopped (cleanly) on the holder: the VIP moves back; `hactl up` starts it
     // again, and the VIP stays.
-    let before = Instant::now();
-    w.lab.ssh_ok(&second, "service keepalived stop >/dev/null");
-    let t = Instant::now();
-    traffic.mark(&format!("Keepalived stopped on {second}"));
-    let moved = w.wait_holders(
-        &[&first],
-        Duration::from_secs(30),
-        &format!("{s}: the VIP moves to {first} after Keepalived stopped on {second}"),
-    );
-    w.mark_neigh(&traffic, &format!("VIP on {first}"));
-    let back = w.flows_after(
+    w.fault_then_up(
+        s,
         &traffic,
-        before,
-        t,
-        Duration::from_secs(60),
-        "Keepalived stopped",
-    );
-    w.figure(
-        &format!("{s}: Keepalived stopped on {second}: VIP on {first} after"),
-        World::secs(moved),
-    );
-    w.figure(
-        &format!("{s}: Keepalived stopped: first confirm of a message published after"),
-        World::secs(back),
-    );
-    let t = Instant::now();
-    traffic.mark("`hactl up` starts");
-    let run = w.up("1: starts Keepalived on the second LB");
-    traffic.mark("`hactl up` done");
-    assert!(
-        run.stderr
-            .contains(&format!("{second} keepalived: changed: start keepalived")),
-        "{s}: `hactl up` started Keepalived on {second}:\n{}",
-        run.stderr
-    );
-    w.wait_backup(
-        &second,
-        &format!("{s}: keepalived on {second} settles as BACKUP once started"),
-    );
-    w.wait_holders(
-        &[&first],
-        Duration::from_secs(1),
-        &format!("{s}: the VIP stays on {first} when {second} comes back (no failback)"),
-    );
-    w.figure(
-        &format!("{s}: {second} back as BACKUP, VIP still on {first}, after (from the start of `hactl up`)"),
-        World::secs(t.elapsed()),
-    );
-    let back = w.flows_after(
-        &traffic,
-        t,
-        Instant::now(),
-        Duration::from_secs(60),
-        "the second LB came back",
+        DaemonFault::KeepalivedStopped,
+        (&second, &first),
+        "1: starts Keepalived on the second LB",
     );
     w.mark_neigh(&traffic, "traffic flows");
-    w.figure(
-        &format!("{s}: {second} came back: first confirm of a message published after"),
-        World::secs(back),
-    );
 
     // A planned move back to the second load balancer: its dry run changes nothing, the move
     // costs one VRRP transition, the load balancer it left settles as BACKUP, and a second
@@ -1311,8 +1304,7 @@ fn up_with_host_off(w: &mut World, victim: &str, survivors: &[String]) {
 fn split_vip(w: &mut World) {
     let s = "3 split VIP";
     let traffic = w.traffic("ha.failover.split", "split");
-    let holder = w.single_holder(s);
-    let other = LBS.iter().find(|n| **n != holder).unwrap().to_string();
+    let (holder, other) = w.holder_and_other(s);
     w.mark_neigh(&traffic, "before");
     let watch = w.watch_neigh(&traffic);
     w.lab.driver_ok(["kill", &holder, "keepalived", "KILL"]);
@@ -1871,8 +1863,7 @@ fn drain_and_undo(w: &mut World, s: &str, inv: &str) {
 fn lb_power_loss_and_preempt(w: &mut World) {
     let s = "6 LB power loss";
     let traffic = w.traffic("ha.failover.power", "power");
-    let first = w.single_holder(s);
-    let second = LBS.iter().find(|n| **n != first).unwrap().to_string();
+    let (first, second) = w.holder_and_other(s);
     w.mark_neigh(&traffic, "before");
     let watch = w.watch_neigh(&traffic);
     let before = Instant::now();
@@ -2158,8 +2149,7 @@ fn unicast_without_multicast(w: &mut World) {
     });
     w.up("8: unicast VRRP");
     w.lab.driver_ok(["multicast", "off"]);
-    let first = w.single_holder(s);
-    let second = LBS.iter().find(|n| **n != first).unwrap().to_string();
+    let (first, second) = w.holder_and_other(s);
     // Multicast adverts lost would make the backup take over after three 0.2 s intervals.
     let watched = Instant::now();
     while watched.elapsed() < Duration::from_secs(2) {
@@ -2172,11 +2162,11 @@ fn unicast_without_multicast(w: &mut World) {
     }
 
     let traffic = w.traffic("ha.failover.unicast", "unicast");
-    let death = w.haproxy_dies_then_up(
+    let death = w.fault_then_up(
         s,
         &traffic,
-        &first,
-        &second,
+        DaemonFault::HaproxyKilled,
+        (&first, &second),
         "8: restarts HAProxy on the first LB",
     );
     let comeback = traffic
@@ -2418,13 +2408,12 @@ fn failover_benchmark() {
     let mut rolling_worst = Vec::new();
     for round in 1..=rounds {
         eprintln!("\n===== bench round {round}/{rounds} =====");
-        let first = w.single_holder("bench");
-        let second = LBS.iter().find(|n| **n != first).unwrap().to_string();
-        let death = w.haproxy_dies_then_up(
+        let (first, second) = w.holder_and_other("bench");
+        let death = w.fault_then_up(
             "bench",
             &traffic,
-            &first,
-            &second,
+            DaemonFault::HaproxyKilled,
+            (&first, &second),
             "bench: restarts HAProxy",
         );
         vip_move.push(death.moved);
@@ -2433,19 +2422,14 @@ fn failover_benchmark() {
         lb_back.push(death.settled);
 
         // Keepalived stopped cleanly on the holder (now the second), started again by `up`.
-        let before = Instant::now();
-        w.lab.ssh_ok(&second, "service keepalived stop >/dev/null");
-        let t = Instant::now();
-        w.wait_holders(&[&first], Duration::from_secs(30), "bench: VIP back");
-        stop_client.push(w.flows_after(
+        let stopped = w.fault_then_up(
+            "bench",
             &traffic,
-            before,
-            t,
-            Duration::from_secs(60),
-            "Keepalived stopped",
-        ));
-        w.up("bench: starts Keepalived");
-        w.wait_backup(&second, "bench: the second LB settles as BACKUP");
+            DaemonFault::KeepalivedStopped,
+            (&second, &first),
+            "bench: starts Keepalived",
+        );
+        stop_client.push(stopped.flowed);
 
         // The holder (now the first) loses power; powered on, `up` brings it back as BACKUP.
         let before = Instant::now();
@@ -2530,8 +2514,7 @@ fn failover_benchmark() {
 
         // Keepalived SIGKILLed on the holder leaves the VIP there while the other load
         // balancer takes it too (a split VIP); `up` repairs it.
-        let holder = w.single_holder("bench");
-        let other = LBS.iter().find(|n| **n != holder).unwrap().to_string();
+        let (holder, other) = w.holder_and_other("bench");
         let t = Instant::now();
         w.lab.driver_ok(["kill", &holder, "keepalived", "KILL"]);
         split_client.push(w.flows_after(
@@ -2566,13 +2549,12 @@ fn failover_benchmark() {
         });
         w.up("bench: unicast VRRP");
         w.lab.driver_ok(["multicast", "off"]);
-        let first = w.single_holder("bench (unicast)");
-        let second = LBS.iter().find(|n| **n != first).unwrap().to_string();
-        let death = w.haproxy_dies_then_up(
+        let (first, second) = w.holder_and_other("bench (unicast)");
+        let death = w.fault_then_up(
             "bench (unicast)",
             &traffic,
-            &first,
-            &second,
+            DaemonFault::HaproxyKilled,
+            (&first, &second),
             "bench (unicast): restarts HAProxy",
         );
         unicast_move.push(death.moved);
