@@ -27,8 +27,8 @@
 //! errors and VIP neighbour-entry changes) is printed after each loaded scenario, and every
 //! figure again at the end. `HACTL_FAILOVER_SCENARIOS=1,3` runs only those scenarios (for work
 //! on one of them). `failover_benchmark` (ignored; `tests/bench/failover`) repeats every
-//! scenario's fault and prints the distribution of its figures. Needs root; without it the tests skip loudly (see
-//! common::lab).
+//! scenario's fault and prints the distribution of its figures. Needs root; without it the
+//! tests skip loudly (see common::lab).
 
 mod common;
 
@@ -956,13 +956,13 @@ fn inventory_copy(inventory: &Path, name: &str, edit: impl FnOnce(String) -> Str
     path
 }
 
-/// A copy of `inventory` named `name` with `failback: preempt`.
-fn preempting(inventory: &Path, name: &str) -> PathBuf {
+/// A copy of `inventory` named `name` with `setting` added to its `loadbalancer:` section.
+fn with_lb_setting(inventory: &Path, name: &str, setting: &str) -> PathBuf {
     inventory_copy(inventory, name, |t| {
         replace_once(
             t,
             "  haproxy_check: script\n",
-            "  haproxy_check: script\n  failback: preempt\n",
+            &format!("  haproxy_check: script\n  {setting}\n"),
         )
     })
 }
@@ -1920,7 +1920,7 @@ fn lb_power_loss_and_preempt(w: &mut World) {
     let s = "6 failback preempt";
     let (high, low) = (LBS[0], LBS[1]);
     let stay = w.inventory.clone();
-    w.inventory = preempting(&stay, "failover-preempt.yaml");
+    w.inventory = with_lb_setting(&stay, "failover-preempt.yaml", "failback: preempt");
     w.up("6: failback preempt");
     w.wait_holders(
         &[high],
@@ -2140,13 +2140,7 @@ fn partition(w: &mut World) {
 fn unicast_without_multicast(w: &mut World) {
     let s = "8 unicast VRRP, multicast dropped";
     let multicast = w.inventory.clone();
-    w.inventory = inventory_copy(&multicast, "unicast.yaml", |t| {
-        replace_once(
-            t,
-            "  haproxy_check: script\n",
-            "  haproxy_check: script\n  unicast: true\n",
-        )
-    });
+    w.inventory = with_lb_setting(&multicast, "unicast.yaml", "unicast: true");
     w.up("8: unicast VRRP");
     w.lab.driver_ok(["multicast", "off"]);
     let (first, second) = w.holder_and_other(s);
@@ -2453,7 +2447,7 @@ fn failover_benchmark() {
         // `failback: preempt`: the highest priority takes the VIP back in one move.
         let (high, low) = (LBS[0], LBS[1]);
         let stay = w.inventory.clone();
-        w.inventory = preempting(&stay, "bench-preempt.yaml");
+        w.inventory = with_lb_setting(&stay, "bench-preempt.yaml", "failback: preempt");
         if w.vip_holders() == [high.to_string()] {
             w.lab.driver_ok(["kill", high, "haproxy"]);
             w.wait_holders(&[low], Duration::from_secs(30), "bench: VIP on the low LB");
@@ -2542,13 +2536,7 @@ fn failover_benchmark() {
         // Unicast VRRP on a bridge that drops multicast: HAProxy killed on the holder, then
         // brought back (no failback).
         let multicast = w.inventory.clone();
-        w.inventory = inventory_copy(&multicast, "bench-unicast.yaml", |t| {
-            replace_once(
-                t,
-                "  haproxy_check: script\n",
-                "  haproxy_check: script\n  unicast: true\n",
-            )
-        });
+        w.inventory = with_lb_setting(&multicast, "bench-unicast.yaml", "unicast: true");
         w.up("bench: unicast VRRP");
         w.lab.driver_ok(["multicast", "off"]);
         let (first, second) = w.holder_and_other("bench (unicast)");

@@ -357,13 +357,7 @@ impl Traffic {
             .filter(|end| (from..=to).contains(end))
             .collect();
         ends.sort();
-        let mut last = from;
-        let mut gap = Duration::ZERO;
-        for end in ends.into_iter().chain([to]) {
-            gap = gap.max(end.saturating_duration_since(last));
-            last = end;
-        }
-        gap
+        longest_gap([from].into_iter().chain(ends).chain([to]))
     }
 
     /// Records an event (a fault, a repair) on the run's timeline, shown in the report.
@@ -833,11 +827,21 @@ pub struct Report {
     pub finished: bool,
 }
 
-fn report(s: &Settings, l: &Live, started: Instant, finished: bool) -> Report {
+/// The longest time between consecutive instants of `points`.
+fn longest_gap(points: impl IntoIterator<Item = Instant>) -> Duration {
     let mut gap = Duration::ZERO;
-    for w in l.batches.windows(2) {
-        gap = gap.max(w[1].1.saturating_duration_since(w[0].1));
+    let mut last: Option<Instant> = None;
+    for p in points {
+        if let Some(l) = last {
+            gap = gap.max(p.saturating_duration_since(l));
+        }
+        last = Some(p);
     }
+    gap
+}
+
+fn report(s: &Settings, l: &Live, started: Instant, finished: bool) -> Report {
+    let gap = longest_gap(l.batches.iter().map(|(_, end, _)| *end));
     let distinct = l.highest;
     Report {
         queue: s.queue.clone(),
