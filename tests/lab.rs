@@ -79,6 +79,17 @@ fn ssh_fails(lab: &Lab, node: &str) -> bool {
     !lab.ssh_timeout(node, "true", 2).status.success()
 }
 
+/// A /proc/mounts line's mount point (another lab's mounts may run beside this one's).
+fn mount_point(line: &str) -> &str {
+    line.split(' ').nth(1).unwrap_or("")
+}
+
+/// Whether `path` is `dir` or below it (`/var/lib/hactl-lab-b` is not below `/var/lib/hactl-lab`).
+fn under(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().expect("run ip");
     assert!(out.status.success(), "ip {args:?}: {}", describe(&out));
@@ -458,9 +469,10 @@ fn down_leaves_nothing() {
     );
     let mounts = fs::read_to_string("/proc/mounts").unwrap();
     assert!(
-        !mounts
-            .lines()
-            .any(|l| l.contains(&format!("/run/netns/{prefix}")) || l.contains(&state)),
+        !mounts.lines().any(|l| {
+            let point = mount_point(l);
+            point.starts_with(&format!("/run/netns/{prefix}")) || under(point, &state)
+        }),
         "mounts left: {mounts}"
     );
     for p in &recorded {
@@ -1032,7 +1044,7 @@ fn image_hosts_boot_systemd_with_a_signed_mirror() {
     let state = lab.state_dir().display().to_string();
     let mounts = fs::read_to_string("/proc/mounts").unwrap();
     assert!(
-        !mounts.lines().any(|l| l.contains(&state)),
+        !mounts.lines().any(|l| under(mount_point(l), &state)),
         "mounts left: {mounts}"
     );
     assert!(!lab.state_dir().join("mirror.pid").exists());
