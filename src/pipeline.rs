@@ -8,7 +8,7 @@ use crate::plan::{Action, Verb};
 use crate::render::ENDPOINTS_FILE;
 use crate::runner::{self, Options};
 use crate::steps::{self, Ctx, cookie, definitions, facts, hosts_file, join, loadbalancer};
-use crate::steps::{SeedDist, feature_flags, files, formation, packages, rabbitmq, vip};
+use crate::steps::{SeedBoot, feature_flags, files, formation, packages, rabbitmq, vip};
 use anyhow::anyhow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -61,7 +61,7 @@ pub async fn converge_hosts(
             }
             // Nodes of a first-boot run that wait for the seed must not wait for nothing.
             if seed && result.is_err() {
-                ctx.seed_dist.send_replace(SeedDist::Failed);
+                ctx.seed_boot.send_replace(SeedBoot::Failed);
             }
             result
         }

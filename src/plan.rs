@@ -96,9 +96,8 @@ pub enum Action {
     /// Restarts the running RabbitMQ of a cluster member through the rolling path
     /// (`crate::rolling`): drained in HAProxy and in maintenance mode first, revived after.
     RollingRestart,
-    /// Starts RabbitMQ on a blank node of a first-boot run. The seed starts at once; the
-    /// other nodes too, or with `after_seed` once the seed's Erlang distribution is up (see
-    /// `formation::Read::start_order`).
+    /// Starts RabbitMQ on a blank node of a first-boot run. The seed starts at once; with
+    /// `after_seed` the other nodes once the seed has booted (see `formation::start`).
     StartForming {
         seed: String,
         is_seed: bool,
@@ -219,7 +218,7 @@ impl Action {
                 "start rabbitmq-server{} (blank: joins {}'s cluster at first boot through peer \
                  discovery)",
                 if *after_seed {
-                    " once the seed's Erlang distribution is up"
+                    " once the seed has booted"
                 } else {
                     ""
                 },

@@ -56,7 +56,7 @@ pub fn build_ctx(
         force_reset: opts.force_reset,
         restarts: tokio::sync::Mutex::new(()),
         formation: std::sync::OnceLock::new(),
-        seed_dist: tokio::sync::watch::Sender::new(crate::steps::SeedDist::Waiting),
+        seed_boot: tokio::sync::watch::Sender::new(crate::steps::SeedBoot::Waiting),
         unreachable: Default::default(),
         limit: None,
         balancers: std::sync::OnceLock::new(),

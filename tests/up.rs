@@ -375,6 +375,35 @@ fn assert_cookies(lab: &Lab, secrets: &Secrets, context: &str) {
 }
 
 /// Load balancers holding `vip` now.
+/// From the nodes' own logs: node2's and node3's RabbitMQ wrote their first line only after the
+/// seed logged its boot complete. (Started beside a seed still booting, a 3.10 node failed its
+/// boot with `schema_integrity_check_failed` in 1 of 12 first boots on a loaded machine.)
+fn assert_joiners_started_after_the_seed_booted(lab: &Lab) {
+    // A line's first 32 bytes: `2026-12-01 19:05:19.975490+00:00`; one clock and one time zone
+    // (the machine's) on every lab host.
+    let stamp = |node: &str, pick: &str| {
+        let out = lab.ssh_ok(
+            node,
+            &format!("{pick} /var/log/rabbitmq/rabbit@{node}.log | cut -c1-32"),
+        );
+        let stamp = out.trim().to_string();
+        assert!(
+            stamp.len() == 32 && stamp.as_bytes()[10] == b' ',
+            "{node}: a log time stamp, got {out:?}"
+        );
+        stamp
+    };
+    let booted = stamp("node1", "grep -m1 'Server startup complete'");
+    for node in ["node2", "node3"] {
+        let first = stamp(node, "head -n1");
+        assert!(
+            first > booted,
+            "{node}'s RabbitMQ started ({first}) before the seed had booted ({booted})"
+        );
+        eprintln!("first boot: {node} started at {first}, after the seed booted at {booted}");
+    }
+}
+
 fn vip_holders(lab: &Lab, lbs: &[&str], vip: &str) -> Vec<String> {
     let outs = lab.ssh_each_ok(lbs, "ip -o addr show dev eth0");
     lbs.iter()
@@ -763,6 +792,7 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
     // --- independent checks ----------------------------------------------------------------
     let phase = Instant::now();
     assert_cluster_complete(&lab, "after up");
+    assert_joiners_started_after_the_seed_booted(&lab);
 
     let out = lab.ssh_ok("node1", "rabbitmqctl list_policies --formatter json");
     let policies: Value = serde_json::from_str(out.trim())

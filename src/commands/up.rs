@@ -95,11 +95,8 @@ pub async fn converge(
     };
     let (preflight, formation) =
         tokio::join!(steps::preflight(&ctx, &hosts, opts.dry_run), formation);
-    let versions = preflight?;
-    let mut formation = formation?;
-    if sel.limit.is_none() {
-        formation = formation.start_order(&versions);
-    }
+    preflight?;
+    let formation = formation?;
     // Set once, before any host changes: every later step plans from it.
     let _ = ctx.formation.set(formation);
     // Restarts of running members drain them in every HAProxy first; that waits for the

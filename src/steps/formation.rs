@@ -15,12 +15,11 @@
 //! same, but /etc/rabbitmq is owned by rabbitmq, and root does not write below a directory
 //! another user can swap.)
 
-use super::{Ctx, SeedDist};
+use super::{Ctx, SeedBoot};
 use crate::host::Host;
 use crate::plan::Action;
 use crate::plan::FileChange;
-use crate::rabbitmq::versions::NodeVersion;
-use crate::rabbitmq::{major_minor, node_name};
+use crate::rabbitmq::node_name;
 use crate::render::RenderedFile;
 use crate::runner;
 use crate::ssh::Cmd;
@@ -46,8 +45,8 @@ pub struct Read {
     pub recipe: Recipe,
     /// Nodes that are blank now.
     pub blank: BTreeSet<String>,
-    /// In a first-boot run, the other nodes start only once the seed's Erlang distribution is
-    /// up (see `start_order`); else all start at once.
+    /// In a first-boot run, the other nodes start only once the seed has booted (see
+    /// `start`); in a run that grows a running cluster, at once.
     pub seed_first: bool,
 }
 
@@ -88,21 +87,6 @@ impl Read {
             Recipe::Grow { nodes } => nodes.contains(node),
             Recipe::Join { .. } => false,
         }
-    }
-
-    /// RabbitMQ 4 joins the reachable node with the oldest Erlang VM among equally sized
-    /// clusters, itself included: a node started before the seed would form a cluster of its
-    /// own, so the seed starts first. RabbitMQ 3 joins only a node that has its database, and
-    /// only the seed creates one (it lists no peers): all start at once. A node of unknown
-    /// version counts as 4.
-    pub fn start_order(mut self, versions: &[NodeVersion]) -> Self {
-        self.seed_first = versions.iter().any(|v| {
-            v.detected
-                .as_ref()
-                .and_then(|d| major_minor(d.upstream()))
-                .is_none_or(|(major, _)| major >= 4)
-        });
-        self
     }
 }
 
@@ -255,76 +239,75 @@ fn decide(nodes: &[(&str, NodeState)], all_at_once: bool, count: usize) -> Read 
 const DISCOVERY_RETRIES: u32 = 120;
 const DISCOVERY_INTERVAL_MS: u32 = 500;
 
-/// The seed starts RabbitMQ and says when its Erlang distribution is up (epmd lists the
-/// node: no Erlang VM); with `after_seed` every other node waits for that, then starts. Any
-/// failure on the seed's side releases the others with an error.
+/// The seed starts RabbitMQ and says when it has booted; with `after_seed` every other node
+/// waits for that, then starts. A node that joins a seed still booting can copy its tables
+/// before the seed's feature flags have migrated them, and its own boot then fails with
+/// `schema_integrity_check_failed` (RabbitMQ 3.10, seen here in 1 of 12 first boots on a
+/// loaded machine). RabbitMQ 4 needs the seed first too: it joins the reachable node with the
+/// oldest Erlang VM. Any failure on the seed's side releases the others with an error.
 pub async fn start(ctx: &Ctx, host: &Host, is_seed: bool, after_seed: bool) -> anyhow::Result<()> {
     let deadline = crate::ssh::deadline(
         std::time::Instant::now(),
         host.conn.target().command_timeout,
     );
-    if !is_seed && !after_seed {
-        return host.service("rabbitmq-server", "start").await.map(drop);
+    if is_seed {
+        // The AMQP listener opens at the very end of the boot: the others need not wait for
+        // the init system's own wait to return (an Erlang VM of its own, seconds).
+        let start = host.service("rabbitmq-server", "start");
+        tokio::pin!(start);
+        let port = ctx.loaded.inventory.rabbitmq.amqp_port;
+        let started = tokio::select! {
+            up = listening(host, port, deadline) => {
+                ctx.seed_boot.send_replace(if up.is_ok() { SeedBoot::Booted } else { SeedBoot::Failed });
+                up?;
+                start.await
+            }
+            done = &mut start => done,
+        };
+        if started.is_err() {
+            ctx.seed_boot.send_replace(SeedBoot::Failed);
+        } else {
+            ctx.seed_boot.send_if_modified(|s| {
+                let waiting = *s == SeedBoot::Waiting;
+                if waiting {
+                    *s = SeedBoot::Booted;
+                }
+                waiting
+            });
+        }
+        return started.map(drop);
     }
-    if !is_seed {
-        let mut rx = ctx.seed_dist.subscribe();
+    if after_seed {
+        let mut rx = ctx.seed_boot.subscribe();
         let state =
-            tokio::time::timeout_at(deadline.into(), rx.wait_for(|s| *s != SeedDist::Waiting))
+            tokio::time::timeout_at(deadline.into(), rx.wait_for(|s| *s != SeedBoot::Waiting))
                 .await
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "{}: the seed's Erlang distribution did not come up",
-                        host.name()
-                    )
-                })?
+                .map_err(|_| anyhow::anyhow!("{}: the seed did not boot", host.name()))?
                 .map(|s| *s)
-                .unwrap_or(SeedDist::Failed);
-        if state == SeedDist::Failed {
+                .unwrap_or(SeedBoot::Failed);
+        if state == SeedBoot::Failed {
             anyhow::bail!("{}: not started: the seed failed to start", host.name());
         }
-        return host.service("rabbitmq-server", "start").await.map(drop);
     }
-    let dist_up = async {
-        loop {
-            let out = host.probe(&Cmd::new("epmd").arg("-names")).await?;
-            if out
-                .stdout
-                .lines()
-                .any(|l| l.starts_with("name rabbit at port"))
-            {
-                return Ok::<_, anyhow::Error>(());
-            }
-            if std::time::Instant::now() > deadline {
-                anyhow::bail!(
-                    "{}: RabbitMQ's Erlang distribution did not come up",
-                    host.name()
-                );
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    host.service("rabbitmq-server", "start").await.map(drop)
+}
+
+/// Waits, polling without an Erlang VM, until RabbitMQ listens on TCP `port` on loopback or on
+/// every address (HAProxy on a colocated host binds only the VIP's).
+async fn listening(host: &Host, port: u16, deadline: std::time::Instant) -> anyhow::Result<()> {
+    // /proc/net/tcp{,6}: `local_address` is ADDR:PORT in hex (0.0.0.0, 127.0.0.1, ::, ::1),
+    // state 0A is LISTEN.
+    const SCRIPT: &str = r#"grep -qE "^ *[0-9]+: (00000000|0100007F|0{32}|0{24}01000000):$1 [0-9A-F]+:0000 0A " /proc/net/tcp /proc/net/tcp6 2>/dev/null"#;
+    let hex = format!("{port:04X}");
+    loop {
+        if host.probe(&Cmd::sh(SCRIPT, [hex.as_str()])).await?.status == 0 {
+            return Ok(());
         }
-    };
-    let start = host.service("rabbitmq-server", "start");
-    tokio::pin!(start);
-    let started = tokio::select! {
-        up = dist_up => {
-            ctx.seed_dist.send_replace(if up.is_ok() { SeedDist::Up } else { SeedDist::Failed });
-            up?;
-            start.await
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("{}: RabbitMQ did not listen on port {port}", host.name());
         }
-        done = &mut start => done,
-    };
-    if started.is_err() {
-        ctx.seed_dist.send_replace(SeedDist::Failed);
-    } else {
-        ctx.seed_dist.send_if_modified(|s| {
-            let waiting = *s == SeedDist::Waiting;
-            if waiting {
-                *s = SeedDist::Up;
-            }
-            waiting
-        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    started.map(drop)
 }
 
 /// rabbitmq.conf for a blank node's first boot. The seed's is the inventory's: with no peers
@@ -392,28 +375,6 @@ mod tests {
         assert!(k.contains("classic_config.nodes.2 = rabbit@node3\n"), "{k}");
         assert!(!k.contains("nodes.3"), "{k}");
         assert!(k.contains("discovery_retry_limit = 120\n"), "{k}");
-    }
-
-    #[test]
-    fn the_seed_starts_first_where_rabbitmq_4_may_run() {
-        use crate::rabbitmq::versions::{Detected, Source};
-        let v = |node: &str, debian: Option<&str>| NodeVersion {
-            node: node.into(),
-            detected: debian.map(|d| Detected {
-                debian: d.into(),
-                source: Source::Installed,
-            }),
-        };
-        let read = || decide(&[("node1", BLANK), ("node2", BLANK)], true, 2);
-        let bookworm = [
-            v("node1", Some("3.10.8-1.1")),
-            v("node2", Some("3.10.8-1.1")),
-        ];
-        assert!(!read().start_order(&bookworm).seed_first);
-        let mixed = [v("node1", Some("3.10.8-1.1")), v("node2", Some("4.0.5-6"))];
-        assert!(read().start_order(&mixed).seed_first);
-        let unknown = [v("node1", Some("3.10.8-1.1")), v("node2", None)];
-        assert!(read().start_order(&unknown).seed_first);
     }
 
     #[test]

@@ -31,18 +31,13 @@ use std::time::Instant;
 
 /// The read-only pre-phase of `up` and `add-node`, before any host changes: the RabbitMQ
 /// versions and the VIP's interface, read at the same time. Refusals are invalid input.
-pub async fn preflight(
-    ctx: &Ctx,
-    hosts: &[Host],
-    dry_run: bool,
-) -> anyhow::Result<Vec<crate::rabbitmq::versions::NodeVersion>> {
+pub async fn preflight(ctx: &Ctx, hosts: &[Host], dry_run: bool) -> anyhow::Result<()> {
     let (versions, interface) = tokio::join!(
         versions::check(ctx, hosts, dry_run),
         vip_interface::check(ctx, hosts)
     );
-    let versions = versions?;
-    interface?;
-    Ok(versions)
+    versions?;
+    interface
 }
 
 /// Everything a step may consult. Shared read-only by all hosts of a run.
@@ -58,9 +53,9 @@ pub struct Ctx {
     pub restarts: tokio::sync::Mutex<()>,
     /// The recipe and what it was chosen from (`up` reads it before any change).
     pub formation: std::sync::OnceLock<formation::Read>,
-    /// In a first-boot run, whether the seed's Erlang distribution is up: the other nodes
-    /// start only then (see `Action::StartForming`).
-    pub seed_dist: tokio::sync::watch::Sender<SeedDist>,
+    /// In a first-boot run, whether the seed has booted: the other nodes start only then
+    /// (see `formation::start`).
+    pub seed_boot: tokio::sync::watch::Sender<SeedBoot>,
     /// Reads through the management API, when the inventory allows them.
     pub api: Option<std::sync::Arc<management::Api>>,
     /// Hosts this run leaves out because they cannot be reached (`up --skip-unreachable`).
@@ -75,12 +70,12 @@ pub struct Ctx {
     pub lbs_done: tokio::sync::watch::Sender<std::collections::BTreeSet<String>>,
 }
 
-/// The seed's Erlang distribution, as the other nodes of a first-boot run wait for it.
+/// The seed's first boot, as the other nodes of a first-boot run wait for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeedDist {
+pub enum SeedBoot {
     Waiting,
-    Up,
-    /// The seed failed before its distribution came up: the others do not start.
+    Booted,
+    /// The seed failed before it booted: the others do not start.
     Failed,
 }
 
