@@ -25,7 +25,7 @@ LC_ALL=C apt-cache policy rabbitmq-server 2>/dev/null || true"#;
 
 /// Reads the version of every RabbitMQ host, all at once, and refuses what they cannot do.
 /// A dry run notes each node's version.
-pub async fn check(ctx: &Ctx, hosts: &[Host], dry_run: bool) -> anyhow::Result<Vec<NodeVersion>> {
+pub async fn check(ctx: &Ctx, hosts: &[Host], dry_run: bool) -> anyhow::Result<()> {
     let rabbits: Vec<Host> = hosts
         .iter()
         .filter(|h| h.node.is_rabbitmq())
@@ -52,7 +52,7 @@ pub async fn check(ctx: &Ctx, hosts: &[Host], dry_run: bool) -> anyhow::Result<V
     }
     let refused = versions::check(&ctx.loaded.inventory, &nodes);
     if refused.is_empty() {
-        return Ok(nodes);
+        return Ok(());
     }
     let all: Vec<String> = nodes.iter().map(NodeVersion::describe).collect();
     Err(InvalidInput(format!(
