@@ -1,5 +1,5 @@
 //! The phases every converging command runs, in order: per-host steps (all hosts in
-//! parallel), the cluster phase (joins one node at a time, definitions through the seed) and
+//! parallel), the cluster phase (joins in turn, one node at a time, definitions through the seed) and
 //! the load-balancer phase (exactly one VIP holder). Commands choose the hosts and the scope;
 //! each phase plans with the steps and applies through `runner::execute`.
 
@@ -276,20 +276,31 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
         check_formed(seed, seed_status, &booted)?;
     }
     let joins = async {
-        let mut joined = Vec::new();
-        // Nodes that joined at first boot are members already (checked above).
+        // Nodes that joined at first boot are members already (checked above). Every joiner
+        // plans and stops its app at once; the joins take turns (`join::apply`).
         let joiners = rabbits.iter().filter(|h| {
             h.name() != seed.name() && !ctx.discovers(h.name()) && ctx.converges(h.name())
         });
-        for host in joiners {
-            let mine = status_of(host.name());
-            let plan = join::plan(ctx, seed, seed_status, host, mine);
-            if !runner::execute(ctx, opts, host, "join", plan)
-                .await?
-                .is_empty()
-            {
-                joined.push(host.name().to_string());
+        let results = runner::all(
+            joiners
+                .map(|host| async move {
+                    let plan = join::plan(ctx, seed, seed_status, host, status_of(host.name()));
+                    let applied = runner::execute(ctx, opts, host, "join", plan).await?;
+                    Ok::<_, anyhow::Error>((!applied.is_empty()).then(|| host.name().to_string()))
+                })
+                .collect(),
+        )
+        .await;
+        let mut joined = Vec::new();
+        let mut errors = Vec::new();
+        for r in results {
+            match r {
+                Ok(node) => joined.extend(node),
+                Err(e) => errors.push(format!("{e:#}")),
             }
+        }
+        if !errors.is_empty() {
+            return Err(anyhow!("{}", errors.join("\n")));
         }
         // Waiting is no change: a dry run has nothing to wait for.
         if !opts.dry_run {

@@ -144,15 +144,6 @@ pub enum Action {
     },
 }
 
-/// stop_app, [reset,] join_cluster [--ram] -- SEED, start_app; `$1` seed, `$2` reset|keep,
-/// `$3` ram|disc.
-const JOIN: &str = r#"c=/usr/sbin/rabbitmqctl
-"$c" stop_app || exit
-if [ "$2" = reset ]; then "$c" reset || exit; fi
-if [ "$3" = ram ]; then "$c" join_cluster --ram -- "$1" || exit
-else "$c" join_cluster -- "$1" || exit; fi
-exec "$c" start_app"#;
-
 impl Action {
     /// One line saying what the action does.
     pub fn describe(&self) -> String {
@@ -378,18 +369,7 @@ impl Action {
                 node_type,
                 reset,
                 ..
-            } => {
-                // One exec: no round trip between the steps, and the app is down only as
-                // long as the join takes. start_app returns once the app has booted.
-                let mode = match node_type {
-                    NodeType::Ram => "ram",
-                    NodeType::Disc => "disc",
-                };
-                let reset = if *reset { "reset" } else { "keep" };
-                host.run(&Cmd::sh(JOIN, [node_name(seed).as_str(), reset, mode]))
-                    .await
-                    .map(drop)
-            }
+            } => crate::steps::join::apply(ctx, host, seed, *node_type, *reset).await,
             Action::Definition(d) => definitions::apply(ctx, host, d).await,
             Action::EnableFeatureFlags { .. } => host
                 .run(&crate::rabbitmq::feature_flags::enable_all_cmd())

@@ -55,6 +55,7 @@ pub fn build_ctx(
         files,
         force_reset: opts.force_reset,
         restarts: tokio::sync::Mutex::new(()),
+        joins: tokio::sync::Mutex::new(None),
         formation: std::sync::OnceLock::new(),
         seed_boot: tokio::sync::watch::Sender::new(crate::steps::SeedBoot::Waiting),
         unreachable: Default::default(),
@@ -97,6 +98,31 @@ where
     out.into_iter()
         .map(|r| r.unwrap_or_else(|| Err(anyhow!("task lost"))))
         .collect()
+}
+
+/// Runs `futs` concurrently on the calling task (borrowing, unlike `parallel`); results in
+/// the order given.
+pub async fn all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (fut, done) in futs.iter_mut().zip(out.iter_mut()) {
+            if done.is_none() {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *done = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }
 
 /// The connect result of one node: the task's own failure (a panic) outside, the connection's
@@ -262,4 +288,25 @@ where
         Ok((actions, changes))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn all_runs_the_futures_at_once_and_keeps_their_order() {
+        // The first waits for the second: one after the other, it would never end.
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let first = Box::pin(async move { rx.await.unwrap_or(0) + 1 })
+            as std::pin::Pin<Box<dyn Future<Output = u32> + Send>>;
+        let second = Box::pin(async move {
+            tx.send(41).unwrap();
+            7
+        });
+        let out = tokio::time::timeout(std::time::Duration::from_secs(5), all(vec![first, second]))
+            .await
+            .expect("all ran the futures at once");
+        assert_eq!(out, vec![42, 7]);
+    }
 }

@@ -1474,14 +1474,14 @@ fn faults_during_up(w: &mut World) {
     );
 
     // 4c: node6 killed during its join, twice: as its join step starts, and once the join's
-    // one remote command (stop_app, join_cluster, start_app) is sent (`-v` shows it; the kill
+    // command (join_cluster, start_app; after stop_app) is sent (`-v` shows it; the kill
     // takes the node and the CLI's VM, both `beam.smp`). Each time node6 first leaves the
     // cluster (reset), so that `up` joins it again; each time the re-run converges.
     for (variant, pattern, verbose) in [
         ("at `join: started`", "node6 join: started", false),
         (
             "during the join command",
-            "node6 $ sh -c 'c=/usr/sbin/rabbitmqctl",
+            "node6 $ sh -c 'if [ \"$2\" = ram ]; then /usr/sbin/rabbitmqctl join_cluster",
             true,
         ),
     ] {

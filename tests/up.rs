@@ -374,7 +374,6 @@ fn assert_cookies(lab: &Lab, secrets: &Secrets, context: &str) {
     eprintln!("{context}: cookie identical on node1..node3 (sha256), mode 400, owner rabbitmq");
 }
 
-/// Load balancers holding `vip` now.
 /// From the nodes' own logs: node2's and node3's RabbitMQ wrote their first line only after the
 /// seed logged its boot complete. (Started beside a seed still booting, a 3.10 node failed its
 /// boot with `schema_integrity_check_failed` in 1 of 12 first boots on a loaded machine.)
@@ -404,6 +403,70 @@ fn assert_joiners_started_after_the_seed_booted(lab: &Lab) {
     }
 }
 
+/// Log lines of `node`'s RabbitMQ from line `from` on (1-based).
+fn log_since(lab: &Lab, node: &str, from: usize) -> String {
+    lab.ssh_ok(
+        node,
+        &format!("tail -n +{from} /var/log/rabbitmq/rabbit@{node}.log"),
+    )
+}
+
+/// Each node's log length now: `log_since` then reads only what comes after.
+fn log_lengths(lab: &Lab, nodes: &[&str]) -> Vec<usize> {
+    nodes
+        .iter()
+        .map(|node| {
+            let out = lab.ssh_ok(
+                node,
+                &format!("wc -l < /var/log/rabbitmq/rabbit@{node}.log"),
+            );
+            out.trim().parse::<usize>().expect("a line count") + 1
+        })
+        .collect()
+}
+
+/// From the joiners' own logs (RabbitMQ 3.10's lines): the joins took turns (one node's
+/// join_cluster came after the previous one's start_app had booted it), and the stop_apps did
+/// not: a later joiner stopped its app while an earlier one had its turn.
+fn assert_joins_took_turns(lab: &Lab, joiners: &[&str], lengths: &[usize]) {
+    // (node, app asked to stop, clustering, startup complete after it): time stamps as in
+    // `assert_joiners_started_after_the_seed_booted`.
+    let mut joins: Vec<(String, String, String, String)> = joiners
+        .iter()
+        .zip(lengths)
+        .map(|(node, from)| {
+            let log = log_since(lab, node, *from);
+            let at = |pattern: &str, after: &str| {
+                log.lines()
+                    .filter(|l| l.len() > 32 && l.contains(pattern))
+                    .map(|l| l[..32].to_string())
+                    .find(|t| t.as_str() > after)
+                    .unwrap_or_else(|| panic!("{node}: no `{pattern}` after {after} in:\n{log}"))
+            };
+            let stop = at("RabbitMQ is asked to stop", "");
+            let join = at("Clustering with", &stop);
+            let up = at("Server startup complete", &join);
+            (node.to_string(), stop, join, up)
+        })
+        .collect();
+    joins.sort_by(|a, b| a.2.cmp(&b.2));
+    for pair in joins.windows(2) {
+        let ((a, _, a_join, a_up), (b, b_stop, b_join, _)) = (&pair[0], &pair[1]);
+        assert!(
+            a_up < b_join,
+            "{b} joined at {b_join}, before {a}'s join (from {a_join}) had booted it at {a_up}"
+        );
+        assert!(
+            b_stop < a_up,
+            "{b} stopped its app at {b_stop}, only after {a}'s turn ended at {a_up}"
+        );
+        eprintln!(
+            "joins: {a} joined {a_join}..{a_up}; {b} stopped its app at {b_stop}, joined at {b_join}"
+        );
+    }
+}
+
+/// Load balancers holding `vip` now.
 fn vip_holders(lab: &Lab, lbs: &[&str], vip: &str) -> Vec<String> {
     let outs = lab.ssh_each_ok(lbs, "ip -o addr show dev eth0");
     lbs.iter()
@@ -1052,11 +1115,15 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
     lab.ssh_ok("node5", "service haproxy stop >/dev/null");
     // A new VM: the one that formed the cluster at first boot still holds the peer discovery
     // keys in memory, and a reset node of it rejoins by itself at start_app.
-    lab.ssh_ok(
-        "node3",
-        "rabbitmqctl stop_app >/dev/null && rabbitmqctl reset >/dev/null && \
-         rabbitmqctl stop >/dev/null && service rabbitmq-server start >/dev/null",
-    );
+    // node2 too: two joiners, whose joins take turns. One after the other: a node that resets
+    // while another leaves may stay listed by the seed (hactl then plans no join for it).
+    for node in ["node2", "node3"] {
+        lab.ssh_ok(
+            node,
+            "rabbitmqctl stop_app >/dev/null && rabbitmqctl reset >/dev/null && \
+             rabbitmqctl stop >/dev/null && service rabbitmq-server start >/dev/null",
+        );
+    }
     let i = hactl(
         &mut runs,
         "up --dry-run --json (drifted)",
@@ -1070,6 +1137,7 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         "node1/definitions: change password of user app",
         "node1/definitions: set policy ha-all",
         "node5/haproxy: start haproxy",
+        "node2/join: join rabbit@node2 to rabbit@node1",
         "node3/join: join rabbit@node3 to rabbit@node1",
     ] {
         assert!(
@@ -1077,8 +1145,10 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
             "the drift plan has `{expected}`: {plan:#?}"
         );
     }
+    let lengths = log_lengths(&lab, &["node2", "node3"]);
     let i = hactl(&mut runs, "up --json (drifted)", &[&inv, "--json"]);
     let repaired = runs[i].expect_code(0).json();
+    assert_joins_took_turns(&lab, &["node2", "node3"], &lengths);
     timings.push(("up, drift repaired".into(), runs[i].took));
     assert_dry_run_was_the_plan(&planned, &repaired, "drifted lab");
     // Each step says whether it restarted something: the reload did, the password did not.

@@ -51,6 +51,9 @@ pub struct Ctx {
     /// Held while a running RabbitMQ node restarts, so restarts roll one node at a time and
     /// the cluster never loses more than one member to hactl.
     pub restarts: tokio::sync::Mutex<()>,
+    /// Held while a node runs join_cluster and start_app, so joins take turns; holds the
+    /// node whose join failed, after which no other node joins (`join::apply`).
+    pub joins: tokio::sync::Mutex<Option<String>>,
     /// The recipe and what it was chosen from (`up` reads it before any change).
     pub formation: std::sync::OnceLock<formation::Read>,
     /// In a first-boot run, whether the seed has booted: the other nodes start only then
