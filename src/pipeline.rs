@@ -1,7 +1,8 @@
 //! The phases every converging command runs, in order: per-host steps (all hosts in
-//! parallel), the cluster phase (joins in turn, one node at a time, definitions through the seed) and
-//! the load-balancer phase (exactly one VIP holder). Commands choose the hosts and the scope;
-//! each phase plans with the steps and applies through `runner::execute`.
+//! parallel; at a first boot the seed sets the definitions once its RabbitMQ runs), the
+//! cluster phase (joins in turn, one node at a time, definitions through the seed meanwhile)
+//! and the load-balancer phase (exactly one VIP holder). Commands choose the hosts and the
+//! scope; each phase plans with the steps and applies through `runner::execute`.
 
 use crate::host::Host;
 use crate::plan::{Action, Verb};
@@ -31,6 +32,8 @@ pub struct HostPhase {
     /// other plugins, or a package installed now): a plugin enabled on a node that has a
     /// database registers its feature flags disabled.
     pub new_plugins: BTreeSet<String>,
+    /// Whether the seed's per-host steps set the definitions (`converge_host`).
+    pub definitions: bool,
 }
 
 /// Per-host steps on all `hosts` in parallel; fails after all finished if any failed.
@@ -71,11 +74,18 @@ pub async fn converge_hosts(
         hosts: Vec::new(),
         changed: BTreeSet::new(),
         new_plugins: BTreeSet::new(),
+        definitions: false,
     };
     let mut errors = Vec::new();
     for r in results {
         match r {
-            Ok((h, actions, new_plugins)) => {
+            Ok(Converged {
+                host: h,
+                actions,
+                new_plugins,
+                definitions,
+            }) => {
+                phase.definitions |= definitions;
                 if actions > 0 {
                     phase.changed.insert(h.name().to_string());
                 }
@@ -94,19 +104,30 @@ pub async fn converge_hosts(
     }
 }
 
-/// Returns the host with its facts, how many actions its steps planned, and whether its
-/// running RabbitMQ restarts with a changed `enabled_plugins`.
+/// One host after its per-host steps.
+struct Converged {
+    /// The host, with its facts.
+    host: Host,
+    /// How many actions its steps planned.
+    actions: usize,
+    /// Whether its running RabbitMQ restarts with a changed `enabled_plugins`.
+    new_plugins: bool,
+    /// Whether it set the definitions (the seed).
+    definitions: bool,
+}
+
 async fn converge_host(
     ctx: &Ctx,
     opts: &Options,
     mut host: Host,
     scope: Scope,
-) -> anyhow::Result<(Host, usize, bool)> {
+) -> anyhow::Result<Converged> {
     // Facts first: every later step consults them.
     let (facts, set_name) = facts::read(&host).await?;
     host.facts = Some(facts);
     let h = &host;
     let mut new_plugins = false;
+    let mut definitions = false;
     let mut n = runner::execute(ctx, opts, h, "facts", async { Ok(set_name) })
         .await?
         .len();
@@ -118,7 +139,12 @@ async fn converge_host(
         let endpoints = runner::execute(ctx, opts, h, "endpoints", files::plan_all(h, file, &[]));
         let (hosts, endpoints) = tokio::try_join!(hosts_file, endpoints)?;
         n += hosts.len() + endpoints.len();
-        return Ok((host, n, false));
+        return Ok(Converged {
+            host,
+            actions: n,
+            new_plugins: false,
+            definitions: false,
+        });
     }
     n += hosts_file.await?.len();
     let mut packages = Vec::new();
@@ -190,6 +216,20 @@ async fn converge_host(
                         }
                 )
             }));
+        // Users, vhosts, permissions and policies live cluster-wide, set through the seed. In
+        // a first-boot run, as soon as its RabbitMQ runs: the other nodes start only then, and
+        // take them over as they join. (Otherwise the cluster phase sets them beside the joins,
+        // which would wait here for them.)
+        if ctx.first_boot() && h.name() == ctx.loaded.inventory.rabbitmq.seed {
+            let plan = async {
+                let current = definitions::read(h, ctx.api.as_deref()).await?;
+                definitions::plan_for(ctx, current)
+            };
+            n += runner::execute(ctx, opts, h, "definitions", plan)
+                .await?
+                .len();
+            definitions = true;
+        }
     }
     if h.node.is_loadbalancer() {
         if scope == Scope::Full {
@@ -205,11 +245,17 @@ async fn converge_host(
             .await?
             .len();
     }
-    Ok((host, n, new_plugins))
+    Ok(Converged {
+        host,
+        actions: n,
+        new_plugins,
+        definitions,
+    })
 }
 
 /// Joins, one node at a time, while users, vhosts, permissions and policies are set through
-/// the seed: definitions live cluster-wide, so a joining node takes them over. Then every
+/// the seed (unless its per-host steps did, at a first boot): definitions live cluster-wide, so
+/// a joining node takes them over. Then every
 /// stable feature flag is enabled (also after a restart with new plugins, whose flags a dry
 /// run cannot read beforehand).
 /// Returns the nodes that joined (or would join, in a dry run).
@@ -228,6 +274,11 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
     // Every read may start an Erlang VM (without the management API): do them all at once.
     // A first-boot run joins no node: only the seed's view counts (`check_formed`).
     let read = |h: &Host| !ctx.first_boot() || h.name() == seed.name();
+    // Users, vhosts, policies and feature flags are the whole cluster's: `--limit` sets them
+    // only when it names the seed they are set through. The definitions are set here unless
+    // the seed's per-host steps did (a first boot).
+    let cluster_wide = ctx.converges(seed.name());
+    let set_definitions = cluster_wide && !phase.definitions;
     let (statuses, current_defs, flags) = steps::step(seed, "cluster_status", async {
         let n = rabbits.len();
         let (statuses, defs, flags) = tokio::join!(
@@ -241,7 +292,12 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
                     }
                 }
             }),
-            definitions::read(seed, ctx.api.as_deref()),
+            async {
+                match set_definitions {
+                    true => definitions::read(seed, ctx.api.as_deref()).await,
+                    false => Ok(None),
+                }
+            },
             feature_flags::read(seed, ctx.api.as_deref())
         );
         let statuses = statuses.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
@@ -255,9 +311,6 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
             .and_then(|i| statuses[i].as_ref())
     };
     let seed_status = status_of(seed.name());
-    // Users, vhosts, policies and feature flags are the whole cluster's: `--limit` sets them
-    // only when it names the seed they are set through.
-    let cluster_wide = ctx.converges(seed.name());
     if !cluster_wide {
         seed.reporter.note(
             "hactl",
@@ -322,7 +375,7 @@ pub async fn cluster(ctx: &Ctx, phase: &HostPhase, opts: &Options) -> anyhow::Re
         Ok::<_, anyhow::Error>(joined)
     };
     let defs = async {
-        if cluster_wide {
+        if set_definitions {
             runner::execute(ctx, opts, seed, "definitions", async {
                 definitions::plan_for(ctx, current_defs)
             })
