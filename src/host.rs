@@ -98,28 +98,33 @@ impl Host {
         }
     }
 
-    /// Owner, group and mode (octal string) of a file, or None when it does not exist.
-    pub async fn stat(&self, path: &str) -> anyhow::Result<Option<(String, String, String)>> {
+    /// The file's owner, group, mode (octal string) and content, or None when it does not
+    /// exist: one round trip. A symlink is refused as in `read_file`.
+    pub async fn read_file_and_owner(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<Option<((String, String, String), String)>> {
         let cmd = Cmd::sh(
-            "if [ -e \"$1\" ]; then stat -c '%U %G %a' -- \"$1\"; else exit 3; fi",
+            "if [ -e \"$1\" ] || [ -L \"$1\" ]; then stat -c '%U %G %a' -- \"$1\" && exec dd if=\"$1\" iflag=nofollow status=none; else exit 3; fi",
             [path],
         );
         let out = self.probe(&cmd).await?;
         match out.status {
             0 => {
-                let mut it = out.stdout.split_whitespace().map(str::to_string);
-                match (it.next(), it.next(), it.next()) {
-                    (Some(u), Some(g), Some(m)) => Ok(Some((u, g, m))),
-                    _ => Err(anyhow!(
-                        "{}: unexpected stat output for {path}",
-                        self.name()
-                    )),
-                }
+                let parsed = out.stdout.split_once('\n').and_then(|(meta, content)| {
+                    let mut it = meta.split_whitespace().map(str::to_string);
+                    let meta = (it.next()?, it.next()?, it.next()?);
+                    Some((meta, content.to_string()))
+                });
+                parsed
+                    .map(Some)
+                    .ok_or_else(|| anyhow!("{}: unexpected stat output for {path}", self.name()))
             }
             MISSING => Ok(None),
             _ => Err(anyhow!(
-                "{}: cannot stat {path}: {}",
+                "{}: cannot read {path}: `{cmd}` exited {}: {}",
                 self.name(),
+                out.status,
                 tail(&out.stderr)
             )),
         }

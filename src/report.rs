@@ -122,10 +122,14 @@ impl Reporter {
         if let Some(log) = &self.log {
             let redacted = self.redact(text);
             let text = crate::terminal::escape(&redacted);
-            let mut f = log.lock().unwrap();
-            for l in text.lines() {
-                let _ = writeln!(f, "{} {host} {l}", iso8601(SystemTime::now()));
-            }
+            // One write per call: `File` and stderr are unbuffered, and `writeln!` writes
+            // each piece of its format on its own.
+            let stamp = iso8601(SystemTime::now());
+            let lines: String = text
+                .lines()
+                .map(|l| format!("{stamp} {host} {l}\n"))
+                .collect();
+            let _ = log.lock().unwrap().write_all(lines.as_bytes());
         }
     }
 
@@ -149,8 +153,8 @@ impl Reporter {
         match (&self.mode, &self.multi) {
             (Mode::Tty, Some(multi)) => multi.suspend(|| eprintln!("{host:>10}  {text}")),
             _ => {
-                let mut err = std::io::stderr().lock();
-                let _ = writeln!(err, "{} {host} {text}", timestamp());
+                let line = format!("{} {host} {text}\n", timestamp());
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
             }
         }
     }
@@ -326,19 +330,22 @@ impl Reporter {
         hosts.into_values().collect()
     }
 
-    /// The human summary table, to stderr.
+    /// The human summary table, to stderr, in one write (stderr is unbuffered: the table's
+    /// padding alone would be a write per space).
     pub fn print_summary(&self) {
+        use std::fmt::Write as _;
         self.finish_bars();
-        let mut err = std::io::stderr().lock();
         let changed_word = if self.dry_run { "to change" } else { "changed" };
+        let hosts = self.per_host();
+        let mut out = String::new();
         let _ = writeln!(
-            err,
+            out,
             "\n{:<12} {:>4} {:>9} {:>6} {:>8}",
             "HOST", "OK", changed_word, "FAILED", "TIME"
         );
-        for h in self.per_host() {
+        for h in &hosts {
             let _ = writeln!(
-                err,
+                out,
                 "{:<12} {:>4} {:>9} {:>6} {:>7.1}s",
                 h.host,
                 h.ok,
@@ -347,14 +354,15 @@ impl Reporter {
                 h.duration_ms as f64 / 1000.0
             );
         }
-        let total = self.per_host().iter().map(|h| h.changed).sum::<usize>();
-        let failed = self.per_host().iter().map(|h| h.failed).sum::<usize>();
+        let total = hosts.iter().map(|h| h.changed).sum::<usize>();
+        let failed = hosts.iter().map(|h| h.failed).sum::<usize>();
         let vms: u32 = self.vm_starts().values().sum();
         let _ = writeln!(
-            err,
+            out,
             "{total} {changed_word}, {failed} failed, in {:.1}s, {vms} Erlang VM start(s)",
             self.elapsed().as_secs_f64()
         );
+        let _ = std::io::stderr().lock().write_all(out.as_bytes());
     }
 }
 

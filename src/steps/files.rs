@@ -22,7 +22,7 @@ pub async fn plan(
             diff,
         )]);
     }
-    let current = host.read_file(&file.path).await?;
+    let (meta, current) = host.read_file_and_owner(&file.path).await?.unzip();
     if current.as_deref() != Some(file.content.as_str()) {
         let diff = host.reporter.redactor().file_diff(
             &file.path,
@@ -35,7 +35,7 @@ pub async fn plan(
         };
         return Ok(vec![install(file.clone(), change, diff)]);
     }
-    if let Some((owner, group, mode)) = host.stat(&file.path).await?
+    if let Some((owner, group, mode)) = meta
         && (owner != file.owner || group != file.group || mode != format!("{:o}", file.mode))
     {
         let was = format!("{owner}:{group} mode {mode}");
