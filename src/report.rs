@@ -151,11 +151,10 @@ impl Reporter {
         let redacted = self.redact(text);
         let text = crate::terminal::escape(&redacted);
         match (&self.mode, &self.multi) {
-            (Mode::Tty, Some(multi)) => multi.suspend(|| eprintln!("{host:>10}  {text}")),
-            _ => {
-                let line = format!("{} {host} {text}\n", timestamp());
-                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            (Mode::Tty, Some(multi)) => {
+                multi.suspend(|| to_stderr(&format!("{host:>10}  {text}\n")))
             }
+            _ => to_stderr(&format!("{} {host} {text}\n", timestamp())),
         }
     }
 
@@ -330,8 +329,7 @@ impl Reporter {
         hosts.into_values().collect()
     }
 
-    /// The human summary table, to stderr, in one write (stderr is unbuffered: the table's
-    /// padding alone would be a write per space).
+    /// The human summary table, to stderr.
     pub fn print_summary(&self) {
         use std::fmt::Write as _;
         self.finish_bars();
@@ -362,8 +360,14 @@ impl Reporter {
             "{total} {changed_word}, {failed} failed, in {:.1}s, {vms} Erlang VM start(s)",
             self.elapsed().as_secs_f64()
         );
-        let _ = std::io::stderr().lock().write_all(out.as_bytes());
+        to_stderr(&out);
     }
+}
+
+/// `text` to stderr in one write: stderr is unbuffered, and `eprint!`/`writeln!` write each
+/// piece of a format on its own (a padded field, one write per space).
+fn to_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
