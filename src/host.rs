@@ -5,6 +5,7 @@ use crate::inventory::Node;
 use crate::procs::proc_fns;
 use crate::render::RenderedFile;
 use crate::report::Reporter;
+use crate::snapshot::{FileRead, Snapshot};
 use crate::ssh::{Cmd, Connection, Output, Upload};
 use anyhow::{Context, anyhow};
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct Host {
     pub conn: Connection,
     pub reporter: Arc<Reporter>,
     pub facts: Option<Facts>,
+    /// Managed files read with the facts, served to their first reads (see `snapshot`).
+    pub snapshot: Snapshot,
 }
 
 /// Exit status `read_file` uses for "no such file".
@@ -46,6 +49,7 @@ impl Host {
             conn,
             reporter: reporter.clone(),
             facts: None,
+            snapshot: Snapshot::default(),
         }
     }
 
@@ -81,6 +85,9 @@ impl Host {
     /// error): in a directory a service user owns, it could point at any file root can read,
     /// and the content would end up in a diff.
     pub async fn read_file(&self, path: &str) -> anyhow::Result<Option<String>> {
+        if let Some(read) = self.snapshot.take(path) {
+            return Ok(read.map(|(_, content)| content));
+        }
         let cmd = Cmd::sh(
             "if [ -e \"$1\" ] || [ -L \"$1\" ]; then exec dd if=\"$1\" iflag=nofollow status=none; else exit 3; fi",
             [path],
@@ -100,10 +107,10 @@ impl Host {
 
     /// The file's owner, group, mode (octal string) and content, or None when it does not
     /// exist: one round trip. A symlink is refused as in `read_file`.
-    pub async fn read_file_and_owner(
-        &self,
-        path: &str,
-    ) -> anyhow::Result<Option<((String, String, String), String)>> {
+    pub async fn read_file_and_owner(&self, path: &str) -> anyhow::Result<FileRead> {
+        if let Some(read) = self.snapshot.take(path) {
+            return Ok(read);
+        }
         let cmd = Cmd::sh(
             "if [ -e \"$1\" ] || [ -L \"$1\" ]; then stat -c '%U %G %a' -- \"$1\" && exec dd if=\"$1\" iflag=nofollow status=none; else exit 3; fi",
             [path],

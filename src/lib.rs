@@ -20,6 +20,7 @@ pub mod rolling;
 pub mod runner;
 pub mod secret;
 pub mod selection;
+pub mod snapshot;
 pub mod ssh;
 pub mod status;
 pub mod steps;

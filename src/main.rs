@@ -3,6 +3,11 @@ use hactl::cli::{Cli, Command};
 use hactl::envelope::Envelope;
 use hactl::{commands, exit};
 
+// Many connections at once allocate and free many small buffers from several threads. With
+// glibc's malloc, a converge of 50 hosts cost 9% more CPU per host (and 500 mprotect calls).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -122,9 +122,31 @@ async fn converge_host(
     mut host: Host,
     scope: Scope,
 ) -> anyhow::Result<Converged> {
-    // Facts first: every later step consults them.
-    let (facts, set_name) = facts::read(&host).await?;
+    // Facts first: every later step consults them. The host's managed files come along: the
+    // steps' first reads of them need no round trip of their own.
+    let files: Vec<&str> = ctx
+        .files
+        .get(host.name())
+        .into_iter()
+        .flatten()
+        .map(|f| f.path.as_str())
+        .collect();
+    let (facts, set_name) = facts::read(&host, &files).await?;
     host.facts = Some(facts);
+    // Later phases read the host as it is then.
+    let snapshot = host.snapshot.clone();
+    let converged = converge_steps(ctx, opts, host, scope, set_name).await;
+    snapshot.forget();
+    converged
+}
+
+async fn converge_steps(
+    ctx: &Ctx,
+    opts: &Options,
+    host: Host,
+    scope: Scope,
+    set_name: Vec<Action>,
+) -> anyhow::Result<Converged> {
     let h = &host;
     let mut new_plugins = false;
     let mut definitions = false;

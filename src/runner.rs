@@ -281,6 +281,7 @@ where
         let actions = plan.await?;
         if !opts.dry_run {
             for action in &actions {
+                host.snapshot.forget_for(action);
                 action.apply(ctx, host).await?;
             }
         }

@@ -80,7 +80,7 @@ async fn reset_all(
 async fn reset_host(ctx: &Ctx, opts: &Options, mut host: Host, purge: bool) -> anyhow::Result<()> {
     // Only the init system is needed (how services stop); the host name is left as it is.
     let facts = steps::step(&host, "facts", async {
-        Ok((facts::read(&host).await?.0, steps::Changes::none()))
+        Ok((facts::read(&host, &[]).await?.0, steps::Changes::none()))
     })
     .await?;
     host.facts = Some(facts);

@@ -48,7 +48,7 @@ pub fn run(args: &RestartArgs, out: &mut Envelope) -> anyhow::Result<()> {
             };
             let mut host = host.clone();
             // How the service restarts depends on the init system.
-            host.facts = Some(facts::read(&host).await?.0);
+            host.facts = Some(facts::read(&host, &[]).await?.0);
             steps::step(&host, "restart", async {
                 if !opts.dry_run {
                     rolling::restart(&ctx, &host, &lbs).await?;

@@ -58,7 +58,7 @@ fn move_to(args: &VipMoveArgs, out: &mut Envelope) -> anyhow::Result<()> {
         // How services start and stop depends on the init system: read it on all at once.
         let n = lbs.len().max(1);
         let lbs = runner::parallel(lbs, n, |mut h| async move {
-            h.facts = Some(facts::read(&h).await?.0);
+            h.facts = Some(facts::read(&h, &[]).await?.0);
             Ok(h)
         })
         .await

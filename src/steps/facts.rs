@@ -1,10 +1,11 @@
-//! Facts: OS, init system and host name, in one round trip. Sets the host name only when the
-//! inventory asks (`set_hostname: true`).
+//! Facts: OS, init system and host name, in one round trip, with the host's managed files when
+//! asked (`snapshot`). Sets the host name only when the inventory asks (`set_hostname: true`).
 
 use crate::host::{Facts, Host, InitSystem};
 use crate::plan::Action;
+use crate::snapshot;
 use crate::ssh::Cmd;
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 
 const SCRIPT: &str = r#". /etc/os-release 2>/dev/null
 printf 'id=%s\nlike=%s\nversion=%s\n' "${ID:-unknown}" "${ID_LIKE:-}" "${VERSION_ID:-}"
@@ -12,12 +13,29 @@ if [ -d /run/systemd/system ]; then echo init=systemd; else echo init=sysv; fi
 h=$(uname -n)
 printf 'hostname=%s\n' "${h%%.*}""#;
 
-/// Reads the host's facts; plans setting the host name when the inventory allows it. The
-/// facts returned already carry the planned name.
-pub async fn read(host: &Host) -> anyhow::Result<(Facts, Vec<Action>)> {
-    let out = host.run(&Cmd::sh(SCRIPT, [] as [&str; 0])).await?;
-    let mut facts = parse(&out.stdout)?;
-    let like = field(&out.stdout, "like").unwrap_or_default();
+/// Reads the host's facts, and `files` into the host's snapshot; plans setting the host name
+/// when the inventory allows it. The facts returned already carry the planned name.
+pub async fn read(host: &Host, files: &[&str]) -> anyhow::Result<(Facts, Vec<Action>)> {
+    let out;
+    let text = if files.is_empty() {
+        out = host.run(&Cmd::sh(SCRIPT, [] as [&str; 0])).await?;
+        out.stdout.as_str()
+    } else {
+        let marker = snapshot::marker()?;
+        let cmd = Cmd::sh(
+            &format!("{SCRIPT}{}", snapshot::SCRIPT),
+            files.iter().copied(),
+        );
+        out = host
+            .run_with_stdin(&cmd, format!("{marker}\n").as_bytes())
+            .await?;
+        let (text, reads) = snapshot::parse(&out.stdout, &marker, files)
+            .ok_or_else(|| anyhow!("{}: unexpected output of `{cmd}`", host.name()))?;
+        host.snapshot.fill(reads);
+        text
+    };
+    let mut facts = parse(text)?;
+    let like = field(text, "like").unwrap_or_default();
     match os_support(&facts.os_id, &like) {
         OsSupport::Supported => {}
         OsSupport::Derivative => host.reporter.note(
