@@ -825,7 +825,23 @@ impl<'a> World<'a> {
                 },
             )
         }));
-        r.unwrap_or_else(|_| panic!("{context}: cluster_status per node: {last:?}"));
+        r.unwrap_or_else(|_| {
+            // Why a node's own read fails: its CLI's error and the end of its log.
+            for (node, m) in self.rabbits.iter().zip(&last) {
+                if m.is_none() {
+                    let out = self.lab.ssh(
+                        node,
+                        "timeout 30 rabbitmqctl cluster_status 2>&1 | tail -n 15; \
+                         tail -n 40 /var/log/rabbitmq/rabbit@*.log",
+                    );
+                    eprintln!(
+                        "{context}: {node}'s cluster_status and log:\n{}",
+                        String::from_utf8_lossy(&out.stdout)
+                    );
+                }
+            }
+            panic!("{context}: cluster_status per node: {last:?}")
+        });
         let mut queues = Vec::new();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             wait_until(
