@@ -63,7 +63,7 @@ impl Host {
 
     /// Runs `cmd`; any exit status is returned, not an error.
     pub async fn probe(&self, cmd: &Cmd) -> anyhow::Result<Output> {
-        self.reporter.command(self.name(), &cmd.to_string());
+        self.reporter.command(self.name(), cmd);
         Ok(self.conn.run(cmd).await?)
     }
 
@@ -76,7 +76,7 @@ impl Host {
 
     /// Runs `cmd` with `stdin` (for secrets: never on the command line).
     pub async fn run_with_stdin(&self, cmd: &Cmd, stdin: &[u8]) -> anyhow::Result<Output> {
-        self.reporter.command(self.name(), &cmd.to_string());
+        self.reporter.command(self.name(), cmd);
         let out = self.conn.run_with_stdin(cmd, stdin).await?;
         check(self.name(), cmd, out)
     }
@@ -141,7 +141,7 @@ impl Host {
     pub async fn upload(&self, file: &Upload<'_>) -> anyhow::Result<()> {
         self.reporter.command(
             self.name(),
-            &format!(
+            format_args!(
                 "upload {} (mode {:o}, {}:{})",
                 file.path, file.mode, file.owner, file.group
             ),

@@ -108,7 +108,7 @@ pub async fn acquire(seed: &Host, cluster: &str, command: &str) -> anyhow::Resul
     let name = file_name(cluster)?;
     let (every, give_up) = timing(seed.conn.target().keepalive);
     let cmd = script(DIR, &name, &identity(command), give_up);
-    seed.reporter.command(seed.name(), &cmd.to_string());
+    seed.reporter.command(seed.name(), &cmd);
     match seed.conn.hold(&cmd).await? {
         Hold::Running(line, held) if line == "LOCKED" => Ok(RunLock {
             heartbeat: tokio::spawn(beat(held, every)),

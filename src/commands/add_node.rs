@@ -41,7 +41,7 @@ pub fn run(args: &AddNodeArgs, out: &mut Envelope) -> anyhow::Result<()> {
             Some(_) => {}
         }
     }
-    let rt = tokio::runtime::Runtime::new()?;
+    let rt = super::runtime()?;
     let result = rt.block_on(async {
         let names: Vec<String> = inv.nodes.iter().map(|n| n.name.clone()).collect();
         let hosts = runner::connect(inv, &names, &reporter, &opts).await?;

@@ -20,7 +20,7 @@ pub fn run(args: &DrainArgs, out: &mut Envelope) -> anyhow::Result<()> {
     if !inv.node(name).is_some_and(|n| n.is_rabbitmq()) {
         return Err(InvalidInput(format!("{name} is not a RabbitMQ node of the inventory")).into());
     }
-    let rt = tokio::runtime::Runtime::new()?;
+    let rt = super::runtime()?;
     let command = if args.undo { "drain --undo" } else { "drain" };
     let result = rt.block_on(async {
         let (hosts, _lock) = runner::connect_and_lock(inv, &reporter, &opts, command).await?;

@@ -57,7 +57,7 @@ pub fn run(args: &RemoveNodeArgs, out: &mut Envelope) -> anyhow::Result<()> {
         args.run.templates.as_deref(),
         &opts,
     )?);
-    let rt = tokio::runtime::Runtime::new()?;
+    let rt = super::runtime()?;
     let result = rt.block_on(remove(&ctx, rest, &reporter, &opts, args));
     let removed = *result.as_ref().unwrap_or(&false);
     if result.is_ok() && !opts.dry_run && removed {

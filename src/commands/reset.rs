@@ -20,7 +20,7 @@ pub fn run(args: &ResetArgs, out: &mut Envelope) -> anyhow::Result<()> {
     if !args.connect.dry_run && !args.yes {
         confirm(&ctx)?;
     }
-    let rt = tokio::runtime::Runtime::new()?;
+    let rt = super::runtime()?;
     let result = rt.block_on(reset_all(ctx, reporter.clone(), &opts, args.purge));
     super::finish(&reporter, "reset", result)
 }

@@ -34,7 +34,7 @@ pub fn run(args: &RestartArgs, out: &mut Envelope) -> anyhow::Result<()> {
             );
         }
     }
-    let rt = tokio::runtime::Runtime::new()?;
+    let rt = super::runtime()?;
     let result = rt.block_on(async {
         let (hosts, _lock) = runner::connect_and_lock(inv, &reporter, &opts, "restart").await?;
         let lbs: Vec<Host> = hosts

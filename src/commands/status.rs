@@ -47,7 +47,7 @@ pub fn run(args: &StatusArgs, out: &mut Envelope) -> anyhow::Result<()> {
         force_reset: false,
     };
     let timeout = Duration::from_secs(args.timeout);
-    let rt = tokio::runtime::Runtime::new()?;
+    let rt = super::runtime()?;
     let (report, key_errors) = rt.block_on(gather(inv, &reporter, &opts, timeout, api));
     reporter.finish_bars();
     if args.json {

@@ -19,7 +19,7 @@ pub fn run(args: &UpArgs, out: &mut Envelope) -> anyhow::Result<()> {
         super::prepare(&args.inventory.path(), &args.run, args.join.force_reset)?;
     out.attach(&reporter);
     let sel = Selection::new(&ctx.loaded.inventory, &args.limit, args.skip_unreachable)?;
-    let rt = tokio::runtime::Runtime::new()?;
+    let rt = super::runtime()?;
     let result = if args.clients_only {
         rt.block_on(converge_clients(ctx, reporter.clone(), &opts))
     } else {

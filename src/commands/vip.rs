@@ -48,7 +48,7 @@ fn move_to(args: &VipMoveArgs, out: &mut Envelope) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let rt = tokio::runtime::Runtime::new()?;
+    let rt = super::runtime()?;
     let result = rt.block_on(async {
         let (hosts, _lock) = runner::connect_and_lock(inv, &reporter, &opts, "vip move").await?;
         let lbs: Vec<Host> = hosts

@@ -21,12 +21,11 @@ pub fn quote(arg: &str) -> String {
     }
     let mut out = String::with_capacity(arg.len() + 2);
     out.push('\'');
-    for c in arg.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
+    let mut runs = arg.split('\'');
+    out.push_str(runs.next().unwrap_or_default());
+    for run in runs {
+        out.push_str("'\\''");
+        out.push_str(run);
     }
     out.push('\'');
     out

@@ -82,7 +82,7 @@ impl Api {
         let address = &host.node.address;
         host.reporter.command(
             host.name(),
-            &format!(
+            format_args!(
                 "GET {path} (management API on {address} port {}, as {})",
                 self.port, self.user
             ),
@@ -161,7 +161,7 @@ pub fn cluster_status(nodes: &[ApiNode]) -> ClusterStatus {
 pub fn fell_back(host: &Host, err: &anyhow::Error) {
     host.reporter.command(
         host.name(),
-        &format!("{err:#}; reading with rabbitmqctl instead"),
+        format_args!("{err:#}; reading with rabbitmqctl instead"),
     );
 }
 
