@@ -200,8 +200,41 @@ impl Host {
 
     /// Starts, stops, restarts or reloads a service through the host's init system. Without
     /// systemd or an init script, RabbitMQ is run directly (`rabbitmq-server -detached`, then a
-    /// bounded wait until it answers), as on a container-like host.
+    /// bounded wait until it answers), as on a container-like host. When RabbitMQ fails to
+    /// start, the error ends with what its log says: the init system only says that it failed.
     pub async fn service(&self, name: &str, action: &str) -> anyhow::Result<Output> {
+        let result = self.init_system(name, action).await;
+        match result {
+            Err(e) if name == "rabbitmq-server" && matches!(action, "start" | "restart") => {
+                match self.rabbitmq_boot_errors().await {
+                    Some((path, lines)) => {
+                        Err(anyhow!("{e:#}\nfrom {path} on {}:\n{lines}", self.name()))
+                    }
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// What the RabbitMQ node's log says about its last boot (see `rabbitmq::boot_log`), or
+    /// None when there is no log to read.
+    async fn rabbitmq_boot_errors(&self) -> Option<(String, String)> {
+        use crate::rabbitmq::boot_log;
+        let path = format!(
+            "/var/log/rabbitmq/{}.log",
+            crate::rabbitmq::node_name(self.name())
+        );
+        let read = boot_log::READ_LINES.to_string();
+        let out = self
+            .probe(&Cmd::new("tail").args(["-n", &read, "--", &path]))
+            .await
+            .ok()?;
+        let lines = boot_log::excerpt(&out.stdout);
+        (out.status == 0 && !lines.is_empty()).then(|| (path, lines.join("\n")))
+    }
+
+    async fn init_system(&self, name: &str, action: &str) -> anyhow::Result<Output> {
         if self.facts().init == InitSystem::Systemd {
             return self.run(&Cmd::new("systemctl").arg(action).arg(name)).await;
         }

@@ -1,6 +1,7 @@
 //! RabbitMQ facts hactl relies on, in one place: node names, the `rabbitmqctl` command, how
 //! to tell the server VM from a CLI VM, which versions can do what, and the policy presets.
 
+pub mod boot_log;
 pub mod feature_flags;
 pub mod presets;
 pub mod versions;

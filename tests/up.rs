@@ -1539,3 +1539,88 @@ fn clients_only_converges_the_clients_alone() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. A RabbitMQ node that fails to boot: the error shows why, from the node's own log.
+
+/// Something else holds the AMQP port, so RabbitMQ's boot fails. The init system only says
+/// "failed"; hactl's error names the host and ends with the first errors of the node's log
+/// since that boot, which say why (eaddrinuse). With the port freed, the same `up` builds
+/// the node.
+#[test]
+fn a_failed_rabbitmq_boot_shows_the_end_of_its_log() {
+    let Some(lab) = Lab::up(1) else { return };
+    let state = lab.state_dir().display().to_string();
+    let inventory = lab.state_dir().join("single.yaml");
+    let text = format!(
+        "cluster: {{name: single}}\n\
+         ssh: {{user: root, identity_file: {state}/id_ed25519, known_hosts: {state}/known_hosts, \
+         connect_timeout: 10}}\n\
+         cookie: {{file: {state}/secrets/cookie}}\n\
+         rabbitmq: {{seed: node1}}\n\
+         nodes:\n  - {{name: node1, address: {}, roles: [rabbitmq]}}\n",
+        lab.address("node1"),
+    );
+    fs::write(&inventory, text).unwrap();
+    let inv = inventory.to_str().unwrap();
+    // A listener the test owns, bounded in time, ended by its PID below.
+    let pid = lab.ssh_ok(
+        "node1",
+        "nohup timeout 600 python3 -c 'import socket, time\n\
+         s = socket.socket()\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind((\"0.0.0.0\", 5672))\n\
+         s.listen()\n\
+         time.sleep(600)' >/dev/null 2>&1 & echo $!",
+    );
+    let pid = pid.trim().to_string();
+    wait_until(
+        Duration::from_secs(10),
+        "the test's listener on 5672",
+        || {
+            lab.ssh(
+                "node1",
+                "grep -q ' 00000000:1628 00000000:0000 0A ' /proc/net/tcp",
+            )
+            .status
+            .success()
+        },
+    );
+    let bound = Duration::from_secs(240);
+    let failed = Run::hactl("up, port taken", &["up", inv, "-F", "none"], bound);
+    failed.expect_code(1);
+    let err = failed.stderr();
+    eprintln!("the failed up's error:\n{err}");
+    assert!(
+        err.contains("node1: ") && err.contains("rabbitmq-server"),
+        "the error names the host and the service: {err}"
+    );
+    assert!(
+        err.contains("from /var/log/rabbitmq/rabbit@node1.log on node1:"),
+        "the error carries the node log's errors: {err}"
+    );
+    assert!(
+        err.contains("eaddrinuse"),
+        "the log's errors say why the boot failed: {err}"
+    );
+    // The failed boot's Erlang VM stops its applications and halts on its own.
+    wait_until(Duration::from_secs(60), "the failed boot's VM gone", || {
+        !lab.ssh(
+            "node1",
+            "pgrep -f 'beam\\.smp .*-s [r]abbit boot' >/dev/null",
+        )
+        .status
+        .success()
+    });
+    lab.ssh_ok("node1", &format!("kill -- {pid}"));
+    wait_until(Duration::from_secs(10), "the port freed", || {
+        !lab.ssh(
+            "node1",
+            "grep -q ' 00000000:1628 00000000:0000 0A ' /proc/net/tcp",
+        )
+        .status
+        .success()
+    });
+    Run::hactl("up, port free", &["up", inv, "-F", "none"], bound).expect_code(0);
+    lab.ssh_ok("node1", "rabbitmqctl -q await_startup --timeout 60");
+}
