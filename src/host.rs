@@ -288,7 +288,7 @@ impl Host {
 /// Exit status of the service script when the host has no init script for the service.
 const NO_INIT_SCRIPT: u32 = 99;
 
-fn check(host: &str, cmd: &Cmd, out: Output) -> anyhow::Result<Output> {
+pub fn check(host: &str, cmd: &Cmd, out: Output) -> anyhow::Result<Output> {
     if out.status == 0 {
         Ok(out)
     } else {

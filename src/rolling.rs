@@ -87,8 +87,36 @@ pub async fn drain<'a>(ctx: &Ctx, node: &Host, lbs: &'a [Host]) -> anyhow::Resul
             drained.push(lb);
         }
     }
-    node.run(&upgrade(["drain"])).await?;
+    drain_node(node).await?;
     Ok(drained)
+}
+
+/// How often `rabbitmq-upgrade drain` runs at most when it loses the race below.
+const DRAIN_ATTEMPTS: u32 = 3;
+
+/// `rabbitmq-upgrade drain`. RabbitMQ 3.10's drain calls every client connection to close it;
+/// one that closes by itself meanwhile makes the call fail (`{:noproc, {:gen_server, :call,
+/// ...}}`, seen in CI while the load client's connections moved). The node is in maintenance
+/// mode by then, and a drain run again closes the connections left and moves the leaders.
+async fn drain_node(node: &Host) -> anyhow::Result<()> {
+    let cmd = upgrade(["drain"]);
+    let mut attempt = 1;
+    loop {
+        let out = node.probe(&cmd).await?;
+        if out.status == 0 || !lost_connection_race(&out) || attempt == DRAIN_ATTEMPTS {
+            return crate::host::check(node.name(), &cmd, out).map(drop);
+        }
+        attempt += 1;
+        node.reporter.note(
+            node.name(),
+            "rabbitmq-upgrade drain failed on a client connection that closed meanwhile; draining again",
+        );
+    }
+}
+
+/// Whether a failed drain failed only because a connection it was closing was already gone.
+fn lost_connection_race(out: &crate::ssh::Output) -> bool {
+    out.status != 0 && (out.stdout.contains("{:noproc,") || out.stderr.contains("{:noproc,"))
 }
 
 /// Step 5 (after the node runs in the cluster): out of maintenance mode, served again by
@@ -198,5 +226,34 @@ pub async fn wait_running(ctx: &Ctx, node: &Host) -> anyhow::Result<()> {
             );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ssh::Output;
+
+    fn out(status: u32, stderr: &str) -> Output {
+        Output {
+            status,
+            stdout: String::new(),
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn only_a_drain_that_lost_a_connection_race_runs_again() {
+        // What rabbitmq-upgrade drain printed in CI (RabbitMQ 3.10.8).
+        let raced = "06:25:14.437 [warning] Suspended all listeners and will no longer accept \
+                     client connections\nError:\n{:noproc, {:gen_server, :call, \
+                     [#PID<12337.5811.0>, {:shutdown, 'Node was put into maintenance mode'}, \
+                     :infinity]}}";
+        assert!(lost_connection_race(&out(69, raced)));
+        assert!(!lost_connection_race(&out(0, raced)));
+        assert!(!lost_connection_race(&out(
+            69,
+            "Feature flag `maintenance_mode_status` is not enabled"
+        )));
     }
 }
