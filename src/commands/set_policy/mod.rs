@@ -69,7 +69,7 @@ pub fn run(args: &SetPolicyArgs, out: &mut Envelope) -> anyhow::Result<()> {
         force_reset: false,
     };
     let ctx = crate::runner::build_ctx(loaded, secrets, None, &opts)?;
-    let rt = crate::commands::runtime()?;
+    let rt = super::runtime()?;
     let outcome = rt.block_on(execute(&ctx, &request, &reporter, &opts));
     reporter.finish_bars();
     let mut outcome = outcome?;
