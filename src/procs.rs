@@ -17,6 +17,7 @@ pub(crate) use proc_fns;
 #[cfg(test)]
 mod tests {
     use std::process::Command;
+    use std::time::{Duration, Instant};
 
     fn sh(script: &str, arg: &str) -> bool {
         Command::new("sh")
@@ -29,6 +30,22 @@ mod tests {
     #[test]
     fn finds_processes_by_name_and_by_command_line() {
         let mut child = Command::new("sleep").arg("30.5").spawn().unwrap();
+        // spawn returns once the child's exec has replaced its memory, which is before the
+        // kernel sets its new name and argument area: wait for both.
+        let proc_dir = format!("/proc/{}", child.id());
+        let settled = || {
+            let comm = std::fs::read(format!("{proc_dir}/comm")).unwrap_or_default();
+            let line = std::fs::read(format!("{proc_dir}/cmdline")).unwrap_or_default();
+            comm == b"sleep\n" && line == b"sleep\x0030.5\0"
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !settled() {
+            assert!(
+                Instant::now() < deadline,
+                "{proc_dir} never showed sleep 30.5"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let by_name = concat!(proc_fns!(), r#"running "$1""#);
         let by_line = concat!(proc_fns!(), r#"cmdline_matches "$1""#);
         assert!(sh(by_name, "sleep"));
