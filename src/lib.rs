@@ -26,3 +26,4 @@ pub mod status;
 pub mod steps;
 pub mod sysctl;
 pub mod terminal;
+pub mod tls;

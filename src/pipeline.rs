@@ -130,6 +130,8 @@ async fn converge_host(
         .into_iter()
         .flatten()
         .map(|f| f.path.as_str())
+        // A private key is compared by hash, never read back.
+        .filter(|p| !crate::tls::is_key(p))
         .collect();
     let (facts, set_name) = facts::read(&host, &files).await?;
     host.facts = Some(facts);
@@ -480,7 +482,8 @@ pub async fn load_balancers(ctx: &Ctx, hosts: &[Host], opts: &Options) -> anyhow
     let wanted: Vec<String> = ctx.expected_rabbits().map(|n| n.name.clone()).collect();
     for h in lbs.iter().filter(|h| ctx.converges(h.name())) {
         steps::step(h, "serving", async {
-            steps::serving::wait_serving(h, &lb.vip, &lb.interface, &wanted).await?;
+            let inv = &ctx.loaded.inventory;
+            steps::serving::wait_serving(h, inv, &lb.vip, &lb.interface, &wanted).await?;
             Ok(((), steps::Changes::none()))
         })
         .await?;

@@ -83,7 +83,9 @@ pub async fn drain<'a>(ctx: &Ctx, node: &Host, lbs: &'a [Host]) -> anyhow::Resul
     }
     let mut drained = Vec::new();
     for lb in lbs {
-        if haproxy_admin::set_server(lb, node.name(), ServerState::Drain).await? {
+        if haproxy_admin::set_server(lb, &ctx.loaded.inventory, node.name(), ServerState::Drain)
+            .await?
+        {
             drained.push(lb);
         }
     }
@@ -126,9 +128,10 @@ pub async fn undrain(ctx: &Ctx, node: &Host, lbs: &[&Host]) -> anyhow::Result<()
     let wanted = [node.name().to_string()];
     let vip = ctx.loaded.inventory.loadbalancer.as_ref();
     for lb in lbs {
-        haproxy_admin::set_server(lb, node.name(), ServerState::Ready).await?;
+        haproxy_admin::set_server(lb, &ctx.loaded.inventory, node.name(), ServerState::Ready)
+            .await?;
         if let Some(v) = vip {
-            serving::wait_serving(lb, &v.vip, &v.interface, &wanted).await?;
+            serving::wait_serving(lb, &ctx.loaded.inventory, &v.vip, &v.interface, &wanted).await?;
         }
     }
     Ok(())

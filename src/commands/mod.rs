@@ -184,8 +184,9 @@ pub fn prepare(
 )> {
     let loaded = load_inventory(inventory)?;
     let targets = connect_targets(&loaded, run.ssh_config.as_deref(), run.ask_become_pass)?;
-    let secrets = resolve_secrets(&loaded)?;
+    let mut secrets = resolve_secrets(&loaded)?;
     let opts = run.options(targets, force_reset);
+    secrets.tls = crate::tls::prepare(&loaded, !opts.dry_run)?;
     let mut reporter = crate::report::Reporter::new(
         opts.verbose,
         opts.dry_run,
@@ -197,6 +198,10 @@ pub fn prepare(
     }
     let reporter =
         std::sync::Arc::new(reporter.with_events(events(run.events.as_deref(), run.json)?));
+    for made in secrets.tls.iter().flat_map(|t| &t.made) {
+        let verb = if opts.dry_run { "would make" } else { "made" };
+        reporter.note("local", &format!("tls: {verb} {made}"));
+    }
     let ctx = crate::runner::build_ctx(loaded, secrets, run.templates.as_deref(), &opts)?;
     Ok((std::sync::Arc::new(ctx), reporter, opts))
 }

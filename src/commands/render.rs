@@ -24,7 +24,7 @@ use std::path::{Component, Path, PathBuf};
 pub fn run(args: &RenderArgs, out: &mut Envelope) -> anyhow::Result<()> {
     let path = args.inventory.path();
     let loaded = super::load_inventory(&path)?;
-    let secrets = Secrets::resolve(&loaded).map_err(|diags| {
+    let mut secrets = Secrets::resolve(&loaded).map_err(|diags| {
         let message = format!(
             "{}: {} secret(s) not available",
             path.display(),
@@ -32,6 +32,8 @@ pub fn run(args: &RenderArgs, out: &mut Envelope) -> anyhow::Result<()> {
         );
         super::rejected(diags, message)
     })?;
+    // The certificates as `up` would install them; kept in their directory like `up` does.
+    secrets.tls = crate::tls::prepare(&loaded, true)?;
     // Template problems (syntax, undefined variables, unusable values) are bad input: exit 2.
     let renderer = Renderer::new(&loaded, args.templates.as_deref())
         .map_err(|e| InvalidInput(format!("{e:#}")))?;

@@ -8,7 +8,8 @@ use serde::Serialize;
 /// The cluster's endpoints as a client sees them.
 #[derive(Debug, Clone, Serialize)]
 pub struct Endpoints {
-    /// `amqp://[USER[:PASSWORD]@]HOST:PORT/%2F` (the default vhost).
+    /// `amqp://[USER[:PASSWORD]@]HOST:PORT/%2F` (the default vhost); `amqps://` on the TLS
+    /// port when the cluster has TLS (the certificates name the VIP's address).
     pub amqp_url: String,
     pub management_url: String,
     /// The address clients connect to (an IPv6 address in brackets).
@@ -19,7 +20,7 @@ pub struct Endpoints {
 }
 
 pub fn endpoints(inv: &Inventory, user: Option<&str>, password: Option<&str>) -> Endpoints {
-    let (address, amqp_port, management_port) = match &inv.loadbalancer {
+    let (address, mut amqp_port, management_port) = match &inv.loadbalancer {
         Some(lb) => (
             lb.vip.split('/').next().unwrap_or(&lb.vip).to_string(),
             lb.amqp_port,
@@ -43,9 +44,13 @@ pub fn endpoints(inv: &Inventory, user: Option<&str>, password: Option<&str>) ->
         (Some(u), None) => format!("{}@", percent_encode(u)),
         _ => String::new(),
     };
+    let mut scheme = "amqp";
+    if let Some(tls) = &inv.tls {
+        (scheme, amqp_port) = ("amqps", tls.port);
+    }
     Endpoints {
         // `/%2F`: the default vhost `/` (an empty path would name the vhost "").
-        amqp_url: format!("amqp://{credentials}{host}:{amqp_port}/%2F"),
+        amqp_url: format!("{scheme}://{credentials}{host}:{amqp_port}/%2F"),
         management_url: format!("http://{host}:{management_port}/"),
         host,
         user: user.map(str::to_string),

@@ -19,7 +19,33 @@ pub struct Inventory {
     pub rabbitmq: RabbitMq,
     #[serde(default)]
     pub loadbalancer: Option<LoadBalancer>,
+    /// AMQP over TLS on the nodes and through the VIP.
+    #[serde(default)]
+    pub tls: Option<Tls>,
     pub nodes: Vec<Node>,
+}
+
+/// AMQP over TLS (`amqps`): RabbitMQ listens on `port`, HAProxy passes VIP:`port` through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// hactl's own cluster CA and node certificates, kept in a local directory.
+    pub generated: GeneratedTls,
+    #[serde(default = "default_amqps_port")]
+    pub port: u16,
+    /// Keep plain AMQP on `amqp_port` too (default true).
+    #[serde(default = "yes")]
+    pub amqp_plain: bool,
+    /// A DNS name of the VIP, named in every node certificate.
+    #[serde(default)]
+    pub vip_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratedTls {
+    /// Relative to the inventory; made 0700 if missing. Holds the CA's key: keep it safe.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -413,6 +439,11 @@ impl Inventory {
         self.rabbitmq_ipv6() || self.rabbitmq.net_ticktime.is_some()
     }
 
+    /// Whether RabbitMQ and HAProxy serve plain AMQP (always, unless TLS turns it off).
+    pub fn amqp_plain(&self) -> bool {
+        self.tls.as_ref().is_none_or(|t| t.amqp_plain)
+    }
+
     /// Partition handling in force: explicit, else pause_minority from 3 nodes up.
     pub fn partition_handling(&self) -> PartitionHandling {
         self.rabbitmq.partition_handling.unwrap_or_else(|| {
@@ -430,6 +461,12 @@ fn default_rabbitmq_packages() -> Vec<String> {
 }
 fn default_amqp_port() -> u16 {
     5672
+}
+fn default_amqps_port() -> u16 {
+    5671
+}
+fn yes() -> bool {
+    true
 }
 fn default_management_port() -> u16 {
     15672

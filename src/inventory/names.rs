@@ -29,6 +29,18 @@ pub fn hostname(s: &str) -> Result<(), String> {
     }
 }
 
+/// A fully qualified DNS name, as a certificate names it (`mq.example.net`).
+pub fn dns_name(s: &str) -> Result<(), String> {
+    let labels_ok = s.split('.').all(|l| hostname(l).is_ok());
+    if !s.is_empty() && s.len() <= 253 && labels_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a DNS name: dot-separated labels of 1-63 letters, digits and `-`"
+        ))
+    }
+}
+
 /// An IPv4 or IPv6 address usable for a host.
 pub fn host_address(s: &str) -> Result<IpAddr, String> {
     let ip: IpAddr = s

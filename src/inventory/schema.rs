@@ -96,6 +96,7 @@ mod tests {
                 "templates",
                 "rabbitmq",
                 "loadbalancer",
+                "tls",
                 "nodes"
             ]
         );

@@ -12,6 +12,8 @@ pub struct Secrets {
     pub stats_password: Option<Secret>,
     /// By user name.
     pub user_passwords: BTreeMap<String, Secret>,
+    /// The cluster's certificates and the nodes' keys, with `tls:` (see `tls::prepare`).
+    pub tls: Option<crate::tls::pki::Pki>,
 }
 
 impl Secrets {
@@ -64,6 +66,7 @@ impl Secrets {
                 vrrp_password,
                 stats_password,
                 user_passwords,
+                tls: None,
             }),
             _ => Err(errors),
         }
@@ -75,6 +78,9 @@ impl Secrets {
         v.extend(self.vrrp_password.iter().map(Secret::expose));
         v.extend(self.stats_password.iter().map(Secret::expose));
         v.extend(self.user_passwords.values().map(Secret::expose));
+        for node in self.tls.iter().flat_map(|t| t.nodes.values()) {
+            v.push(node.key_pem.expose());
+        }
         v
     }
 }

@@ -281,9 +281,18 @@ pub fn whole_files(node: &crate::inventory::Node, rabbitmq_env: bool) -> Vec<&'s
         .collect();
     if rabbitmq {
         paths.extend([APT_KEYRING, APT_SOURCE]);
+        paths.extend([
+            crate::tls::CA_PATH,
+            crate::tls::CERT_PATH,
+            crate::tls::KEY_PATH,
+        ]);
     }
     if loadbalancer {
-        paths.extend([KEEPALIVED_STATE_FILE, KEEPALIVED_NOTIFY_LOG]);
+        paths.extend([
+            KEEPALIVED_STATE_FILE,
+            KEEPALIVED_NOTIFY_LOG,
+            crate::tls::LB_CA_PATH,
+        ]);
     }
     paths
 }

@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 
 pub const PATH: &str = "/var/lib/rabbitmq/.erlang.cookie";
 
-const READ: &str = r#"f=$1
+/// `missing`, or `OWNER GROUP MODE` and the file's SHA-256: its content never leaves the host.
+pub const HASH_READ: &str = r#"f=$1
 if [ ! -e "$f" ]; then echo missing; exit 0; fi
 stat -c '%U %G %a' -- "$f"
 sha256sum < "$f" | cut -d' ' -f1"#;
@@ -19,7 +20,7 @@ sha256sum < "$f" | cut -d' ' -f1"#;
 /// cookie, stopped first; the service step starts it again), or when only owner or mode
 /// differ.
 pub async fn plan(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
-    let out = host.run(&Cmd::sh(READ, [PATH])).await?;
+    let out = host.run(&Cmd::sh(HASH_READ, [PATH])).await?;
     let want_hash = hex(&Sha256::digest(ctx.secrets.cookie.expose().as_bytes()));
     let mut lines = out.stdout.lines();
     let (meta, hash) = (

@@ -554,6 +554,7 @@ mod tests {
             vrrp_password: None,
             stats_password: None,
             user_passwords: BTreeMap::new(),
+            tls: None,
         };
         let current = serde_json::json!({"vhosts": [
             {"name": "/", "limits": [], "metadata": {"description": "Default virtual host", "tags": []}},

@@ -16,8 +16,25 @@ fi"#;
 
 const PERL: &str = r#"use IO::Socket::UNIX; my $s = IO::Socket::UNIX->new(Peer => $ARGV[0], Type => SOCK_STREAM) or die "cannot connect to $ARGV[0]: $!\n"; print $s "$ARGV[1]\n"; print while <$s>;"#;
 
-/// HAProxy's listen sections that carry RabbitMQ nodes as servers (templates/haproxy.cfg.tera).
-pub const PROXIES: [&str; 2] = ["rabbitmq_amqp", "rabbitmq_management"];
+/// HAProxy's AMQP listen sections (templates/haproxy.cfg.tera): plain and TLS, as the
+/// inventory has them.
+pub fn amqp_proxies(inv: &crate::inventory::Inventory) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if inv.amqp_plain() {
+        out.push("rabbitmq_amqp");
+    }
+    if inv.tls.is_some() {
+        out.push("rabbitmq_amqps");
+    }
+    out
+}
+
+/// Every listen section that carries RabbitMQ nodes as servers.
+fn proxies(inv: &crate::inventory::Inventory) -> Vec<&'static str> {
+    let mut out = amqp_proxies(inv);
+    out.push("rabbitmq_management");
+    out
+}
 
 /// A server's administrative state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +58,16 @@ impl ServerState {
 /// round trip (the runtime API runs `;`-separated commands in order); false when HAProxy does
 /// not run there (no admin socket: it sends no client anywhere). A successful `set server` is
 /// answered with nothing; anything else is HAProxy's error.
-pub async fn set_server(lb: &Host, server: &str, state: ServerState) -> anyhow::Result<bool> {
-    let command = PROXIES
+pub async fn set_server(
+    lb: &Host,
+    inv: &crate::inventory::Inventory,
+    server: &str,
+    state: ServerState,
+) -> anyhow::Result<bool> {
+    let command = proxies(inv)
+        .iter()
         .map(|proxy| format!("set server {proxy}/{server} state {}", state.word()))
+        .collect::<Vec<_>>()
         .join("; ");
     let out = lb
         .run(&Cmd::sh(

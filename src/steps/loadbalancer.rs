@@ -67,7 +67,9 @@ pub async fn sysctl(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
 /// haproxy.cfg is checked by the host's haproxy before it replaces the old one (see render).
 /// `installing`: the packages this run installs.
 pub async fn haproxy(ctx: &Ctx, host: &Host, installing: &[&str]) -> anyhow::Result<Vec<Action>> {
-    let files = files_under(ctx, host, "/etc/haproxy/");
+    let mut files = files_under(ctx, host, "/etc/haproxy/");
+    // The checked haproxy.cfg last: its check loads the files it names (the TLS CA).
+    files.sort_by_key(|f| !f.check.is_empty());
     daemon(host, "haproxy", files, installing).await
 }
 

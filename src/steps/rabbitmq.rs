@@ -6,7 +6,15 @@ use crate::host::Host;
 use crate::plan::{Action, Verb};
 
 pub const PLUGINS_PATH: &str = "/etc/rabbitmq/enabled_plugins";
-pub const CONFIG_FILES: [&str; 3] = [CONF_PATH, crate::render::RABBITMQ_ENV, PLUGINS_PATH];
+/// What RabbitMQ reads at boot: a change restarts it.
+pub const CONFIG_FILES: [&str; 6] = [
+    CONF_PATH,
+    crate::render::RABBITMQ_ENV,
+    PLUGINS_PATH,
+    crate::tls::CA_PATH,
+    crate::tls::CERT_PATH,
+    crate::tls::KEY_PATH,
+];
 
 pub const CONF_PATH: &str = "/etc/rabbitmq/rabbitmq.conf";
 

@@ -1,5 +1,5 @@
 //! The load balancers serve: after a run, every HAProxy must see every RabbitMQ node UP on
-//! the AMQP listener, else a client through the VIP is turned away although the run said ok.
+//! each AMQP listener (plain, TLS), else a client through the VIP is turned away although the run said ok.
 //! HAProxy needs `rise` good checks after a node boots, so this waits (bounded).
 
 use crate::host::Host;
@@ -7,51 +7,51 @@ use crate::status::read::loadbalancer::{Backend, read_lb};
 use anyhow::bail;
 use std::time::{Duration, Instant};
 
-/// HAProxy's AMQP `listen` section (templates/haproxy.cfg.tera).
-const AMQP_PROXY: &str = "rabbitmq_amqp";
-
 /// How long HAProxy may take to mark a booted node UP (checks every 0.5 s while down, rise 2,
 /// plus a loaded machine's slack).
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The servers of `wanted` that `backends` does not show UP on the AMQP listener, each with
-/// HAProxy's status and last check (or `not configured`).
-pub fn not_up(backends: &[Backend], wanted: &[String]) -> Vec<String> {
-    wanted
-        .iter()
-        .filter_map(|name| {
+/// The servers of `wanted` that `backends` does not show UP on each of `proxies`, each with
+/// the proxy, HAProxy's status and last check (or `not configured`).
+pub fn not_up(backends: &[Backend], proxies: &[&str], wanted: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for proxy in proxies {
+        for name in wanted {
             match backends
                 .iter()
-                .find(|b| b.proxy == AMQP_PROXY && &b.server == name)
+                .find(|b| b.proxy == *proxy && &b.server == name)
             {
-                Some(b) if b.is_up() => None,
-                Some(b) => Some(format!("{name} {} ({})", b.status, b.check)),
-                None => Some(format!("{name} not configured")),
+                Some(b) if b.is_up() => {}
+                Some(b) => out.push(format!("{proxy}/{name} {} ({})", b.status, b.check)),
+                None => out.push(format!("{proxy}/{name} not configured")),
             }
-        })
-        .collect()
+        }
+    }
+    out
 }
 
 /// Waits (bounded) until `lb`'s HAProxy shows every node of `wanted` UP on the AMQP listener.
 pub async fn wait_serving(
     lb: &Host,
+    inv: &crate::inventory::Inventory,
     vip: &str,
     interface: &str,
     wanted: &[String],
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + WAIT;
+    let proxies = crate::steps::haproxy_admin::amqp_proxies(inv);
     loop {
         let read = read_lb(lb, vip, interface).await?;
         let missing = match &read.stats_error {
             Some(why) => vec![format!("HAProxy's stats unreadable: {why}")],
-            None => not_up(&read.backends, wanted),
+            None => not_up(&read.backends, &proxies, wanted),
         };
         if missing.is_empty() {
             return Ok(());
         }
         if Instant::now() > deadline {
             bail!(
-                "{}: HAProxy does not serve every RabbitMQ node on {AMQP_PROXY} after {} s: {}",
+                "{}: HAProxy does not serve every RabbitMQ node after {} s: {}",
                 lb.name(),
                 WAIT.as_secs(),
                 missing.join(", ")
@@ -81,16 +81,28 @@ mod tests {
             "node2".to_string(),
             "node3".to_string(),
         ];
+        const AMQP: &str = "rabbitmq_amqp";
         let mut b = vec![
-            backend(AMQP_PROXY, "node1", "UP"),
-            backend(AMQP_PROXY, "node2", "UP 1/3"),
-            backend(AMQP_PROXY, "node3", "DOWN"),
+            backend(AMQP, "node1", "UP"),
+            backend(AMQP, "node2", "UP 1/3"),
+            backend(AMQP, "node3", "DOWN"),
             backend("rabbitmq_management", "node3", "UP"),
         ];
-        assert_eq!(not_up(&b, &wanted), ["node3 DOWN (L7OK)"]);
+        assert_eq!(
+            not_up(&b, &[AMQP], &wanted),
+            ["rabbitmq_amqp/node3 DOWN (L7OK)"]
+        );
         b.remove(2);
-        assert_eq!(not_up(&b, &wanted), ["node3 not configured"]);
-        b.push(backend(AMQP_PROXY, "node3", "UP"));
-        assert!(not_up(&b, &wanted).is_empty());
+        assert_eq!(
+            not_up(&b, &[AMQP], &wanted),
+            ["rabbitmq_amqp/node3 not configured"]
+        );
+        b.push(backend(AMQP, "node3", "UP"));
+        assert!(not_up(&b, &[AMQP], &wanted).is_empty());
+        let both = [AMQP, "rabbitmq_amqps"];
+        assert_eq!(
+            not_up(&b, &both, &wanted[..1]),
+            ["rabbitmq_amqps/node1 not configured"]
+        );
     }
 }
