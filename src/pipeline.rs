@@ -57,10 +57,9 @@ pub async fn converge_hosts(
             let seed = host.name() == ctx.loaded.inventory.rabbitmq.seed;
             let lb = host.node.is_loadbalancer().then(|| host.name().to_string());
             let result = converge_host(&ctx, &opts, host, scope).await;
+            // Also after a failure: a restart waiting for this one must not wait in vain.
             if let Some(lb) = lb {
-                ctx.lbs_done.send_modify(|done| {
-                    done.insert(lb);
-                });
+                lb_converged(&ctx, &lb);
             }
             // Nodes of a first-boot run that wait for the seed must not wait for nothing.
             if seed && result.is_err() {
@@ -102,6 +101,12 @@ pub async fn converge_hosts(
     } else {
         Err(anyhow!("{}", errors.join("\n")))
     }
+}
+
+/// Tells restarts waiting in this run that the load balancer `lb` has converged.
+fn lb_converged(ctx: &Ctx, lb: &str) {
+    ctx.lbs_done
+        .send_if_modified(|done| done.insert(lb.to_string()));
 }
 
 /// One host after its per-host steps.
@@ -179,6 +184,24 @@ async fn converge_steps(
     // Later steps plan files of packages installed now the same in a dry and a real run.
     let installing = packages::installing(&packages);
     let installing = installing.as_slice();
+    // The load-balancer steps come before RabbitMQ's: a restart in this run waits until
+    // every load balancer has converged (`rolling::restart_in_run`), so a host that is both
+    // must not restart its own RabbitMQ first.
+    if h.node.is_loadbalancer() {
+        if scope == Scope::Full {
+            let sysctl = loadbalancer::sysctl(ctx, h);
+            n += runner::execute(ctx, opts, h, "sysctl", sysctl).await?.len();
+        }
+        let haproxy = loadbalancer::haproxy(ctx, h, installing);
+        n += runner::execute(ctx, opts, h, "haproxy", haproxy)
+            .await?
+            .len();
+        let keepalived = loadbalancer::keepalived(ctx, h, installing);
+        n += runner::execute(ctx, opts, h, "keepalived", keepalived)
+            .await?
+            .len();
+        lb_converged(ctx, h.name());
+    }
     if h.node.is_rabbitmq() && scope == Scope::Full {
         let cookie = runner::execute(ctx, opts, h, "cookie", cookie::plan(ctx, h)).await?;
         let stopped = cookie.iter().any(|a| a.stops_rabbitmq());
@@ -254,20 +277,6 @@ async fn converge_steps(
                 .len();
             definitions = true;
         }
-    }
-    if h.node.is_loadbalancer() {
-        if scope == Scope::Full {
-            let sysctl = loadbalancer::sysctl(ctx, h);
-            n += runner::execute(ctx, opts, h, "sysctl", sysctl).await?.len();
-        }
-        let haproxy = loadbalancer::haproxy(ctx, h, installing);
-        n += runner::execute(ctx, opts, h, "haproxy", haproxy)
-            .await?
-            .len();
-        let keepalived = loadbalancer::keepalived(ctx, h, installing);
-        n += runner::execute(ctx, opts, h, "keepalived", keepalived)
-            .await?
-            .len();
     }
     Ok(Converged {
         host,

@@ -1457,6 +1457,44 @@ fn up_builds_the_colocated_topology() {
         moved.as_secs_f64()
     );
     lab.driver_ok(["multicast", "on"]);
+
+    // A restart in `up` where the load balancers are RabbitMQ nodes too. Each restart waits
+    // until the other load balancer has converged (a later HAProxy reload would forget the
+    // drain), so no host may restart its RabbitMQ before its own load-balancer steps: both
+    // once waited on each other for the 600 s bound.
+    let text = fs::read_to_string(&inventory).unwrap();
+    let ticktime = text.replacen("  seed: node1\n", "  seed: node1\n  net_ticktime: 30\n", 1);
+    assert_ne!(
+        text, ticktime,
+        "co-located: no seed line to add net_ticktime after"
+    );
+    fs::write(&inventory, ticktime).unwrap();
+    let r = hactl(&mut runs, "up --json (net_ticktime: 30)", &[&inv, "--json"]);
+    let report = runs[r].expect_code(0).json();
+    let restarts: Vec<String> = actions(&report)
+        .into_iter()
+        .filter(|a| a.contains("restart rabbitmq-server (rolling"))
+        .collect();
+    assert_eq!(
+        restarts.len(),
+        RABBIT_NODES.len(),
+        "co-located: every node restarted through the rolling path: {:?}",
+        actions(&report)
+    );
+    for node in RABBIT_NODES {
+        let tick = lab.ssh_ok(node, "rabbitmqctl eval 'net_kernel:get_net_ticktime().'");
+        assert_eq!(
+            tick.trim(),
+            "30",
+            "co-located: {node} runs with the new net_ticktime"
+        );
+    }
+    assert_cluster_complete(&lab, "co-located, after the rolling restarts");
+    eprintln!(
+        "co-located: net_ticktime changed: {} nodes restarted one at a time in {:.1}s",
+        restarts.len(),
+        runs[r].took.as_secs_f64()
+    );
     assert_no_secret_printed(&secrets, &runs);
     eprintln!(
         "co-located: up {:.1}s, whole test {:.1}s",
