@@ -1,8 +1,10 @@
 //! AMQP over TLS: the certificates ([`pki`]) and the files they become on the hosts.
 
+pub mod brought;
 pub mod pki;
+pub mod x509;
 
-use crate::inventory::{Loaded, Node};
+use crate::inventory::{Diagnostic, Inventory, Loaded, Node, Severity};
 use crate::render::{FileKind, RenderedFile};
 use std::collections::BTreeMap;
 
@@ -19,10 +21,9 @@ pub fn is_key(path: &str) -> bool {
     path == KEY_PATH
 }
 
-/// The names every RabbitMQ node's certificate carries: its short name and address, and the
-/// VIP's address and DNS name (clients reach the nodes through it).
-pub fn wanted_names(loaded: &Loaded) -> BTreeMap<String, Vec<String>> {
-    let inv = &loaded.inventory;
+/// The names every RabbitMQ node's certificate carries: its short name (first) and address,
+/// and the VIP's address and DNS name (clients reach the nodes through it).
+pub fn wanted_names(inv: &Inventory) -> BTreeMap<String, Vec<String>> {
     let vip = inv
         .loadbalancer
         .as_ref()
@@ -40,14 +41,52 @@ pub fn wanted_names(loaded: &Loaded) -> BTreeMap<String, Vec<String>> {
 }
 
 /// The cluster's certificates when the inventory asks for TLS: loaded from, or made in, its
-/// directory (nothing written when `save` is false).
+/// directory (nothing written when `save` is false), or the operator's own, checked. Problems
+/// with brought material are a `Diagnosed` error (invalid input).
 pub fn prepare(loaded: &Loaded, save: bool) -> anyhow::Result<Option<pki::Pki>> {
     let Some(tls) = &loaded.inventory.tls else {
         return Ok(None);
     };
-    let dir = loaded.base_dir.join(&tls.generated.dir);
-    let names = wanted_names(loaded);
-    pki::load_or_make(&dir, &loaded.inventory.cluster.name, &names, save).map(Some)
+    let names = wanted_names(&loaded.inventory);
+    let cluster = &loaded.inventory.cluster.name;
+    match (&tls.generated, &tls.brought) {
+        (Some(generated), _) => {
+            let dir = loaded.base_dir.join(&generated.dir);
+            pki::load_or_make(&dir, cluster, &names, save).map(Some)
+        }
+        (None, Some(b)) => {
+            let now = time::OffsetDateTime::now_utc();
+            let (pki, findings) = brought::check(&loaded.base_dir, b, &names, true, now);
+            match pki {
+                Some(pki) => Ok(Some(pki)),
+                None => {
+                    let diagnostics: Vec<Diagnostic> = findings
+                        .into_iter()
+                        .filter(|f| f.severity == Severity::Error)
+                        .map(|f| Diagnostic {
+                            severity: f.severity,
+                            file: loaded.path.clone(),
+                            line: None,
+                            column: None,
+                            path: f.path.to_string(),
+                            message: f.message,
+                        })
+                        .collect();
+                    let message = format!(
+                        "{}: {} problem(s) with the brought TLS certificates",
+                        loaded.path.display(),
+                        diagnostics.len()
+                    );
+                    Err(crate::exit::Diagnosed {
+                        message,
+                        diagnostics,
+                    }
+                    .into())
+                }
+            }
+        }
+        (None, None) => anyhow::bail!("tls: neither `generated` nor `brought` is set"),
+    }
 }
 
 /// The TLS files `node` gets: the CA, and on a RabbitMQ node its certificate and key

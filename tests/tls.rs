@@ -1,22 +1,36 @@
 //! AMQP over TLS (issue #17), on `lab up 5` with the lab's inventory (node1..node3 RabbitMQ,
 //! node4 and node5 load balancers) and a `tls:` section that turns plain AMQP off:
 //!
-//! 1. a dry run writes no certificate; the cold `up` is exactly its plan; its output (`-v`)
-//!    carries no key material;
+//! 1. a dry run writes no certificate; the cold `up` is exactly its plan; neither its output
+//!    (`-v`) nor any argv on the machine and the lab's hosts (the exec audit) carries key
+//!    material or a secret;
 //! 2. checked without hactl: every node's key is `rabbitmq:rabbitmq 0400`, nothing listens on
 //!    5672, VIP:5672 is closed; `openssl s_client` against VIP:5671 verifies the chain and the
 //!    VIP's DNS name with the cluster CA, and fails without it; through the VIP, over TLS,
 //!    RabbitMQ answers the AMQP 0-9-1 header;
 //! 3. a re-run changes nothing and makes no certificate;
 //! 4. a new `vip_name` makes every node certificate again; `up` restarts the nodes one at a
-//!    time, and the new name verifies where the old one no longer does.
+//!    time, and the new name verifies where the old one no longer does;
+//! 5. a lapin client that trusts only the cluster CA publishes and consumes with confirms
+//!    through VIP:5671; one that trusts another CA is refused;
+//! 6. the operator's own certificates (a new root, an intermediate) replace hactl's under the
+//!    confirmed-publish load client, the bundle trusting both roots meanwhile: the nodes
+//!    restart one at a time, nothing confirmed is lost, the outage is printed, no argv holds a
+//!    key (the exec audit again); the new root
+//!    alone then verifies the VIP (the nodes send the intermediate);
+//! 7. `status` shows each node's certificate (issuer, names, days left) and reports an
+//!    expired one as a problem (exit 1).
 //!
 //! Needs root; without it the test skips loudly (see common::lab).
 
 mod common;
 
-use common::lab::Lab;
+use common::amqp::{self, Target};
+use common::exec_audit::{ExecAudit, lab_secrets};
+use common::lab::{Lab, wait_until};
 use common::report::{Run, actions, assert_dry_run_was_the_plan, changed_steps};
+use common::traffic::{Settings, Traffic};
+use lapin::ConnectionProperties;
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -105,8 +119,13 @@ fn a_tls_only_cluster_serves_amqps_through_the_vip() {
     let dry = hactl("up --dry-run (tls)", &["up", inv, "--dry-run", "--json"]);
     let dry = dry.expect_code(0).json();
     assert!(!pki.exists(), "a dry run writes no certificate");
+    let audit = ExecAudit::start(Some(&lab));
     let cold = hactl("up (tls)", &["up", inv, "--json", "-v"]);
+    let recording = audit.finish(Some(&lab));
     let report = cold.expect_code(0).json();
+    let mut secrets = lab_secrets(&lab);
+    secrets.extend(key_lines(&pki));
+    recording.assert_clean(&secrets, "tls cold up: no key or secret in any argv");
     assert_eq!(report["outcome"], "ok");
     assert_dry_run_was_the_plan(&dry, &report, "tls cold up");
     let output = format!("{}{}", cold.stdout(), cold.stderr());
@@ -220,4 +239,251 @@ fn a_tls_only_cluster_serves_amqps_through_the_vip() {
     );
     let (ok, _) = s_client(&vip, &ca, "mq.hactl-lab", b"");
     assert!(!ok, "the old name is no longer in the certificates");
+
+    // 5. A client that trusts only the cluster CA publishes and consumes with confirms through
+    //    VIP:5671 (rustls checks the VIP's address in the certificate); one that trusts
+    //    another CA is refused.
+    let password = fs::read_to_string(lab.state_dir().join("secrets/app-password"))
+        .expect("read the app password");
+    let password = password.trim_end();
+    let ca_pem = fs::read_to_string(&ca).expect("read ca.pem");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let target = Target::new(&vip, 5671, "app", password).with_ca(&ca_pem);
+    let (confirmed, received) = rt
+        .block_on(amqp::round_trip(&target, "ha.tls", "tls", 100))
+        .unwrap_or_else(|e| panic!("round trip via {target}: {e:#}"));
+    assert_eq!((confirmed, received), (100, 100), "via {target}");
+    eprintln!("{target}, trusting only the cluster CA: 100 confirmed, 100 consumed");
+    let other_pem = fs::read_to_string(&other_ca).expect("read the other CA");
+    let stranger = Target::new(&vip, 5671, "app", password).with_ca(&other_pem);
+    let refused = rt.block_on(amqp::bounded(
+        "connect trusting another CA",
+        amqp::OP_TIMEOUT,
+        stranger.connect(ConnectionProperties::default()),
+    ));
+    let err = match refused {
+        Ok(_) => panic!("a client trusting another CA connected to {vip}:5671"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("certificate"), "{err}");
+    eprintln!("{stranger}, trusting another CA: refused: {err}");
+
+    // 6. Rotation under load: the operator's own certificates, from a new root through an
+    //    intermediate, with a bundle that trusts the old CA and the new root meanwhile. The
+    //    nodes restart one at a time while a client publishes with confirms: nothing lost.
+    let own = Own::make(&lab, &vip, "amqp.hactl-lab");
+    let bundle = format!("{}{ca_pem}", own.root);
+    let dir = inventory.with_file_name("brought");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir(&dir).expect("create brought/");
+    fs::write(dir.join("bundle.pem"), &bundle).expect("write the bundle");
+    fs::write(dir.join("root.pem"), &own.root).expect("write the root");
+    let mut section = String::from("tls:\n  brought:\n    ca: brought/bundle.pem\n    nodes:\n");
+    for (node, cert, key) in &own.nodes {
+        fs::write(dir.join(format!("{node}.pem")), cert).expect("write a certificate");
+        write_private(&dir.join(format!("{node}-key.pem")), key);
+        section += &format!(
+            "      {node}: {{cert: brought/{node}.pem, key: {{file: brought/{node}-key.pem}}}}\n"
+        );
+    }
+    section += "  amqp_plain: false\n  vip_name: amqp.hactl-lab\n";
+    fs::write(&inventory, format!("{base}\n{section}")).expect("write inventory");
+    hactl("validate (brought)", &["validate", inv]).expect_code(0);
+    let mut settings = Settings::new(&vip, 5671, "app", password, "ha.tls-rotation", "rotation");
+    settings.ca = Some(bundle.clone());
+    settings.max_duration = Duration::from_secs(300);
+    let traffic = Traffic::start(settings).expect("start the TLS load client");
+    wait_until(Duration::from_secs(30), "TLS traffic flows", || {
+        traffic.confirmed() >= 50
+    });
+    traffic.mark("up: rotation to brought certificates");
+    let audit = ExecAudit::start(Some(&lab));
+    let rotated = hactl("up (tls, brought)", &["up", inv, "--json"]);
+    let recording = audit.finish(Some(&lab));
+    let report = rotated.expect_code(0).json();
+    let mut secrets = lab_secrets(&lab);
+    secrets.extend(key_lines(&dir));
+    recording.assert_clean(&secrets, "tls rotation: no key or secret in any argv");
+    traffic.mark("up done");
+    let done = std::time::Instant::now();
+    let restarts = actions(&report)
+        .into_iter()
+        .filter(|a| a.contains("restart rabbitmq-server (rolling"))
+        .count();
+    assert_eq!(restarts, RABBITS.len(), "{:?}", actions(&report));
+    wait_until(
+        Duration::from_secs(60),
+        "TLS traffic flows after the rotation",
+        || traffic.confirmed_after(done) >= 50,
+    );
+    let load = traffic.finish(Duration::from_secs(90));
+    eprintln!("{load}");
+    load.check().unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!(
+        "rotation under load: {} restarts in {:.1}s; {}; longest publisher outage {:.2}s",
+        restarts,
+        rotated.took.as_secs_f64(),
+        load.line(),
+        load.longest_publisher_outage()
+            .unwrap_or_default()
+            .as_secs_f64()
+    );
+    // The nodes send the intermediate: the new root alone verifies; the old CA no longer does.
+    let (ok, _) = s_client(&vip, &dir.join("root.pem"), "amqp.hactl-lab", b"");
+    assert!(
+        ok,
+        "the new root alone verifies VIP:5671 through the intermediate"
+    );
+    let (ok, _) = s_client(&vip, &ca, "amqp.hactl-lab", b"");
+    assert!(
+        !ok,
+        "the old CA no longer verifies the rotated certificates"
+    );
+
+    // 7. `status` shows every node's certificate; an expired one is a problem (exit 1). The
+    //    expired file is put in place of node3's and the original put back: nothing restarts.
+    let healthy = hactl("status (tls)", &["status", inv, "--json"]);
+    let report = healthy.expect_code(0).json()["status"].clone();
+    for (i, node) in RABBITS.iter().enumerate() {
+        let cert = &report["hosts"][i]["rabbitmq"]["certificate"];
+        assert_eq!(report["hosts"][i]["name"], *node, "{report}");
+        assert!(
+            cert["days_left"].as_i64().is_some_and(|d| d > 300),
+            "{node}: {cert}"
+        );
+        assert_eq!(cert["issuer"], "CN=operator intermediate", "{node}: {cert}");
+        assert!(
+            cert["names"]
+                .as_array()
+                .is_some_and(|n| n.contains(&(*node).into())),
+            "{node}: {cert}"
+        );
+    }
+    let expired = own.expired("node3");
+    let keep = "/etc/rabbitmq/hactl-cert.pem.test-keep";
+    lab.ssh_ok(
+        "node3",
+        &format!("cp -p /etc/rabbitmq/hactl-cert.pem {keep}"),
+    );
+    lab.ssh_ok(
+        "node3",
+        &format!("printf '%s' '{expired}' > /etc/rabbitmq/hactl-cert.pem"),
+    );
+    let degraded = hactl(
+        "status (an expired certificate)",
+        &["status", inv, "--json"],
+    );
+    lab.ssh_ok(
+        "node3",
+        &format!("mv -f {keep} /etc/rabbitmq/hactl-cert.pem"),
+    );
+    let report = degraded.expect_code(1).json()["status"].clone();
+    let problems: Vec<(String, String)> = report["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .map(|p| (p["host"].to_string(), p["kind"].to_string()))
+        .collect();
+    assert_eq!(
+        problems,
+        [(
+            "\"node3\"".to_string(),
+            "\"certificate_expired\"".to_string()
+        )],
+        "{report}"
+    );
+    eprintln!("status: {}", report["problems"][0]["message"]);
+}
+
+/// The operator's own PKI for the lab: a root, an intermediate it signs, and per RabbitMQ node
+/// a certificate (then the intermediate) with the names hactl wants, and its key.
+struct Own {
+    root: String,
+    nodes: Vec<(String, String, String)>,
+    /// Signs `expired`.
+    mid: (String, rcgen::KeyPair),
+}
+
+impl Own {
+    fn make(lab: &Lab, vip: &str, vip_name: &str) -> Own {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca = |cn: &str| {
+            let mut p = CertificateParams::default();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p
+        };
+        let root_key = KeyPair::generate().expect("root key");
+        let root = ca("operator root").self_signed(&root_key).expect("root");
+        let root_issuer = Issuer::from_ca_cert_pem(&root.pem(), &root_key).expect("issuer");
+        let mid_key = KeyPair::generate().expect("intermediate key");
+        let mid = ca("operator intermediate")
+            .signed_by(&mid_key, &root_issuer)
+            .expect("intermediate");
+        let mid_issuer = Issuer::from_ca_cert_pem(&mid.pem(), &mid_key).expect("issuer");
+        let nodes = RABBITS
+            .iter()
+            .map(|node| {
+                let names = vec![
+                    node.to_string(),
+                    lab.address(node),
+                    vip.to_string(),
+                    vip_name.to_string(),
+                ];
+                let key = KeyPair::generate().expect("node key");
+                let mut p = CertificateParams::new(names).expect("names");
+                p.distinguished_name.push(DnType::CommonName, *node);
+                let cert = p.signed_by(&key, &mid_issuer).expect("node certificate");
+                let chain = format!("{}{}", cert.pem(), mid.pem());
+                (node.to_string(), chain, key.serialize_pem())
+            })
+            .collect();
+        Own {
+            root: root.pem(),
+            nodes,
+            mid: (mid.pem(), mid_key),
+        }
+    }
+
+    /// A certificate for `node` that expired yesterday.
+    fn expired(&self, node: &str) -> String {
+        use rcgen::{CertificateParams, Issuer, KeyPair};
+        let now = time::OffsetDateTime::now_utc();
+        let issuer = Issuer::from_ca_cert_pem(&self.mid.0, &self.mid.1).expect("issuer");
+        let mut p = CertificateParams::new(vec![node.to_string()]).expect("names");
+        p.not_before = now - time::Duration::days(30);
+        p.not_after = now - time::Duration::days(1);
+        let key = KeyPair::generate().expect("key");
+        p.signed_by(&key, &issuer).expect("certificate").pem()
+    }
+}
+
+/// The body lines of every `NODE-key.pem` in `dir`, as secrets to look for in argv.
+fn key_lines(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for node in RABBITS {
+        let key = fs::read_to_string(dir.join(format!("{node}-key.pem"))).expect("read a key");
+        for (i, line) in key.lines().filter(|l| !l.starts_with("-----")).enumerate() {
+            out.push((format!("{node}'s key, line {}", i + 1), line.to_string()));
+        }
+    }
+    assert!(out.len() >= RABBITS.len() * 2, "{} key lines", out.len());
+    out
+}
+
+/// A key file, private from its first byte.
+fn write_private(path: &Path, text: &str) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .expect("create a key file");
+    f.write_all(text.as_bytes()).expect("write a key file");
 }

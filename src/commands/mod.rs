@@ -171,6 +171,14 @@ pub fn resolve_secrets(loaded: &Loaded) -> anyhow::Result<crate::inventory::Secr
     })
 }
 
+/// The cluster's TLS material (`tls::prepare`), its problems printed as the inventory's are.
+pub fn tls_material(loaded: &Loaded, save: bool) -> anyhow::Result<Option<crate::tls::pki::Pki>> {
+    crate::tls::prepare(loaded, save).map_err(|e| match e.downcast::<crate::exit::Diagnosed>() {
+        Ok(d) => rejected(d.diagnostics, d.message),
+        Err(e) => e,
+    })
+}
+
 /// What every host-touching command starts from: the inventory loaded and validated, its
 /// secrets read, every host's files rendered, and a reporter that redacts the secrets.
 pub fn prepare(
@@ -186,7 +194,7 @@ pub fn prepare(
     let targets = connect_targets(&loaded, run.ssh_config.as_deref(), run.ask_become_pass)?;
     let mut secrets = resolve_secrets(&loaded)?;
     let opts = run.options(targets, force_reset);
-    secrets.tls = crate::tls::prepare(&loaded, !opts.dry_run)?;
+    secrets.tls = tls_material(&loaded, !opts.dry_run)?;
     let mut reporter = crate::report::Reporter::new(
         opts.verbose,
         opts.dry_run,

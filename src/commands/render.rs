@@ -33,7 +33,7 @@ pub fn run(args: &RenderArgs, out: &mut Envelope) -> anyhow::Result<()> {
         super::rejected(diags, message)
     })?;
     // The certificates as `up` would install them; kept in their directory like `up` does.
-    secrets.tls = crate::tls::prepare(&loaded, true)?;
+    secrets.tls = super::tls_material(&loaded, true)?;
     // Template problems (syntax, undefined variables, unusable values) are bad input: exit 2.
     let renderer = Renderer::new(&loaded, args.templates.as_deref())
         .map_err(|e| InvalidInput(format!("{e:#}")))?;

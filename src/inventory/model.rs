@@ -30,7 +30,11 @@ pub struct Inventory {
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// hactl's own cluster CA and node certificates, kept in a local directory.
-    pub generated: GeneratedTls,
+    #[serde(default)]
+    pub generated: Option<GeneratedTls>,
+    /// Certificates the operator brings (exactly one of `generated` and `brought`).
+    #[serde(default)]
+    pub brought: Option<BroughtTls>,
     #[serde(default = "default_amqps_port")]
     pub port: u16,
     /// Keep plain AMQP on `amqp_port` too (default true).
@@ -46,6 +50,25 @@ pub struct Tls {
 pub struct GeneratedTls {
     /// Relative to the inventory; made 0700 if missing. Holds the CA's key: keep it safe.
     pub dir: PathBuf,
+}
+
+/// The operator's own certificates. Paths are relative to the inventory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroughtTls {
+    /// The CA bundle (PEM) that clients and HAProxy trust.
+    pub ca: PathBuf,
+    /// By RabbitMQ node name: every RabbitMQ node has one.
+    pub nodes: BTreeMap<String, BroughtCert>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroughtCert {
+    /// The node's certificate (PEM), followed by any intermediate CA certificates.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8 PEM), a secret.
+    pub key: SecretSource,
 }
 
 #[derive(Debug, Clone, Deserialize)]

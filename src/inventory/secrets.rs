@@ -95,6 +95,8 @@ pub enum SecretKind {
     UserPassword,
     /// sudo's password: one line on standard input.
     BecomePassword,
+    /// A brought TLS key (PEM); `tls::brought` checks it against its certificate.
+    TlsKey,
 }
 
 /// Why `value` cannot serve as a `kind` secret, if it cannot; the message never quotes it.

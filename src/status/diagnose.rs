@@ -3,7 +3,7 @@
 
 use super::gather::HostRead;
 use super::model::{ClusterReport, HostReport, NodeReport, Problem, Report, VipReport};
-use super::read::{ClusterView, FlagRead, LbRead, QueueRead};
+use super::read::{CertRead, ClusterView, FlagRead, LbRead, QueueRead};
 use crate::inventory::{Inventory, Node};
 use crate::rabbitmq::node_name;
 use std::collections::{BTreeMap, BTreeSet};
@@ -111,10 +111,14 @@ pub(super) fn analyse(
                 partitions: view.partitions.clone(),
                 alarms: view.alarms.clone(),
                 error: r.error.clone(),
+                certificate: None,
             });
             if let Some(v) = &r.view {
                 views.push((node.name.clone(), v.clone()));
             }
+        }
+        if let (Some(cert), Some(r)) = (&read.cert, hr.rabbitmq.as_mut()) {
+            r.certificate = cert_problems(name, cert, &mut problems, &mut warnings);
         }
         if let Some(e) = &read.lb_error {
             problems.push(problem(
@@ -230,6 +234,39 @@ pub(super) fn analyse(
 }
 
 /// Stable feature flags left disabled (cluster-wide): `up` enables them.
+/// An expired or unreadable certificate is a problem; one with under
+/// [`RENEW_DAYS`](crate::tls::pki::RENEW_DAYS) left a warning. Returns what was read.
+fn cert_problems(
+    name: &str,
+    cert: &Result<CertRead, String>,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) -> Option<CertRead> {
+    let c = match cert {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("the TLS certificate of {name} cannot be read: {e}");
+            problems.push(problem(Some(name), "certificate_unreadable", msg));
+            return None;
+        }
+    };
+    let renew = "`hactl up` renews a generated one; bring a new one otherwise";
+    if c.days_left < 0 {
+        let msg = format!(
+            "the TLS certificate of {name} expired on {}: clients refuse it ({renew})",
+            c.not_after
+        );
+        problems.push(problem(Some(name), "certificate_expired", msg));
+    } else if c.days_left < crate::tls::pki::RENEW_DAYS {
+        let msg = format!(
+            "the TLS certificate of {name} expires in {} days, on {} ({renew})",
+            c.days_left, c.not_after
+        );
+        warnings.push(problem(Some(name), "certificate_expiring", msg));
+    }
+    Some(c.clone())
+}
+
 fn flag_warnings(inv: &Inventory, flags: Option<&FlagRead>, warnings: &mut Vec<Problem>) {
     match flags {
         Some(f) if f.checked && !f.disabled.is_empty() => warnings.push(problem(

@@ -3,7 +3,7 @@
 
 use super::diagnose::analyse;
 use super::model::Report;
-use super::read::{self, FlagRead, LbRead, NodeRead, QueueRead};
+use super::read::{self, CertRead, FlagRead, LbRead, NodeRead, QueueRead};
 use crate::host::Host;
 use crate::inventory::{Inventory, Node};
 use crate::rabbitmq::node_name;
@@ -24,6 +24,8 @@ pub(super) struct HostRead {
     pub(super) flags: Option<anyhow::Result<FlagRead>>,
     pub(super) lb: Option<LbRead>,
     pub(super) lb_error: Option<String>,
+    /// The node's TLS certificate, when the inventory has `tls:`.
+    pub(super) cert: Option<Result<CertRead, String>>,
 }
 
 /// Connects to and reads every host; returns the report and any host-key refusals.
@@ -45,6 +47,7 @@ pub async fn gather(
         .unwrap_or_default();
     let vhosts = inv.rabbitmq.vhosts.clone();
     let seed = inv.rabbitmq.seed.clone();
+    let tls = inv.tls.is_some();
     let reads = runner::parallel(conns, opts.parallel, |(node, conn)| {
         let (vip, interface, vhosts, seed, api) = (
             vip.clone(),
@@ -94,9 +97,16 @@ pub async fn gather(
                     _ => None,
                 }
             };
-            let (rabbit, queues, flags, lb) = tokio::join!(rabbit, queues, flags, lb);
+            let cert = async {
+                match tls && h.node.is_rabbitmq() {
+                    true => Some(read::read_cert(h).await.map_err(|e| format!("{e:#}"))),
+                    false => None,
+                }
+            };
+            let (rabbit, queues, flags, lb, cert) = tokio::join!(rabbit, queues, flags, lb, cert);
             let mut read = HostRead {
                 flags,
+                cert,
                 ..Default::default()
             };
             match rabbit {

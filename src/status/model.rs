@@ -1,6 +1,6 @@
 //! The status report, as printed with `--json` (schema in README.md, "hactl status").
 
-use super::read::{Alarm, FlagRead, LbRead, QueueRead};
+use super::read::{Alarm, CertRead, FlagRead, LbRead, QueueRead};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -55,6 +55,9 @@ pub struct NodeReport {
     pub alarms: Vec<Alarm>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Its TLS certificate, with `tls:` in the inventory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertRead>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -92,7 +95,8 @@ pub struct Problem {
     /// `unsynchronised_mirrors`, `queues_unreadable`, `daemon_down`, `keepalived_fault`,
     /// `backend_down`, `backends_unreadable`, `vip`; for warnings also `unknown_member`,
     /// `mixed_versions`, `queues_not_checked`, `keepalived_state`, `feature_flags_disabled`,
-    /// `feature_flags_not_checked`.
+    /// `feature_flags_not_checked`. With TLS: `certificate_expired`, `certificate_unreadable`;
+    /// for warnings `certificate_expiring`.
     pub kind: &'static str,
     pub message: String,
 }

@@ -11,10 +11,14 @@ fn rabbit_cell(h: &HostReport) -> String {
         Some(r) if r.error.is_some() => "NOT ANSWERING".into(),
         Some(r) if !r.running => "APP STOPPED".into(),
         Some(r) => format!(
-            "running {} ({}/{} running)",
+            "running {} ({}/{} running){}",
             r.version.as_deref().unwrap_or("?"),
             r.running_nodes.len(),
-            r.members.len()
+            r.members.len(),
+            r.certificate
+                .as_ref()
+                .map(|c| format!(", cert {} days", c.days_left))
+                .unwrap_or_default()
         ),
     }
 }
@@ -213,6 +217,12 @@ pub fn plain(r: &Report) -> String {
                 n.members.join(","),
                 n.running_nodes.join(",")
             ));
+            if let Some(c) = &n.certificate {
+                line.push_str(&format!(
+                    " cert_not_after={} cert_days_left={}",
+                    c.not_after, c.days_left
+                ));
+            }
         }
         if let Some(l) = &h.loadbalancer {
             line.push_str(&format!(

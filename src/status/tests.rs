@@ -282,3 +282,67 @@ fn disabled_feature_flags_are_a_warning() {
             .any(|w| w.kind == "feature_flags_not_checked")
     );
 }
+
+#[test]
+fn an_expired_certificate_is_a_problem_and_a_near_expiry_a_warning() {
+    use super::read::certificate::parse;
+    let inv = inventory();
+    let all = ["n1", "n2", "n3"];
+    // One certificate, read as of three moments: 100 days, 10 days and -1 day before its end.
+    let pki = crate::tls::pki::load_or_make(
+        &tempfile::tempdir().unwrap().path().join("pki"),
+        "t",
+        &[("n1".to_string(), vec!["n1".to_string()])].into(),
+        false,
+    )
+    .unwrap();
+    let pem = &pki.nodes["n1"].cert_pem;
+    let ends = parse(pem, time::OffsetDateTime::now_utc()).unwrap();
+    let end = time::OffsetDateTime::parse(
+        &ends.not_after,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let at = |days_before: i64| {
+        let mut read = node_up(view(&all, &all));
+        let now = end - time::Duration::days(days_before) + time::Duration::hours(1);
+        read.cert = Some(Ok(parse(pem, now).unwrap()));
+        read
+    };
+    let unreadable = HostRead {
+        cert: Some(Err(
+            "cannot read /etc/rabbitmq/hactl-cert.pem: No such file".into(),
+        )),
+        ..node_up(view(&all, &all))
+    };
+    // The three nodes' reads, then both load balancers healthy.
+    let with_lbs = |nodes: [HostRead; 3]| {
+        let mut all: Vec<HostRead> = nodes.into();
+        all.extend([lb(true, "MASTER"), lb(false, "BACKUP")]);
+        analyse(&inv, &reads(&inv, all), queues_ok(), flags_ok())
+    };
+    let r = with_lbs([at(100), at(10), at(-1)]);
+    let kinds = |l: &[super::model::Problem]| -> Vec<(String, &str)> {
+        l.iter()
+            .map(|p| (p.host.clone().unwrap_or_default(), p.kind))
+            .collect()
+    };
+    assert_eq!(kinds(&r.problems), [("n3".into(), "certificate_expired")]);
+    assert_eq!(kinds(&r.warnings), [("n2".into(), "certificate_expiring")]);
+    assert!(
+        r.warnings[0].message.contains("expires in 9 days"),
+        "{:?}",
+        r.warnings
+    );
+    let n1 = r.hosts[0].rabbitmq.as_ref().unwrap();
+    assert_eq!(n1.certificate.as_ref().unwrap().days_left, 99);
+    assert_eq!(n1.certificate.as_ref().unwrap().names, ["n1"]);
+    assert!(human(&r).contains("cert 99 days"), "{}", human(&r));
+    assert!(plain(&r).contains("cert_days_left=-2"), "{}", plain(&r));
+
+    let r = with_lbs([at(100), at(100), unreadable]);
+    assert_eq!(
+        kinds(&r.problems),
+        [("n3".into(), "certificate_unreadable")]
+    );
+}

@@ -4,6 +4,7 @@
 //! names other subject alternative names than the inventory wants, expires within
 //! [`RENEW_DAYS`], does not match its key, or was not signed by the CA.
 
+use super::x509::{self, parse};
 use crate::secret::Secret;
 use anyhow::{Context as _, anyhow, bail};
 use rcgen::{
@@ -13,12 +14,10 @@ use rcgen::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::io::Write as _;
-use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 use time::{Duration, OffsetDateTime};
 use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::GeneralName;
 
 /// A node certificate is renewed when it has fewer days left than this.
 pub const RENEW_DAYS: i64 = 30;
@@ -132,20 +131,20 @@ fn stale(
 ) -> anyhow::Result<Option<String>> {
     let der = pem_der(cert_pem, path)?;
     let cert = parse(&der, path)?;
-    let key = KeyPair::from_pem(key_pem.expose())
-        .map_err(|e| anyhow!("{}: unreadable key next to it: {e}", path.display()))?;
-    if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+    let matches = x509::key_matches(&cert, key_pem)
+        .map_err(|e| anyhow!("{}: the key next to it: {e}", path.display()))?;
+    if !matches {
         return Ok(Some("it does not match its key".into()));
     }
     if cert.verify_signature(Some(ca.public_key())).is_err() {
         return Ok(Some("the CA did not sign it".into()));
     }
-    let left = cert.validity().not_after.timestamp() - now.unix_timestamp();
+    let left = x509::seconds_left(&cert, now);
     if left < RENEW_DAYS * 86_400 {
         return Ok(Some(format!("it expires in {} days", left.max(0) / 86_400)));
     }
-    let has = names_of(&cert);
-    let want: BTreeSet<String> = sans.iter().map(|s| normal(s)).collect();
+    let has = x509::names_of(&cert);
+    let want: BTreeSet<String> = sans.iter().map(|s| x509::normal(s)).collect();
     if has != want {
         return Ok(Some(format!(
             "its names {} are not {}",
@@ -154,37 +153,6 @@ fn stale(
         )));
     }
     Ok(None)
-}
-
-/// The DNS names and addresses a certificate names, in one spelling.
-pub fn names_of(cert: &X509Certificate) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for name in &san.value.general_names {
-            match name {
-                GeneralName::DNSName(d) => {
-                    out.insert(d.to_ascii_lowercase());
-                }
-                GeneralName::IPAddress(b) => {
-                    let ip = match b.len() {
-                        4 => <[u8; 4]>::try_from(*b).ok().map(IpAddr::from),
-                        16 => <[u8; 16]>::try_from(*b).ok().map(IpAddr::from),
-                        _ => None,
-                    };
-                    out.extend(ip.map(|ip| ip.to_string()));
-                }
-                _ => {}
-            }
-        }
-    }
-    out
-}
-
-fn normal(name: &str) -> String {
-    match name.parse::<IpAddr>() {
-        Ok(ip) => ip.to_string(),
-        Err(_) => name.to_ascii_lowercase(),
-    }
 }
 
 fn make_ca(cluster: &str, now: OffsetDateTime) -> anyhow::Result<(String, Secret)> {
@@ -230,15 +198,7 @@ fn make_node(
 }
 
 fn pem_der(text: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
-    let (_, pem) = x509_parser::pem::parse_x509_pem(text.as_bytes())
-        .map_err(|e| anyhow!("{}: not a PEM certificate: {e}", path.display()))?;
-    Ok(pem.contents)
-}
-
-fn parse<'a>(der: &'a [u8], path: &Path) -> anyhow::Result<X509Certificate<'a>> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| anyhow!("{}: not an X.509 certificate: {e}", path.display()))?;
-    Ok(cert)
+    x509::ders(text, path).map(|mut d| d.swap_remove(0))
 }
 
 /// The file's text, or None when it does not exist.
@@ -334,7 +294,7 @@ mod tests {
         let der = pem_der(&first.nodes["node1"].cert_pem, &dir).unwrap();
         let cert = parse(&der, &dir).unwrap();
         assert_eq!(
-            names_of(&cert),
+            x509::names_of(&cert),
             ["10.0.0.1", "node1"].map(String::from).into()
         );
 

@@ -30,8 +30,9 @@ use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::FieldTable;
-use lapin::uri::{AMQPAuthority, AMQPUri, AMQPUserInfo};
+use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -53,6 +54,10 @@ pub struct Target {
     password: String,
     /// Virtual host (`/` by default).
     pub vhost: String,
+    /// With a CA (PEM): AMQPS, trusting only that CA, the host's name or address verified.
+    pub ca: Option<String>,
+    /// AMQP heartbeat (seconds) and connect timeout asked for, when set.
+    pub heartbeat: Option<u16>,
 }
 
 impl Target {
@@ -63,7 +68,15 @@ impl Target {
             user: user.to_string(),
             password: password.to_string(),
             vhost: "/".to_string(),
+            ca: None,
+            heartbeat: None,
         }
+    }
+
+    /// The same target over TLS, trusting only `ca_pem`.
+    pub fn with_ca(mut self, ca_pem: &str) -> Target {
+        self.ca = Some(ca_pem.to_string());
+        self
     }
 
     /// From an `amqp://` URL with a host name or IPv4 address (amq-protocol-uri takes a
@@ -79,6 +92,8 @@ impl Target {
             user: a.userinfo.username,
             password: a.userinfo.password,
             vhost: uri.vhost,
+            ca: None,
+            heartbeat: None,
         })
     }
 
@@ -95,7 +110,31 @@ impl Target {
                 port: self.port,
             },
             vhost: self.vhost.clone(),
-            ..AMQPUri::default()
+            scheme: match self.ca {
+                Some(_) => AMQPScheme::AMQPS,
+                None => AMQPScheme::AMQP,
+            },
+            query: AMQPQueryString {
+                heartbeat: self.heartbeat,
+                connection_timeout: self.heartbeat.map(|_| OP_TIMEOUT.as_millis() as u64),
+                ..AMQPQueryString::default()
+            },
+        }
+    }
+
+    /// Opens a connection; over TLS the server must present a certificate for `host` that
+    /// chains to `ca` (rustls, with no other root).
+    pub async fn connect(&self, props: ConnectionProperties) -> lapin::Result<Connection> {
+        match &self.ca {
+            None => Connection::connect_uri(self.uri(), props).await,
+            Some(ca) => {
+                let tls = OwnedTLSConfig {
+                    identity: None,
+                    cert_chain: Some(ca.clone()),
+                };
+                let runtime = lapin::runtime::default_runtime()?;
+                Connection::connect_uri_with_config(self.uri(), props, tls, runtime).await
+            }
         }
     }
 }
@@ -104,7 +143,8 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "amqp://{}:***@{}:{}/{}",
+            "{}://{}:***@{}:{}/{}",
+            if self.ca.is_some() { "amqps" } else { "amqp" },
             self.user,
             self.host,
             self.port,
@@ -188,7 +228,7 @@ impl Session {
         let conn = bounded(
             &format!("connect to {target}"),
             OP_TIMEOUT,
-            Connection::connect_uri(target.uri(), props),
+            target.connect(props),
         )
         .await?;
         let channel = bounded("open a channel", OP_TIMEOUT, conn.create_channel()).await?;

@@ -28,7 +28,6 @@
 
 use super::amqp::{self, OP_TIMEOUT, Publisher, Target, bounded};
 use anyhow::{anyhow, bail};
-use hactl::inventory::endpoints::percent_encode as encode;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
@@ -74,6 +73,8 @@ pub struct Settings {
     /// A consumer that receives nothing for this long while confirmed messages are missing
     /// reconnects.
     pub consumer_stall: Duration,
+    /// AMQPS trusting only this CA (PEM), when set.
+    pub ca: Option<String>,
 }
 
 impl Settings {
@@ -96,23 +97,16 @@ impl Settings {
             batch: 1,
             pause: Duration::from_millis(5),
             consumer_stall: Duration::from_secs(5),
+            ca: None,
         }
     }
 
     fn target(&self) -> Target {
-        Target::new(&self.host, self.port, &self.user, &self.password)
-    }
-
-    /// The consumer's URI (with a short heartbeat and a connect timeout).
-    fn consumer_uri(&self) -> String {
-        format!(
-            "amqp://{}:{}@{}:{}/%2f?heartbeat={HEARTBEAT_SECS}&connection_timeout={}",
-            encode(&self.user),
-            encode(&self.password),
-            self.host,
-            self.port,
-            OP_TIMEOUT.as_millis()
-        )
+        let t = Target::new(&self.host, self.port, &self.user, &self.password);
+        match &self.ca {
+            Some(ca) => t.with_ca(ca),
+            None => t,
+        }
     }
 }
 
@@ -593,10 +587,13 @@ impl ConsumerSession {
     async fn open(s: &Settings) -> anyhow::Result<ConsumerSession> {
         let props =
             ConnectionProperties::default().with_connection_name("hactl-traffic-consumer".into());
+        // A short heartbeat: a dead connection is noticed after two.
+        let mut target = s.target();
+        target.heartbeat = Some(HEARTBEAT_SECS);
         let conn = bounded(
             &format!("consumer: connect to {}:{}", s.host, s.port),
             OP_TIMEOUT,
-            Connection::connect(&s.consumer_uri(), props),
+            target.connect(props),
         )
         .await?;
         let session = async {

@@ -2,14 +2,28 @@
 
 use super::Validator;
 use crate::inventory::located::fp;
-use crate::inventory::{Inventory, names};
+use crate::inventory::secrets::SecretKind;
+use crate::inventory::{BroughtTls, Inventory, Severity, names};
 
 impl Validator<'_> {
     pub(super) fn tls(&mut self, inv: &Inventory) {
         let Some(tls) = &inv.tls else { return };
         let base = fp("tls");
-        let dir = tls.generated.dir.to_string_lossy();
-        self.check(&base.k("generated").k("dir"), names::path(&dir));
+        match (&tls.generated, &tls.brought) {
+            (Some(generated), None) => {
+                let dir = generated.dir.to_string_lossy();
+                self.check(&base.k("generated").k("dir"), names::path(&dir));
+            }
+            (None, Some(brought)) => self.brought(inv, brought),
+            (Some(_), Some(_)) => self.error(
+                &base.k("brought"),
+                "set one of `generated` and `brought`, not both",
+            ),
+            (None, None) => self.error(
+                &base,
+                "set `generated` (hactl makes a CA and the certificates) or `brought` (yours)",
+            ),
+        }
         self.port(&base.k("port"), tls.port);
         let rmq = &inv.rabbitmq;
         let mut taken = vec![
@@ -38,6 +52,48 @@ impl Validator<'_> {
                     "there is no VIP: it needs a `loadbalancer:`",
                 );
             }
+        }
+    }
+}
+
+impl Validator<'_> {
+    /// Every RabbitMQ node has a certificate and no other node does; then the material itself
+    /// (`tls::brought::check`; a key that cannot be read here is only a warning).
+    fn brought(&mut self, inv: &Inventory, brought: &BroughtTls) {
+        let at = fp("tls").k("brought");
+        let errors = |v: &Self| {
+            v.out
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count()
+        };
+        let before = errors(self);
+        self.check(&at.k("ca"), names::path(&brought.ca.to_string_lossy()));
+        for (name, cert) in &brought.nodes {
+            let field = at.k("nodes").k(name);
+            if !inv.rabbitmq_nodes().any(|n| &n.name == name) {
+                self.error(&field, format!("{name} is not a RabbitMQ node of `nodes`"));
+            }
+            self.check(&field.k("cert"), names::path(&cert.cert.to_string_lossy()));
+            self.secret(&cert.key, &field.k("key"), SecretKind::TlsKey);
+        }
+        for node in inv.rabbitmq_nodes() {
+            if !brought.nodes.contains_key(&node.name) {
+                let msg = format!(
+                    "{} has no certificate: every RabbitMQ node needs one",
+                    node.name
+                );
+                self.error(&at.k("nodes"), msg);
+            }
+        }
+        if errors(self) > before {
+            return;
+        }
+        let wanted = crate::tls::wanted_names(inv);
+        let now = time::OffsetDateTime::now_utc();
+        let (_, findings) = crate::tls::brought::check(self.base_dir, brought, &wanted, false, now);
+        for f in findings {
+            self.push(f.severity, &f.path, f.message);
         }
     }
 }

@@ -6,10 +6,12 @@
 //! `rabbitmqctl` starts an Erlang VM (~1 s) per call, so it is the fallback, called only where
 //! the server VM runs. The transport counts the VMs started.
 
+pub mod certificate;
 pub mod feature_flags;
 pub mod loadbalancer;
 pub mod rabbitmq;
 
+pub use certificate::{CertRead, read_cert};
 pub use feature_flags::{FlagRead, read_flags};
 pub use loadbalancer::{Backend, LbRead, read_lb};
 pub use rabbitmq::{
