@@ -225,7 +225,7 @@ async fn converge_steps(
                 }
                 return Ok(actions);
             }
-            rabbitmq::service(h, !config.is_empty(), stopped).await
+            rabbitmq::service(h, rabbitmq::ConfigChange::of(&config), stopped).await
         };
         n += cookie.len() + config.len();
         // A running member restarts through the rolling path when the run has the load

@@ -96,6 +96,10 @@ pub enum Action {
     /// Restarts the running RabbitMQ of a cluster member through the rolling path
     /// (`crate::rolling`): drained in HAProxy and in maintenance mode first, revived after.
     RollingRestart,
+    /// Makes a running RabbitMQ read its TLS certificate, key and CA files again, without a
+    /// restart: Erlang's PEM cache is cleared, new TLS connections (AMQPS, HTTPS) read the
+    /// files anew, open ones keep theirs.
+    ReloadTls,
     /// Starts RabbitMQ on a blank node of a first-boot run. The seed starts at once; with
     /// `after_seed` the other nodes once the seed has booted (see `formation::start`).
     StartForming {
@@ -192,6 +196,9 @@ impl Action {
                 Some(why) => format!("{} {name} ({why})", verb.as_str()),
                 None => format!("{} {name}", verb.as_str()),
             },
+            Action::ReloadTls => "reload the TLS files (rabbitmqctl eval ssl:clear_pem_cache(): \
+                                   new connections use them, no restart)"
+                .into(),
             Action::RollingRestart => "restart rabbitmq-server (rolling: drained in HAProxy and \
                                         in maintenance mode first, revived after)"
                 .into(),
@@ -275,7 +282,10 @@ impl Action {
     pub fn restarts(&self) -> bool {
         match self {
             Action::Service { verb, .. } => *verb != Verb::Start,
-            Action::RollingRestart | Action::Join { .. } | Action::LeaveCluster { .. } => true,
+            Action::RollingRestart
+            | Action::ReloadTls
+            | Action::Join { .. }
+            | Action::LeaveCluster { .. } => true,
             _ => false,
         }
     }
@@ -359,6 +369,7 @@ impl Action {
                 Ok(())
             }
             Action::RollingRestart => crate::rolling::restart_in_run(ctx, host).await,
+            Action::ReloadTls => crate::rolling::reload_tls_in_run(ctx, host).await,
             Action::StartForming {
                 is_seed,
                 after_seed,

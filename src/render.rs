@@ -17,7 +17,7 @@
 //! | `nodes`, `rabbitmq_nodes`, `loadbalancer_nodes` | lists of nodes, in inventory order |
 //! | `rabbitmq` | `amqp_port`, `management_port`, `partition_handling` (e.g. `pause_minority`), `plugins` (list), `management_enabled` (a `*_management` plugin is enabled), `ipv6` (the RabbitMQ nodes' addresses are IPv6), `net_ticktime` (seconds, none unless set) |
 //! | `loadbalancer` | none without a `loadbalancer:` section; else `vip` (address only), `vip_prefix`, `vip_cidr` (`ADDR/PREFIX`), `vip_family` (`ipv4`/`ipv6`), `interface`, `virtual_router_id`, `amqp_port`, `management_port`, `stats_port`, `stats_user`, `master` (the highest priority), `failback` (`stay`/`preempt`), `preempt_delay` (seconds, none unless set), `unicast`, `haproxy_check` (`process`/`script`), `vrrp_version` (2: an IPv4 VIP with a password; else 3), `advert_int` (seconds, as keepalived reads them), `vip_loopback` (the VIP as a host address, `ADDR/32` or `ADDR/128`), `sysctls` (the kernel settings: `key`, `value`, `why`) |
-//! | `tls` | none without a `tls:` section; else `port`, `amqp_plain`, `vip_name` (none unless set), `ca_file`, `cert_file`, `key_file` (paths on RabbitMQ hosts), `lb_ca_file` (the CA on load balancers) |
+//! | `tls` | none without a `tls:` section; else `port`, `management_port`, `amqp_plain`, `vip_name` (none unless set), `ca_file`, `cert_file`, `key_file` (paths on RabbitMQ hosts), `lb_ca_file` (the CA on load balancers) |
 //! | `paths` | `haproxy_admin_socket`, `keepalived_state_file`, `keepalived_notify_log`, `check_haproxy_script`, `notify_script` |
 //! | `hosts_begin`, `hosts_end` | the marker lines of the `/etc/hosts` block |
 //! | `endpoints` | what `hactl endpoints` prints: `amqp_url` (the first user's name, no password), `management_url`, `host`, `user` (none without users), `nodes` (the RabbitMQ nodes' names) |
@@ -445,6 +445,7 @@ fn base_context(loaded: &Loaded, node: &Node) -> anyhow::Result<Context> {
             "tls",
             &serde_json::json!({
                 "port": tls.port,
+                "management_port": tls.management_port,
                 "amqp_plain": tls.amqp_plain,
                 "vip_name": tls.vip_name,
                 "ca_file": crate::tls::CA_PATH,

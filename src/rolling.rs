@@ -143,6 +143,24 @@ const LBS_WAIT: Duration = Duration::from_secs(600);
 /// A restart planned by `up` (`Action::RollingRestart`): once the other load balancers of the
 /// run have converged (a reload of HAProxy would forget a drain), one node at a time.
 pub async fn restart_in_run(ctx: &Ctx, node: &Host) -> anyhow::Result<()> {
+    let lbs = balancers_converged(ctx, node).await?;
+    let _one_at_a_time = ctx.restarts.lock().await;
+    restart(ctx, node, lbs).await
+}
+
+/// New TLS files read by the running node (`Action::ReloadTls`), once the run's load
+/// balancers have converged: their health checks then trust the CA the new certificate
+/// chains to.
+pub async fn reload_tls_in_run(ctx: &Ctx, node: &Host) -> anyhow::Result<()> {
+    balancers_converged(ctx, node).await?;
+    node.run(&crate::rabbitmq::ctl(["eval", "ssl:clear_pem_cache()."]))
+        .await
+        .map(drop)
+}
+
+/// Waits, bounded, until the run's load balancers other than `node` have converged; returns
+/// every load balancer of the run.
+async fn balancers_converged<'a>(ctx: &'a Ctx, node: &Host) -> anyhow::Result<&'a [Host]> {
     let lbs = ctx.balancers.get().map(Vec::as_slice).unwrap_or_default();
     let others: Vec<&str> = lbs
         .iter()
@@ -157,14 +175,14 @@ pub async fn restart_in_run(ctx: &Ctx, node: &Host) -> anyhow::Result<()> {
     .await
     .map_err(|_| {
         anyhow::anyhow!(
-            "the load balancers {} did not converge within {} s: the restart would not be drained",
+            "the load balancers {} did not converge within {} s (a restart waits for them, so \
+             no HAProxy reload forgets its drain; a certificate reload, so they trust its CA)",
             others.join(", "),
             LBS_WAIT.as_secs()
         )
     })?
     .map_err(|_| anyhow::anyhow!("the run ended before the load balancers converged"))?;
-    let _one_at_a_time = ctx.restarts.lock().await;
-    restart(ctx, node, lbs).await
+    Ok(lbs)
 }
 
 /// Whether the node's installed RabbitMQ predates 4.0, whose classic queues may be mirrored

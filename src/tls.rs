@@ -16,6 +16,9 @@ pub const KEY_PATH: &str = "/etc/rabbitmq/hactl-key.pem";
 /// On load balancers: HAProxy's health checks verify the nodes against it.
 pub const LB_CA_PATH: &str = "/etc/haproxy/hactl-ca.pem";
 
+/// The TLS files on a RabbitMQ host.
+pub const RABBITMQ_FILES: [&str; 3] = [CA_PATH, CERT_PATH, KEY_PATH];
+
 /// Whether the file at `path` is a private key (never read back, never diffed).
 pub fn is_key(path: &str) -> bool {
     path == KEY_PATH

@@ -7,15 +7,17 @@
 //! 2. checked without hactl: every node's key is `rabbitmq:rabbitmq 0400`, nothing listens on
 //!    5672, VIP:5672 is closed; `openssl s_client` against VIP:5671 verifies the chain and the
 //!    VIP's DNS name with the cluster CA, and fails without it; through the VIP, over TLS,
-//!    RabbitMQ answers the AMQP 0-9-1 header;
+//!    RabbitMQ answers the AMQP 0-9-1 header; the management API answers over HTTPS through
+//!    VIP:15671 with the CA and refuses another, VIP:15672 (plain HTTP) is closed;
 //! 3. a re-run changes nothing and makes no certificate;
-//! 4. a new `vip_name` makes every node certificate again; `up` restarts the nodes one at a
-//!    time, and the new name verifies where the old one no longer does;
+//! 4. a new `vip_name` makes every node certificate again; `up` has the running nodes read
+//!    them again without a restart (same beam.smp), every node and the management API serve
+//!    the new name, and the old one no longer verifies;
 //! 5. a lapin client that trusts only the cluster CA publishes and consumes with confirms
 //!    through VIP:5671; one that trusts another CA is refused;
 //! 6. the operator's own certificates (a new root, an intermediate) replace hactl's under the
-//!    confirmed-publish load client, the bundle trusting both roots meanwhile: the nodes
-//!    restart one at a time, nothing confirmed is lost, the outage is printed, no argv holds a
+//!    confirmed-publish load client, the bundle trusting both roots meanwhile, with a
+//!    `net_ticktime` change that needs a restart: the nodes restart one at a time, nothing confirmed is lost, the outage is printed, no argv holds a
 //!    key (the exec audit again); the new root
 //!    alone then verifies the VIP (the nodes send the intermediate);
 //! 7. `status` shows each node's certificate (issuer, names, days left) and reports an
@@ -79,6 +81,39 @@ fn s_client(vip: &str, ca: &Path, name: &str, stdin: &[u8]) -> (bool, String) {
             .join(" | ")
     );
     (out.status.success(), stdout)
+}
+
+/// `curl` GET of `https://name:15671{path}` at `vip`, trusting only `ca`, as `app` (the
+/// credentials on stdin, not in argv). Returns (HTTP code, or curl's exit when it failed; body).
+fn https_get(vip: &str, ca: &Path, name: &str, password: &str, path: &str) -> (String, String) {
+    let mut child = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-K", "-", "-w", "\n%{http_code}"])
+        .args(["--resolve", &format!("{name}:15671:{vip}"), "--cacert"])
+        .arg(ca)
+        .arg(format!("https://{name}:15671{path}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run curl");
+    {
+        use std::io::Write as _;
+        let mut input = child.stdin.take().expect("stdin");
+        writeln!(input, "user = \"app:{password}\"").expect("write to curl");
+    }
+    let out = child.wait_with_output().expect("wait for curl");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+    let code = match out.status.success() {
+        true => code.to_string(),
+        false => format!("curl {}", out.status),
+    };
+    eprintln!(
+        "curl https://{name}:15671{path} with {}: {code} ({})",
+        ca.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    (code, body.to_string())
 }
 
 /// The AMQP 0-9-1 protocol header; RabbitMQ answers with Connection.Start, then closes the
@@ -162,15 +197,21 @@ fn a_tls_only_cluster_serves_amqps_through_the_vip() {
         );
     }
     assert!(closed(&format!("{vip}:5672")), "VIP:5672 is closed");
+    assert!(
+        closed(&format!("{vip}:15672")),
+        "VIP:15672 (plain HTTP) is closed"
+    );
     for lb in LBS {
         let servers = lab.haproxy_servers(lb);
         for node in RABBITS {
-            let key = ("rabbitmq_amqps".to_string(), node.to_string());
-            assert_eq!(
-                servers.get(&key).map(String::as_str),
-                Some("UP"),
-                "{lb}: {servers:?}"
-            );
+            for proxy in ["rabbitmq_amqps", "rabbitmq_management_https"] {
+                let key = (proxy.to_string(), node.to_string());
+                assert_eq!(
+                    servers.get(&key).map(String::as_str),
+                    Some("UP"),
+                    "{lb}: {servers:?}"
+                );
+            }
         }
     }
     let (ok, _) = s_client(&vip, &ca, "mq.hactl-lab", b"");
@@ -204,6 +245,16 @@ fn a_tls_only_cluster_serves_amqps_through_the_vip() {
         "RabbitMQ answers the AMQP header over TLS through the VIP"
     );
 
+    // The management API over HTTPS through the VIP, as mq.hactl-lab, trusting only the CA.
+    let password = fs::read_to_string(lab.state_dir().join("secrets/app-password"))
+        .expect("read the app password");
+    let password = password.trim_end();
+    let (code, body) = https_get(&vip, &ca, "mq.hactl-lab", password, "/api/overview");
+    assert_eq!(code, "200", "GET /api/overview through VIP:15671: {body}");
+    assert!(body.contains("\"rabbitmq_version\""), "{body}");
+    let (code, _) = https_get(&vip, &other_ca, "mq.hactl-lab", password, "/api/overview");
+    assert_ne!(code, "200", "another CA does not verify VIP:15671");
+
     // 3. A re-run changes nothing.
     let certs_before = fs::read_to_string(pki.join("node1.pem")).expect("read node1.pem");
     let again = hactl("up (tls, again)", &["up", inv, "--json"]);
@@ -215,8 +266,10 @@ fn a_tls_only_cluster_serves_amqps_through_the_vip() {
         certs_before
     );
 
-    // 4. A new VIP name: new certificates, nodes restarted one at a time.
+    // 4. A new VIP name: new certificates, read again by the running nodes (no restart).
     fs::write(&inventory, with_name("amqp.hactl-lab")).expect("write inventory");
+    let beams = "pgrep -o -x beam.smp";
+    let pids = lab.ssh_each_ok(&RABBITS, beams);
     let renamed = hactl("up (tls, new vip_name)", &["up", inv, "--json"]);
     let report = renamed.expect_code(0).json();
     for node in RABBITS {
@@ -228,11 +281,21 @@ fn a_tls_only_cluster_serves_amqps_through_the_vip() {
             renamed.stderr()
         );
     }
-    let restarts: Vec<String> = actions(&report)
-        .into_iter()
-        .filter(|a| a.contains("restart rabbitmq-server (rolling"))
-        .collect();
-    assert_eq!(restarts.len(), RABBITS.len(), "{:?}", actions(&report));
+    let all = actions(&report);
+    let count = |what: &str| all.iter().filter(|a| a.contains(what)).count();
+    assert_eq!(count("reload the TLS files"), RABBITS.len(), "{all:?}");
+    assert_eq!(count("restart rabbitmq-server"), 0, "{all:?}");
+    assert_eq!(lab.ssh_each_ok(&RABBITS, beams), pids, "no node restarted");
+    for node in RABBITS {
+        let (ok, _) = s_client(&lab.address(node), &ca, "amqp.hactl-lab", b"");
+        assert!(ok, "{node} serves the certificate with the new name");
+    }
+    let (code, _) = https_get(&vip, &ca, "amqp.hactl-lab", password, "/api/overview");
+    assert_eq!(code, "200", "the management API serves the new name too");
+    eprintln!(
+        "new vip_name: 3 certificates read again without a restart in {:.1}s",
+        renamed.took.as_secs_f64()
+    );
     assert!(
         amqp_over_tls(&vip, &ca, "amqp.hactl-lab"),
         "the new name verifies, and RabbitMQ answers over TLS"
@@ -243,9 +306,6 @@ fn a_tls_only_cluster_serves_amqps_through_the_vip() {
     // 5. A client that trusts only the cluster CA publishes and consumes with confirms through
     //    VIP:5671 (rustls checks the VIP's address in the certificate); one that trusts
     //    another CA is refused.
-    let password = fs::read_to_string(lab.state_dir().join("secrets/app-password"))
-        .expect("read the app password");
-    let password = password.trim_end();
     let ca_pem = fs::read_to_string(&ca).expect("read ca.pem");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -273,8 +333,9 @@ fn a_tls_only_cluster_serves_amqps_through_the_vip() {
     eprintln!("{stranger}, trusting another CA: refused: {err}");
 
     // 6. Rotation under load: the operator's own certificates, from a new root through an
-    //    intermediate, with a bundle that trusts the old CA and the new root meanwhile. The
-    //    nodes restart one at a time while a client publishes with confirms: nothing lost.
+    //    intermediate, with a bundle that trusts the old CA and the new root meanwhile, and a
+    //    net_ticktime change. The nodes restart one at a time while a client publishes with
+    //    confirms: nothing lost.
     let own = Own::make(&lab, &vip, "amqp.hactl-lab");
     let bundle = format!("{}{ca_pem}", own.root);
     let dir = inventory.with_file_name("brought");
@@ -291,7 +352,10 @@ fn a_tls_only_cluster_serves_amqps_through_the_vip() {
         );
     }
     section += "  amqp_plain: false\n  vip_name: amqp.hactl-lab\n";
-    fs::write(&inventory, format!("{base}\n{section}")).expect("write inventory");
+    // With a setting that needs a restart: the rolling path under load, over TLS.
+    let ticktime = base.replacen("  seed: node1\n", "  seed: node1\n  net_ticktime: 30\n", 1);
+    assert_ne!(ticktime, base, "no seed line to add net_ticktime after");
+    fs::write(&inventory, format!("{ticktime}\n{section}")).expect("write inventory");
     hactl("validate (brought)", &["validate", inv]).expect_code(0);
     let mut settings = Settings::new(&vip, 5671, "app", password, "ha.tls-rotation", "rotation");
     settings.ca = Some(bundle.clone());

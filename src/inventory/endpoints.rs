@@ -44,14 +44,15 @@ pub fn endpoints(inv: &Inventory, user: Option<&str>, password: Option<&str>) ->
         (Some(u), None) => format!("{}@", percent_encode(u)),
         _ => String::new(),
     };
-    let mut scheme = "amqp";
+    let (mut scheme, mut web, mut management_port) = ("amqp", "http", management_port);
     if let Some(tls) = &inv.tls {
         (scheme, amqp_port) = ("amqps", tls.port);
+        (web, management_port) = ("https", tls.management_port);
     }
     Endpoints {
         // `/%2F`: the default vhost `/` (an empty path would name the vhost "").
         amqp_url: format!("{scheme}://{credentials}{host}:{amqp_port}/%2F"),
-        management_url: format!("http://{host}:{management_port}/"),
+        management_url: format!("{web}://{host}:{management_port}/"),
         host,
         user: user.map(str::to_string),
         nodes: inv.rabbitmq_nodes().map(|n| n.name.clone()).collect(),
@@ -72,7 +73,24 @@ pub fn percent_encode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::percent_encode;
+    use super::{endpoints, percent_encode};
+
+    #[test]
+    fn with_tls_the_urls_are_amqps_and_https_on_the_tls_ports() {
+        let yaml = "cluster: {name: c}\ncookie: {value: abc}\nrabbitmq: {seed: r1}\n\
+                    loadbalancer: {vip: 10.0.0.100/24, interface: eth0, virtual_router_id: 51, \
+                    stats: {user: s, password: {value: p}}}\n\
+                    nodes:\n  - {name: r1, address: 10.0.0.1, roles: [rabbitmq]}\n";
+        let mut inv: crate::inventory::Inventory = serde_saphyr::from_str(yaml).unwrap();
+        let plain = endpoints(&inv, Some("app"), None);
+        assert_eq!(plain.amqp_url, "amqp://app@10.0.0.100:5672/%2F");
+        assert_eq!(plain.management_url, "http://10.0.0.100:15672/");
+        inv.tls =
+            Some(serde_json::from_value(serde_json::json!({"generated": {"dir": "p"}})).unwrap());
+        let tls = endpoints(&inv, Some("app"), None);
+        assert_eq!(tls.amqp_url, "amqps://app@10.0.0.100:5671/%2F");
+        assert_eq!(tls.management_url, "https://10.0.0.100:15671/");
+    }
 
     #[test]
     fn userinfo_and_vhosts_are_percent_encoded() {

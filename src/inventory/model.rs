@@ -37,6 +37,10 @@ pub struct Tls {
     pub brought: Option<BroughtTls>,
     #[serde(default = "default_amqps_port")]
     pub port: u16,
+    /// The management API's HTTPS port on the nodes and the VIP (plain HTTP then stays on
+    /// loopback, for hactl's own reads over SSH).
+    #[serde(default = "default_management_tls_port")]
+    pub management_port: u16,
     /// Keep plain AMQP on `amqp_port` too (default true).
     #[serde(default = "yes")]
     pub amqp_plain: bool,
@@ -487,6 +491,9 @@ fn default_amqp_port() -> u16 {
 }
 fn default_amqps_port() -> u16 {
     5671
+}
+fn default_management_tls_port() -> u16 {
+    15671
 }
 fn yes() -> bool {
     true

@@ -32,7 +32,10 @@ pub fn amqp_proxies(inv: &crate::inventory::Inventory) -> Vec<&'static str> {
 /// Every listen section that carries RabbitMQ nodes as servers.
 fn proxies(inv: &crate::inventory::Inventory) -> Vec<&'static str> {
     let mut out = amqp_proxies(inv);
-    out.push("rabbitmq_management");
+    out.push(match inv.tls {
+        Some(_) => "rabbitmq_management_https",
+        None => "rabbitmq_management",
+    });
     out
 }
 

@@ -21,6 +21,8 @@ pub struct Api {
     user: String,
     password: Secret,
     port: u16,
+    /// With TLS, plain HTTP listens on the node's loopback only.
+    loopback: Option<&'static str>,
 }
 
 /// One node as `GET /api/nodes` lists it (a stopped member has only name, type, running).
@@ -74,12 +76,16 @@ impl Api {
             user: user.name.clone(),
             password: password(user)?,
             port: inv.rabbitmq.management_port,
+            loopback: inv.tls.as_ref().map(|_| match inv.rabbitmq_ipv6() {
+                true => "::1",
+                false => "127.0.0.1",
+            }),
         })
     }
 
     /// `GET path` on `host`'s own management listener, as JSON.
     pub async fn get(&self, host: &Host, path: &str) -> anyhow::Result<Value> {
-        let address = &host.node.address;
+        let address = self.loopback.unwrap_or(&host.node.address);
         host.reporter.command(
             host.name(),
             format_args!(

@@ -34,18 +34,47 @@ pub async fn config(ctx: &Ctx, host: &Host, installing: &[&str]) -> anyhow::Resu
     files::plan_all(host, &files, installing).await
 }
 
+/// What a run changes of RabbitMQ's config files (`config`'s plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigChange {
+    None,
+    /// Only TLS certificate, key or CA files: a running node reads them again without a
+    /// restart (`Action::ReloadTls`).
+    TlsFiles,
+    /// rabbitmq.conf, rabbitmq-env.conf or enabled_plugins: a restart.
+    Config,
+}
+
+impl ConfigChange {
+    pub fn of(plan: &[Action]) -> ConfigChange {
+        let tls = |a: &Action| match a {
+            Action::Install { file, .. } => {
+                crate::tls::RABBITMQ_FILES.contains(&file.path.as_str())
+            }
+            _ => false,
+        };
+        match (plan.is_empty(), plan.iter().all(tls)) {
+            (true, _) => ConfigChange::None,
+            (false, true) => ConfigChange::TlsFiles,
+            (false, false) => ConfigChange::Config,
+        }
+    }
+}
+
 /// Starts RabbitMQ when it is not running (or the cookie step stops it), restarts it when its
-/// config changes. Restarts roll one node at a time (see `Action::apply`).
+/// config changes, reloads its TLS files when only they change. Restarts roll one node at a
+/// time (see `Action::apply`).
 pub async fn service(
     host: &Host,
-    config_changes: bool,
+    change: ConfigChange,
     stopped_for_cookie: bool,
 ) -> anyhow::Result<Vec<Action>> {
     let running = !stopped_for_cookie && host.rabbitmq_running().await?;
-    let verb = match (running, config_changes) {
+    let verb = match (running, change) {
         (false, _) => Verb::Start,
-        (true, true) => Verb::Restart,
-        (true, false) => return Ok(Vec::new()),
+        (true, ConfigChange::Config) => Verb::Restart,
+        (true, ConfigChange::TlsFiles) => return Ok(vec![Action::ReloadTls]),
+        (true, ConfigChange::None) => return Ok(Vec::new()),
     };
     // Debian's init script and systemd unit both return once the node has booted.
     Ok(vec![Action::Service {
@@ -53,4 +82,43 @@ pub async fn service(
         verb,
         because: None,
     }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::FileChange;
+    use crate::render::{FileKind, RenderedFile};
+
+    fn install(path: &str) -> Action {
+        Action::Install {
+            file: RenderedFile {
+                path: path.to_string(),
+                content: String::new(),
+                mode: 0o444,
+                owner: "rabbitmq".into(),
+                group: "rabbitmq".into(),
+                dir_owner: "rabbitmq",
+                check: &[],
+                kind: FileKind::Whole,
+                package: None,
+            },
+            change: FileChange::Update,
+            diff: None,
+        }
+    }
+
+    #[test]
+    fn only_tls_files_changed_is_a_reload_anything_else_a_restart() {
+        assert_eq!(ConfigChange::of(&[]), ConfigChange::None);
+        let tls: Vec<Action> = crate::tls::RABBITMQ_FILES.map(install).into();
+        assert_eq!(ConfigChange::of(&tls), ConfigChange::TlsFiles);
+        let mut both = tls;
+        both.push(install(CONF_PATH));
+        assert_eq!(ConfigChange::of(&both), ConfigChange::Config);
+        assert_eq!(
+            ConfigChange::of(&[install(PLUGINS_PATH)]),
+            ConfigChange::Config
+        );
+    }
 }

@@ -25,8 +25,10 @@ impl Validator<'_> {
             ),
         }
         self.port(&base.k("port"), tls.port);
+        self.port(&base.k("management_port"), tls.management_port);
         let rmq = &inv.rabbitmq;
         let mut taken = vec![
+            ("tls.port", tls.port),
             ("rabbitmq.amqp_port", rmq.amqp_port),
             ("rabbitmq.management_port", rmq.management_port),
         ];
@@ -37,12 +39,14 @@ impl Validator<'_> {
                 ("loadbalancer.stats.port", lb.stats.port),
             ]);
         }
-        if let Some((other, _)) = taken.iter().find(|(_, p)| *p == tls.port) {
-            let msg = format!(
-                "tls port {} is the same as {other}; use another port",
-                tls.port
-            );
-            self.error(&base.k("port"), msg);
+        for (field, port) in [("port", tls.port), ("management_port", tls.management_port)] {
+            let clash = taken
+                .iter()
+                .find(|(other, p)| *p == port && *other != format!("tls.{field}"));
+            if let Some((other, _)) = clash {
+                let msg = format!("tls {field} {port} is the same as {other}; use another port");
+                self.error(&base.k(field), msg);
+            }
         }
         if let Some(name) = &tls.vip_name {
             self.check(&base.k("vip_name"), names::dns_name(name));
@@ -113,7 +117,7 @@ mod tests {
         assert!(validate(&inv, Path::new("x.yaml"), Path::new(".")).is_empty());
         inv.tls = tls(
             serde_json::json!({"generated": {"dir": "pki"}, "port": 5672,
-            "vip_name": "mq..example"}),
+            "management_port": 5672, "vip_name": "mq..example"}),
         );
         let d = validate(&inv, Path::new("x.yaml"), Path::new("."));
         let got: Vec<String> = d
@@ -124,6 +128,8 @@ mod tests {
             got,
             [
                 "tls.port: tls port 5672 is the same as rabbitmq.amqp_port; use another port",
+                "tls.management_port: tls management_port 5672 is the same as tls.port; use \
+                 another port",
                 "tls.vip_name: \"mq..example\" is not a DNS name: dot-separated labels of 1-63 \
                  letters, digits and `-`",
                 "tls.vip_name: there is no VIP: it needs a `loadbalancer:`",
