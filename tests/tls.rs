@@ -48,26 +48,32 @@ fn hactl(what: &str, args: &[&str]) -> Run {
     Run::hactl(what, args, BOUND)
 }
 
-/// `openssl s_client` to `vip:5671` trusting only `ca` (no system store), checking `name`;
-/// `stdin` is sent after the handshake. Returns (exit status, stdout).
-fn s_client(vip: &str, ca: &Path, name: &str, stdin: &[u8]) -> (bool, String) {
-    let mut child = Command::new("timeout")
-        .args(["20", "openssl", "s_client", "-quiet", "-ign_eof"])
-        .args(["-connect", &format!("{vip}:5671"), "-servername", name])
-        .args(["-verify_return_error", "-verify_hostname", name])
-        .args(["-no-CApath", "-no-CAstore", "-CAfile"])
-        .arg(ca)
+/// Runs `cmd` with `input` on its standard input; its whole output.
+fn output_with_stdin(mut cmd: Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run openssl s_client");
-    {
-        use std::io::Write as _;
-        let mut input = child.stdin.take().expect("stdin");
-        input.write_all(stdin).expect("write to s_client");
-    }
-    let out = child.wait_with_output().expect("wait for s_client");
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input).expect("write to stdin");
+    drop(stdin);
+    child.wait_with_output().expect("wait for the command")
+}
+
+/// `openssl s_client` to `vip:5671` trusting only `ca` (no system store), checking `name`;
+/// `stdin` is sent after the handshake. Returns (exit status, stdout).
+fn s_client(vip: &str, ca: &Path, name: &str, stdin: &[u8]) -> (bool, String) {
+    let mut openssl = Command::new("timeout");
+    openssl
+        .args(["20", "openssl", "s_client", "-quiet", "-ign_eof"])
+        .args(["-connect", &format!("{vip}:5671"), "-servername", name])
+        .args(["-verify_return_error", "-verify_hostname", name])
+        .args(["-no-CApath", "-no-CAstore", "-CAfile"])
+        .arg(ca);
+    let out = output_with_stdin(openssl, stdin);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     eprintln!(
         "s_client {vip}:5671 as {name} with {}: {} ({} bytes out; stderr: {})",
@@ -86,22 +92,13 @@ fn s_client(vip: &str, ca: &Path, name: &str, stdin: &[u8]) -> (bool, String) {
 /// `curl` GET of `https://name:15671{path}` at `vip`, trusting only `ca`, as `app` (the
 /// credentials on stdin, not in argv). Returns (HTTP code, or curl's exit when it failed; body).
 fn https_get(vip: &str, ca: &Path, name: &str, password: &str, path: &str) -> (String, String) {
-    let mut child = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-K", "-", "-w", "\n%{http_code}"])
+    let mut curl = Command::new("curl");
+    curl.args(["-sS", "--max-time", "10", "-K", "-", "-w", "\n%{http_code}"])
         .args(["--resolve", &format!("{name}:15671:{vip}"), "--cacert"])
         .arg(ca)
-        .arg(format!("https://{name}:15671{path}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run curl");
-    {
-        use std::io::Write as _;
-        let mut input = child.stdin.take().expect("stdin");
-        writeln!(input, "user = \"app:{password}\"").expect("write to curl");
-    }
-    let out = child.wait_with_output().expect("wait for curl");
+        .arg(format!("https://{name}:15671{path}"));
+    let config = format!("user = \"app:{password}\"\n");
+    let out = output_with_stdin(curl, config.as_bytes());
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
     let code = match out.status.success() {

@@ -58,9 +58,7 @@ impl Validator<'_> {
             }
         }
     }
-}
 
-impl Validator<'_> {
     /// Every RabbitMQ node has a certificate and no other node does; then the material itself
     /// (`tls::brought::check`; a key that cannot be read here is only a warning).
     fn brought(&mut self, inv: &Inventory, brought: &BroughtTls) {
