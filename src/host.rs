@@ -198,6 +198,23 @@ impl Host {
         Ok(out.status == 0)
     }
 
+    /// The Erlang distribution of the running RabbitMQ server VM (None: not running), read
+    /// from its command line: the protocol it was started with, whatever the files say now.
+    pub async fn rabbitmq_distribution(&self) -> anyhow::Result<Option<Distribution>> {
+        let script = concat!(
+            proc_fns!(),
+            r#"cmdline_matches "$1" || exit 1; cmdline_matches "$2" && echo tls; exit 0"#
+        );
+        let server = crate::rabbitmq::SERVER_VM_PATTERN;
+        let tls = crate::rabbitmq::SERVER_VM_TLS_DIST_PATTERN;
+        let out = self.probe(&Cmd::sh(script, [server, tls])).await?;
+        Ok(match (out.status, out.stdout.trim()) {
+            (0, "tls") => Some(Distribution::Tls),
+            (0, _) => Some(Distribution::Tcp),
+            _ => None,
+        })
+    }
+
     /// Starts, stops, restarts or reloads a service through the host's init system. Without
     /// systemd or an init script, RabbitMQ is run directly (`rabbitmq-server -detached`, then a
     /// bounded wait until it answers), as on a container-like host. When RabbitMQ fails to
@@ -311,5 +328,21 @@ pub fn tail(text: &str) -> String {
         "(no output)".into()
     } else {
         t
+    }
+}
+
+/// How a RabbitMQ node's Erlang distribution talks to its peers and CLI tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distribution {
+    Tcp,
+    Tls,
+}
+
+impl Distribution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Distribution::Tcp => "TCP",
+            Distribution::Tls => "TLS",
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod ask;
 pub mod cli;
+pub mod cluster_restart;
 pub mod commands;
 pub mod envelope;
 pub mod events;

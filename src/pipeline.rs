@@ -4,6 +4,7 @@
 //! and the load-balancer phase (exactly one VIP holder). Commands choose the hosts and the
 //! scope; each phase plans with the steps and applies through `runner::execute`.
 
+use crate::cluster_restart;
 use crate::host::Host;
 use crate::plan::{Action, Verb};
 use crate::render::ENDPOINTS_FILE;
@@ -56,10 +57,14 @@ pub async fn converge_hosts(
         async move {
             let seed = host.name() == ctx.loaded.inventory.rabbitmq.seed;
             let lb = host.node.is_loadbalancer().then(|| host.name().to_string());
+            let rabbit = host.node.is_rabbitmq().then(|| host.name().to_string());
             let result = converge_host(&ctx, &opts, host, scope).await;
             // Also after a failure: a restart waiting for this one must not wait in vain.
             if let Some(lb) = lb {
                 lb_converged(&ctx, &lb);
+            }
+            if let Some(rabbit) = rabbit {
+                cluster_restart::ended(&ctx, &rabbit);
             }
             // Nodes of a first-boot run that wait for the seed must not wait for nothing.
             if seed && result.is_err() {
@@ -204,7 +209,19 @@ async fn converge_steps(
     }
     if h.node.is_rabbitmq() && scope == Scope::Full {
         let cookie = runner::execute(ctx, opts, h, "cookie", cookie::plan(ctx, h)).await?;
-        let stopped = cookie.iter().any(|a| a.stops_rabbitmq());
+        let mut stopped = match cookie.iter().any(|a| a.stops_rabbitmq()) {
+            true => rabbitmq::Stopped::ForCookie,
+            false => rabbitmq::Stopped::No,
+        };
+        if stopped == rabbitmq::Stopped::No {
+            // Before the config files: the CLI tools follow rabbitmq-env.conf.
+            let dist = cluster_restart::plan(ctx, h);
+            let dist = runner::execute(ctx, opts, h, "distribution", dist).await?;
+            if !dist.is_empty() {
+                stopped = rabbitmq::Stopped::ForDistribution;
+            }
+            n += dist.len();
+        }
         let config = rabbitmq::config(ctx, h, installing);
         let config = runner::execute(ctx, opts, h, "rabbitmq_config", config).await?;
         let service = async {
@@ -257,6 +274,7 @@ async fn converge_steps(
                 matches!(
                     a,
                     Action::RollingRestart
+                        | Action::StartTogether
                         | Action::Service {
                             verb: Verb::Restart,
                             ..

@@ -96,6 +96,14 @@ pub enum Action {
     /// Restarts the running RabbitMQ of a cluster member through the rolling path
     /// (`crate::rolling`): drained in HAProxy and in maintenance mode first, revived after.
     RollingRestart,
+    /// Stops RabbitMQ before its config files change: the Erlang distribution changes, the
+    /// whole cluster restarts (`crate::cluster_restart`).
+    StopForDistribution {
+        from: crate::host::Distribution,
+        to: crate::host::Distribution,
+    },
+    /// Starts RabbitMQ once every RabbitMQ node of the run has stopped.
+    StartTogether,
     /// Makes a running RabbitMQ read its TLS certificate, key and CA files again, without a
     /// restart: Erlang's PEM cache is cleared, new TLS connections (AMQPS, HTTPS) read the
     /// files anew, open ones keep theirs.
@@ -199,6 +207,15 @@ impl Action {
             Action::ReloadTls => "reload the TLS files (rabbitmqctl eval ssl:clear_pem_cache(): \
                                    new connections use them, no restart)"
                 .into(),
+            Action::StopForDistribution { from, to } => format!(
+                "stop rabbitmq-server (the Erlang distribution changes from {} to {}, which \
+                 cannot roll: the whole cluster restarts, no client is served until it is back)",
+                from.as_str(),
+                to.as_str()
+            ),
+            Action::StartTogether => "start rabbitmq-server once every RabbitMQ node has \
+                                      stopped (all start together), wait for it in the cluster"
+                .into(),
             Action::RollingRestart => "restart rabbitmq-server (rolling: drained in HAProxy and \
                                         in maintenance mode first, revived after)"
                 .into(),
@@ -283,6 +300,7 @@ impl Action {
         match self {
             Action::Service { verb, .. } => *verb != Verb::Start,
             Action::RollingRestart
+            | Action::StopForDistribution { .. }
             | Action::ReloadTls
             | Action::Join { .. }
             | Action::LeaveCluster { .. } => true,
@@ -298,7 +316,7 @@ impl Action {
                 name: "rabbitmq-server",
                 verb: Verb::Stop,
                 ..
-            }
+            } | Action::StopForDistribution { .. }
         )
     }
 
@@ -369,6 +387,8 @@ impl Action {
                 Ok(())
             }
             Action::RollingRestart => crate::rolling::restart_in_run(ctx, host).await,
+            Action::StopForDistribution { .. } => crate::cluster_restart::stop(ctx, host).await,
+            Action::StartTogether => crate::cluster_restart::start(ctx, host).await,
             Action::ReloadTls => crate::rolling::reload_tls_in_run(ctx, host).await,
             Action::StartForming {
                 is_seed,
@@ -444,6 +464,14 @@ mod tests {
         assert!(service("haproxy", Verb::Reload).restarts());
         assert!(service("rabbitmq-server", Verb::Stop).stops_rabbitmq());
         assert!(!service("haproxy", Verb::Stop).stops_rabbitmq());
+        use crate::host::Distribution;
+        let stop = Action::StopForDistribution {
+            from: Distribution::Tcp,
+            to: Distribution::Tls,
+        };
+        assert!(stop.stops_rabbitmq() && stop.restarts());
+        assert!(stop.describe().contains("changes from TCP to TLS"));
+        assert!(!Action::StartTogether.restarts());
         let sysctl = Action::Sysctl {
             key: "net.ipv4.ip_nonlocal_bind".into(),
             value: "1",

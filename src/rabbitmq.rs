@@ -30,6 +30,10 @@ where
 /// that carries it.
 pub const SERVER_VM_PATTERN: &str = r"beam\.smp .*-s [r]abbit boot";
 
+/// The server VM, started with its Erlang distribution over TLS (IPv4 or IPv6).
+pub const SERVER_VM_TLS_DIST_PATTERN: &str =
+    r"^(?=.*-proto_dist inet6?_tls )(?=.*beam\.smp .*-s [r]abbit boot)";
+
 /// Every version rule a set of policies must pass on `version` (unknown: no rule applies).
 pub fn check_policies(version: &str, policies: &[Policy]) -> anyhow::Result<()> {
     check_version(version, policies)?;

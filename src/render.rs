@@ -15,9 +15,9 @@
 //! | `cluster.name` | the inventory's `cluster.name` |
 //! | `host` | the host being rendered (a *node*, below) |
 //! | `nodes`, `rabbitmq_nodes`, `loadbalancer_nodes` | lists of nodes, in inventory order |
-//! | `rabbitmq` | `amqp_port`, `management_port`, `partition_handling` (e.g. `pause_minority`), `plugins` (list), `management_enabled` (a `*_management` plugin is enabled), `ipv6` (the RabbitMQ nodes' addresses are IPv6), `net_ticktime` (seconds, none unless set) |
+//! | `rabbitmq` | `amqp_port`, `management_port`, `partition_handling` (e.g. `pause_minority`), `plugins` (list), `management_enabled` (a `*_management` plugin is enabled), `ipv6` (the RabbitMQ nodes' addresses are IPv6), `net_ticktime` (seconds, none unless set), `inter_node_tls` (Erlang distribution over TLS) |
 //! | `loadbalancer` | none without a `loadbalancer:` section; else `vip` (address only), `vip_prefix`, `vip_cidr` (`ADDR/PREFIX`), `vip_family` (`ipv4`/`ipv6`), `interface`, `virtual_router_id`, `amqp_port`, `management_port`, `stats_port`, `stats_user`, `master` (the highest priority), `failback` (`stay`/`preempt`), `preempt_delay` (seconds, none unless set), `unicast`, `haproxy_check` (`process`/`script`), `vrrp_version` (2: an IPv4 VIP with a password; else 3), `advert_int` (seconds, as keepalived reads them), `vip_loopback` (the VIP as a host address, `ADDR/32` or `ADDR/128`), `sysctls` (the kernel settings: `key`, `value`, `why`) |
-//! | `tls` | none without a `tls:` section; else `port`, `management_port`, `amqp_plain`, `vip_name` (none unless set), `ca_file`, `cert_file`, `key_file` (paths on RabbitMQ hosts), `lb_ca_file` (the CA on load balancers) |
+//! | `tls` | none without a `tls:` section; else `port`, `management_port`, `amqp_plain`, `vip_name` (none unless set), `ca_file`, `cert_file`, `key_file` (paths on RabbitMQ hosts), `lb_ca_file` (the CA on load balancers), `inter_node_file` (the distribution's TLS options file) |
 //! | `paths` | `haproxy_admin_socket`, `keepalived_state_file`, `keepalived_notify_log`, `check_haproxy_script`, `notify_script` |
 //! | `hosts_begin`, `hosts_end` | the marker lines of the `/etc/hosts` block |
 //! | `endpoints` | what `hactl endpoints` prints: `amqp_url` (the first user's name, no password), `management_url`, `host`, `user` (none without users), `nodes` (the RabbitMQ nodes' names) |
@@ -175,6 +175,7 @@ impl Renderer {
                 Hosts::All => true,
                 Hosts::RabbitMq => node.is_rabbitmq(),
                 Hosts::RabbitMqEnv => node.is_rabbitmq() && loaded.inventory.manages_rabbitmq_env(),
+                Hosts::InterNodeTls => node.is_rabbitmq() && loaded.inventory.inter_node_tls(),
                 Hosts::LoadBalancer => node.is_loadbalancer(),
                 Hosts::Client => node.is_client(),
             };
@@ -325,6 +326,7 @@ struct RabbitMqView<'a> {
     management_enabled: bool,
     ipv6: bool,
     net_ticktime: Option<u32>,
+    inter_node_tls: bool,
 }
 
 #[derive(Serialize)]
@@ -399,6 +401,7 @@ fn base_context(loaded: &Loaded, node: &Node) -> anyhow::Result<Context> {
             management_enabled: rmq.management_enabled(),
             ipv6: inv.rabbitmq_ipv6(),
             net_ticktime: rmq.net_ticktime,
+            inter_node_tls: inv.inter_node_tls(),
         },
     );
     match &inv.loadbalancer {
@@ -452,6 +455,7 @@ fn base_context(loaded: &Loaded, node: &Node) -> anyhow::Result<Context> {
                 "cert_file": crate::tls::CERT_PATH,
                 "key_file": crate::tls::KEY_PATH,
                 "lb_ca_file": crate::tls::LB_CA_PATH,
+                "inter_node_file": crate::tls::INTER_NODE_PATH,
             }),
         ),
     }

@@ -62,6 +62,8 @@ pub fn build_ctx(
         limit: None,
         balancers: std::sync::OnceLock::new(),
         lbs_done: tokio::sync::watch::Sender::new(Default::default()),
+        restart_cluster: false,
+        rabbits_stopped: tokio::sync::watch::Sender::new(Default::default()),
     })
 }
 

@@ -16,6 +16,9 @@ pub const KEY_PATH: &str = "/etc/rabbitmq/hactl-key.pem";
 /// On load balancers: HAProxy's health checks verify the nodes against it.
 pub const LB_CA_PATH: &str = "/etc/haproxy/hactl-ca.pem";
 
+/// The Erlang distribution's TLS options (`-ssl_dist_optfile`): the same three files.
+pub const INTER_NODE_PATH: &str = "/etc/rabbitmq/hactl-inter-node-tls.config";
+
 /// The TLS files on a RabbitMQ host.
 pub const RABBITMQ_FILES: [&str; 3] = [CA_PATH, CERT_PATH, KEY_PATH];
 
@@ -59,7 +62,11 @@ pub fn prepare(loaded: &Loaded, save: bool) -> anyhow::Result<Option<pki::Pki>> 
         }
         (None, Some(b)) => {
             let now = time::OffsetDateTime::now_utc();
-            let (pki, findings) = brought::check(&loaded.base_dir, b, &names, true, now);
+            let demands = brought::Demands {
+                keys: true,
+                client_auth: tls.inter_node_tls,
+            };
+            let (pki, findings) = brought::check(&loaded.base_dir, b, &names, demands, now);
             match pki {
                 Some(pki) => Ok(Some(pki)),
                 None => {

@@ -240,6 +240,31 @@ fn ipv6_addresses_are_written_as_each_program_reads_them() {
             "{node}: {env}"
         );
     }
+    // Inter-node TLS on IPv6: the TLS distribution of that family, with its options file.
+    let text = std::fs::read_to_string(colocated_ipv6()).unwrap();
+    let tls = tmp.path().join("tls6.yaml");
+    let section = "tls:\n  generated:\n    dir: pki\n  inter_node_tls: true\n";
+    std::fs::write(&tls, format!("{text}\n{section}")).unwrap();
+    let out6 = tmp.path().join("out6-tls");
+    render_ok(&tls, &out6, &[]);
+    let env = std::fs::read_to_string(out6.join("node2/etc/rabbitmq/rabbitmq-env.conf")).unwrap();
+    let args = "\"-proto_dist inet6_tls -ssl_dist_optfile /etc/rabbitmq/hactl-inter-node-tls.config \
+                -kernel net_ticktime 10\"\n";
+    assert!(
+        env.contains(&format!("\nSERVER_ADDITIONAL_ERL_ARGS={args}"))
+            && env.contains(&format!("\nCTL_ERL_ARGS={args}")),
+        "{env}"
+    );
+    let dist = out6.join("node2/etc/rabbitmq/hactl-inter-node-tls.config");
+    let dist = std::fs::read_to_string(dist).unwrap();
+    for line in [
+        "{certfile, \"/etc/rabbitmq/hactl-cert.pem\"}",
+        "{keyfile, \"/etc/rabbitmq/hactl-key.pem\"}",
+        "{fail_if_no_peer_cert, true}",
+    ] {
+        assert!(dist.contains(line), "{line:?} in:\n{dist}");
+    }
+    assert_eq!(dist.matches("{verify, verify_peer}").count(), 2, "{dist}");
     // IPv4 clusters keep Debian's rabbitmq-env.conf, unless they set net_ticktime.
     let v4 = tmp.path().join("out4");
     render_ok(&colocated(), &v4, &[]);

@@ -21,11 +21,14 @@
 //!    key (the exec audit again); the new root
 //!    alone then verifies the VIP (the nodes send the intermediate);
 //! 7. `status` shows each node's certificate (issuer, names, days left) and reports an
-//!    expired one as a problem (exit 1).
+//!    expired one as a problem (exit 1);
+//! 8. inter-node TLS turned on in the running cluster (see `inter_node`).
 //!
 //! Needs root; without it the test skips loudly (see common::lab).
 
 mod common;
+#[path = "tls/inter_node.rs"]
+mod inter_node;
 
 use common::amqp::{self, Target};
 use common::exec_audit::{ExecAudit, lab_secrets};
@@ -458,6 +461,9 @@ fn a_tls_only_cluster_serves_amqps_through_the_vip() {
         "{report}"
     );
     eprintln!("status: {}", report["problems"][0]["message"]);
+
+    // 8. Erlang distribution over TLS.
+    inter_node::turn_on(&lab, &inventory);
 }
 
 /// The operator's own PKI for the lab: a root, an intermediate it signs, and per RabbitMQ node

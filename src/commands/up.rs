@@ -15,8 +15,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub fn run(args: &UpArgs, out: &mut Envelope) -> anyhow::Result<()> {
-    let (ctx, reporter, opts) =
+    let (mut ctx, reporter, opts) =
         super::prepare(&args.inventory.path(), &args.run, args.join.force_reset)?;
+    Arc::get_mut(&mut ctx)
+        .ok_or_else(|| anyhow!("the run context is shared"))?
+        .restart_cluster = args.restart_cluster;
     out.attach(&reporter);
     let sel = Selection::new(&ctx.loaded.inventory, &args.limit, args.skip_unreachable)?;
     let rt = super::runtime()?;

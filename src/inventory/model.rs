@@ -47,6 +47,10 @@ pub struct Tls {
     /// A DNS name of the VIP, named in every node certificate.
     #[serde(default)]
     pub vip_name: Option<String>,
+    /// Erlang distribution (node to node, and the CLI tools to their node) over TLS, with
+    /// the node certificates (each both server and client).
+    #[serde(default)]
+    pub inter_node_tls: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -461,9 +465,15 @@ impl Inventory {
         })
     }
     /// hactl writes /etc/rabbitmq/rabbitmq-env.conf (Erlang flags of the server and the CLI
-    /// tools): for IPv6 distribution or a `net_ticktime`; else the file is Debian's.
+    /// tools): for IPv6 distribution, a `net_ticktime`, or with TLS (which may turn TLS
+    /// distribution on and off); else the file is Debian's.
     pub fn manages_rabbitmq_env(&self) -> bool {
-        self.rabbitmq_ipv6() || self.rabbitmq.net_ticktime.is_some()
+        self.rabbitmq_ipv6() || self.rabbitmq.net_ticktime.is_some() || self.tls.is_some()
+    }
+
+    /// Whether the nodes' Erlang distribution runs over TLS (`tls.inter_node_tls`).
+    pub fn inter_node_tls(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.inter_node_tls)
     }
 
     /// Whether RabbitMQ and HAProxy serve plain AMQP (always, unless TLS turns it off).

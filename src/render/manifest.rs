@@ -89,6 +89,8 @@ pub(super) enum Hosts {
     RabbitMq,
     /// RabbitMQ hosts, when the cluster needs Erlang flags (IPv6 distribution, net_ticktime).
     RabbitMqEnv,
+    /// RabbitMQ hosts, when their Erlang distribution runs over TLS.
+    InterNodeTls,
     LoadBalancer,
     Client,
 }
@@ -153,6 +155,20 @@ pub(super) const FILES: &[FileSpec] = &[
         check: &[],
         kind: FileKind::Whole,
         hosts: Hosts::RabbitMqEnv,
+        secret: SecretUse::None,
+        package: Some("rabbitmq-server"),
+    },
+    FileSpec {
+        template: "inter_node_tls.config.tera",
+        source: include_str!("../../templates/inter_node_tls.config.tera"),
+        path: crate::tls::INTER_NODE_PATH,
+        mode: 0o640,
+        owner: "root",
+        group: "rabbitmq",
+        dir_owner: "rabbitmq",
+        check: &[],
+        kind: FileKind::Whole,
+        hosts: Hosts::InterNodeTls,
         secret: SecretUse::None,
         package: Some("rabbitmq-server"),
     },
@@ -274,6 +290,8 @@ pub fn whole_files(node: &crate::inventory::Node, rabbitmq_env: bool) -> Vec<&'s
             Hosts::All => true,
             Hosts::RabbitMq => rabbitmq,
             Hosts::RabbitMqEnv => rabbitmq && rabbitmq_env,
+            // Whatever the inventory says today: the file may outlive the setting.
+            Hosts::InterNodeTls => rabbitmq,
             Hosts::LoadBalancer => loadbalancer,
             Hosts::Client => node.is_client(),
         })

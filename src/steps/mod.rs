@@ -71,6 +71,11 @@ pub struct Ctx {
     /// The load balancers whose per-host steps have ended in this run: a rolling restart
     /// waits for them, so no HAProxy reload undoes a drain.
     pub lbs_done: tokio::sync::watch::Sender<std::collections::BTreeSet<String>>,
+    /// `up --restart-cluster`: a change that cannot roll may restart the cluster as a whole.
+    pub restart_cluster: bool,
+    /// The RabbitMQ nodes stopped for a whole-cluster restart, or whose per-host steps ended
+    /// (`crate::cluster_restart`).
+    pub rabbits_stopped: tokio::sync::watch::Sender<std::collections::BTreeSet<String>>,
 }
 
 /// The seed's first boot, as the other nodes of a first-boot run wait for it.

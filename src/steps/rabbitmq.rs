@@ -7,9 +7,10 @@ use crate::plan::{Action, Verb};
 
 pub const PLUGINS_PATH: &str = "/etc/rabbitmq/enabled_plugins";
 /// What RabbitMQ reads at boot: a change restarts it.
-pub const CONFIG_FILES: [&str; 6] = [
+pub const CONFIG_FILES: [&str; 7] = [
     CONF_PATH,
     crate::render::RABBITMQ_ENV,
+    crate::tls::INTER_NODE_PATH,
     PLUGINS_PATH,
     crate::tls::CA_PATH,
     crate::tls::CERT_PATH,
@@ -34,6 +35,16 @@ pub async fn config(ctx: &Ctx, host: &Host, installing: &[&str]) -> anyhow::Resu
     files::plan_all(host, &files, installing).await
 }
 
+/// Whether an earlier step of the run stops RabbitMQ, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    No,
+    /// It runs with another cookie: started alone again.
+    ForCookie,
+    /// Its Erlang distribution changes: started with the others.
+    ForDistribution,
+}
+
 /// What a run changes of RabbitMQ's config files (`config`'s plan).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigChange {
@@ -41,7 +52,8 @@ pub enum ConfigChange {
     /// Only TLS certificate, key or CA files: a running node reads them again without a
     /// restart (`Action::ReloadTls`).
     TlsFiles,
-    /// rabbitmq.conf, rabbitmq-env.conf or enabled_plugins: a restart.
+    /// rabbitmq.conf, rabbitmq-env.conf, the distribution's TLS options or enabled_plugins:
+    /// a restart.
     Config,
 }
 
@@ -61,15 +73,20 @@ impl ConfigChange {
     }
 }
 
-/// Starts RabbitMQ when it is not running (or the cookie step stops it), restarts it when its
-/// config changes, reloads its TLS files when only they change. Restarts roll one node at a
-/// time (see `Action::apply`).
+/// Starts RabbitMQ when it is not running (or an earlier step stopped it), restarts it when
+/// its config changes, reloads its TLS files when only they change. Restarts roll one node at
+/// a time (see `Action::apply`). After a stop for a new Erlang distribution, the nodes start
+/// together (`crate::cluster_restart`).
 pub async fn service(
     host: &Host,
     change: ConfigChange,
-    stopped_for_cookie: bool,
+    stopped: Stopped,
 ) -> anyhow::Result<Vec<Action>> {
-    let running = !stopped_for_cookie && host.rabbitmq_running().await?;
+    let running = match stopped {
+        Stopped::No => host.rabbitmq_running().await?,
+        Stopped::ForCookie => false,
+        Stopped::ForDistribution => return Ok(vec![Action::StartTogether]),
+    };
     let verb = match (running, change) {
         (false, _) => Verb::Start,
         (true, ConfigChange::Config) => Verb::Restart,

@@ -22,15 +22,24 @@ pub struct Finding {
     pub message: String,
 }
 
+/// What the checks demand beyond the names.
+#[derive(Debug, Clone, Copy)]
+pub struct Demands {
+    /// A key that cannot be read is an error (else a warning: `validate` may run where the
+    /// secrets are not).
+    pub keys: bool,
+    /// Every certificate may authenticate a TLS client too (`tls.inter_node_tls`: each node
+    /// is its peers' client).
+    pub client_auth: bool,
+}
+
 /// Reads and checks the brought material against the names each node must carry (`wanted`,
-/// see [`super::wanted_names`]). `keys_required`: a key that cannot be read is an error
-/// (else a warning: `validate` may run where the secrets are not). The material comes back
-/// only when no error was found.
+/// see [`super::wanted_names`]). The material comes back only when no error was found.
 pub fn check(
     base: &Path,
     brought: &BroughtTls,
     wanted: &BTreeMap<String, Vec<String>>,
-    keys_required: bool,
+    demands: Demands,
     now: OffsetDateTime,
 ) -> (Option<Pki>, Vec<Finding>) {
     let mut out = Vec::new();
@@ -82,8 +91,9 @@ pub fn check(
             ca_path: &ca_path,
             names,
             now,
+            client_auth: demands.client_auth,
         }
-        .check(&text, entry, base, keys_required, &mut out);
+        .check(&text, entry, base, demands.keys, &mut out);
         if let Some((cert, intermediates)) = checked {
             // The nodes send their intermediates from the CA bundle they are given.
             for i in intermediates {
@@ -114,6 +124,7 @@ struct Node<'a> {
     ca_path: &'a Path,
     names: &'a [String],
     now: OffsetDateTime,
+    client_auth: bool,
 }
 
 impl Node<'_> {
@@ -183,6 +194,15 @@ impl Node<'_> {
                     "{shown} is not signed by a CA in {} (nor through intermediate certificates \
                      after it in its file)",
                     self.ca_path.display()
+                ),
+            ));
+        }
+        if self.client_auth && !x509::client_auth(leaf) {
+            out.push(error(
+                cert_field.clone(),
+                format!(
+                    "{shown}: its extended key usage lacks clientAuth, which \
+                     tls.inter_node_tls needs (each node is also its peers' TLS client)"
                 ),
             ));
         }

@@ -80,6 +80,15 @@ pub fn chains_to(
     false
 }
 
+/// Whether `cert` may authenticate a TLS client: no extended key usage, or one that allows it.
+pub fn client_auth(cert: &X509Certificate) -> bool {
+    match cert.extended_key_usage() {
+        Ok(Some(eku)) => eku.value.any || eku.value.client_auth,
+        Ok(None) => true,
+        Err(_) => false,
+    }
+}
+
 /// Seconds `cert` is still valid from `now` (negative once expired).
 pub fn seconds_left(cert: &X509Certificate, now: OffsetDateTime) -> i64 {
     cert.validity().not_after.timestamp() - now.unix_timestamp()

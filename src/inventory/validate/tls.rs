@@ -93,7 +93,12 @@ impl Validator<'_> {
         }
         let wanted = crate::tls::wanted_names(inv);
         let now = time::OffsetDateTime::now_utc();
-        let (_, findings) = crate::tls::brought::check(self.base_dir, brought, &wanted, false, now);
+        let demands = crate::tls::brought::Demands {
+            keys: false,
+            client_auth: inv.inter_node_tls(),
+        };
+        let (_, findings) =
+            crate::tls::brought::check(self.base_dir, brought, &wanted, demands, now);
         for f in findings {
             self.push(f.severity, &f.path, f.message);
         }

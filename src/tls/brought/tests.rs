@@ -55,6 +55,19 @@ fn wanted() -> BTreeMap<String, Vec<String>> {
 
 /// Writes the CA bundle and node1's certificate file and key; checks them (keys required).
 fn run(ca: &Made, cert_file: &str, key: &KeyPair) -> (Option<Pki>, Vec<Finding>) {
+    let demands = Demands {
+        keys: true,
+        client_auth: false,
+    };
+    run_with(ca, cert_file, key, demands)
+}
+
+fn run_with(
+    ca: &Made,
+    cert_file: &str,
+    key: &KeyPair,
+    demands: Demands,
+) -> (Option<Pki>, Vec<Finding>) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), &ca.cert).unwrap();
     std::fs::write(dir.path().join("node1.pem"), cert_file).unwrap();
@@ -77,7 +90,7 @@ fn run(ca: &Made, cert_file: &str, key: &KeyPair) -> (Option<Pki>, Vec<Finding>)
         dir.path(),
         &brought,
         &wanted(),
-        true,
+        demands,
         OffsetDateTime::now_utc(),
     )
 }
@@ -167,4 +180,31 @@ fn a_missing_vip_name_or_a_near_expiry_is_a_warning() {
         "{got:?}"
     );
     assert!(!format!("{findings:?}{pki:?}").contains("PRIVATE KEY"));
+}
+
+#[test]
+fn inter_node_tls_wants_certificates_that_may_be_clients() {
+    let ca = root("root");
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert, &ca.key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p = params("node1", &NAMES, false, (-1, 300));
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let server_only = p.signed_by(&key, &issuer).unwrap().pem();
+    let inter_node = Demands {
+        keys: true,
+        client_auth: true,
+    };
+    let (pki, findings) = run_with(&ca, &server_only, &key, inter_node);
+    assert!(pki.is_none());
+    let found = problems(&findings);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("lacks clientAuth"), "{found:?}");
+    assert!(
+        found[0].contains("tls.brought.nodes.node1.cert"),
+        "{found:?}"
+    );
+    // Without inter-node TLS it only serves: fine. Without the extension it may be anything.
+    assert!(run(&ca, &server_only, &key).1.is_empty());
+    let any = signed(&ca, "node1", &NAMES, false, (-1, 300));
+    assert!(run_with(&ca, &any.cert, &any.key, inter_node).1.is_empty());
 }
