@@ -1,18 +1,23 @@
 //! A whole-cluster restart (`up --restart-cluster`), for what cannot roll: a change of the
 //! Erlang distribution (TCP to TLS or back). Nodes on different distributions cannot talk, so
 //! a node restarted alone onto the other one would wait for its peers in vain; and the CLI
-//! tools follow rabbitmq-env.conf, so a node must stop before its new one is written. Every
-//! RabbitMQ node of the run stops (step `distribution`, before its config files); once all
-//! have, all start together (each waits for the others at boot). Clients lose the whole
+//! tools follow rabbitmq-env.conf, so a node must stop before its new one is written.
+//!
+//! Step `distribution`, before the config files: the other RabbitMQ nodes of the run stop, then
+//! the seed, last (so it boots first without waiting for a peer's tables). Step
+//! `rabbitmq_service`: the seed starts; once it runs, the others start one at a time. (Started
+//! all at once, RabbitMQ 3.10.8 nodes asked each other for feature flags while still booting
+//! and one failed with `incompatible_feature_flags`, seen in the lab.) Clients lose the whole
 //! cluster meanwhile: the operator asks for it by the flag.
 
 use crate::host::{Distribution, Host};
 use crate::plan::Action;
 use crate::steps::Ctx;
 use anyhow::bail;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-/// How long a stopped node waits for the run's other RabbitMQ nodes to stop.
+/// How long a node waits for the others' stop, or for the seed's start.
 const WAIT: Duration = Duration::from_secs(600);
 
 /// The distribution the inventory wants.
@@ -77,36 +82,123 @@ fn allowed(ctx: &Ctx, node: &str, from: Distribution, to: Distribution) -> anyho
     Ok(())
 }
 
-/// `Action::StopForDistribution`.
+/// Where a whole-cluster restart stands, as the nodes of the run wait for each other.
+#[derive(Debug, Default)]
+pub struct Progress {
+    stopped: BTreeSet<String>,
+    /// Nodes whose per-host steps ended: one that has not stopped by then never will (also
+    /// after a failure: nobody waits in vain).
+    ended: BTreeSet<String>,
+    /// The seed runs again, or its steps ended.
+    seed_up: bool,
+}
+
+/// `Action::StopForDistribution`: the seed waits until the others have stopped.
 pub async fn stop(ctx: &Ctx, node: &Host) -> anyhow::Result<()> {
-    let stopped = node.service("rabbitmq-server", "stop").await.map(drop);
-    // Also after a failure: the others must not wait for it in vain.
-    ended(ctx, node.name());
+    let seed = &ctx.loaded.inventory.rabbitmq.seed;
+    if node.name() == seed {
+        let others: Vec<String> = ctx
+            .expected_rabbits()
+            .map(|n| n.name.clone())
+            .filter(|n| n != seed)
+            .collect();
+        let settled = |p: &Progress| {
+            others
+                .iter()
+                .all(|n| p.stopped.contains(n) || p.ended.contains(n))
+        };
+        wait(ctx, settled)
+            .await
+            .map_err(|e| e.context("the other RabbitMQ nodes did not stop"))?;
+        let failed: Vec<String> = {
+            let p = ctx.restart_progress.borrow();
+            others
+                .iter()
+                .filter(|n| !p.stopped.contains(*n))
+                .cloned()
+                .collect()
+        };
+        if !failed.is_empty() {
+            bail!(
+                "{} did not stop (it failed, or already ran the new distribution): the seed keeps \
+                 running on its distribution",
+                failed.join(", ")
+            );
+        }
+    }
+    let stopped = stop_server(node).await;
+    if stopped.is_ok() {
+        ctx.restart_progress.send_modify(|p| {
+            p.stopped.insert(node.name().to_string());
+        });
+    }
     stopped
 }
 
-/// `Action::StartTogether`: once every RabbitMQ node of the run has stopped (or ended its
-/// steps), starts the node and waits until it runs in the cluster.
+/// `Action::StartTogether`: the seed at once (it stopped last); another node once the seed
+/// runs, one at a time. Each must then run in the cluster.
 pub async fn start(ctx: &Ctx, node: &Host) -> anyhow::Result<()> {
-    let all: Vec<String> = ctx.expected_rabbits().map(|n| n.name.clone()).collect();
-    let mut done = ctx.rabbits_stopped.subscribe();
-    tokio::time::timeout(WAIT, done.wait_for(|d| all.iter().all(|n| d.contains(n))))
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "not every RabbitMQ node of the run stopped within {} s; {} stays stopped",
-                WAIT.as_secs(),
+    let is_seed = node.name() == ctx.loaded.inventory.rabbitmq.seed;
+    if is_seed {
+        let started = start_one(ctx, node).await;
+        ctx.restart_progress
+            .send_if_modified(|p| !std::mem::replace(&mut p.seed_up, true));
+        return started;
+    }
+    wait(ctx, |p| p.seed_up).await.map_err(|e| {
+        e.context(format!(
+            "the seed did not start; {} stays stopped",
+            node.name()
+        ))
+    })?;
+    let _one_at_a_time = ctx.restarts.lock().await;
+    start_one(ctx, node).await
+}
+
+/// Stops the node's server VM, also when pause_minority has paused it (its peers gone before
+/// it: the seed): its rabbit app is down then, and Debian's init script takes it for stopped
+/// and leaves the VM running (seen in the lab).
+async fn stop_server(node: &Host) -> anyhow::Result<()> {
+    node.service("rabbitmq-server", "stop").await?;
+    if !node.rabbitmq_running().await? {
+        return Ok(());
+    }
+    node.run(&crate::rabbitmq::ctl(["stop"])).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while node.rabbitmq_running().await? {
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "{}: RabbitMQ's server VM still runs 60 s after `rabbitmqctl stop`",
                 node.name()
-            )
-        })?
-        .map_err(|_| anyhow::anyhow!("the run ended before every RabbitMQ node stopped"))?;
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
+async fn start_one(ctx: &Ctx, node: &Host) -> anyhow::Result<()> {
     node.service("rabbitmq-server", "start").await?;
     crate::rolling::wait_running(ctx, node).await
 }
 
-/// Tells the nodes waiting to start together that `node` has stopped, or ended its per-host
-/// steps.
+/// Waits, bounded, until `ready` holds.
+async fn wait(ctx: &Ctx, ready: impl Fn(&Progress) -> bool) -> anyhow::Result<()> {
+    let mut progress = ctx.restart_progress.subscribe();
+    tokio::time::timeout(WAIT, progress.wait_for(|p| ready(p)))
+        .await
+        .map_err(|_| anyhow::anyhow!("still waiting after {} s", WAIT.as_secs()))?
+        .map_err(|_| anyhow::anyhow!("the run ended meanwhile"))?;
+    Ok(())
+}
+
+/// Tells the nodes waiting in a whole-cluster restart that `node`'s per-host steps ended; the
+/// seed's end lets the others start, whatever came of it.
 pub fn ended(ctx: &Ctx, node: &str) {
-    ctx.rabbits_stopped
-        .send_if_modified(|s| s.insert(node.to_string()));
+    let seed = node == ctx.loaded.inventory.rabbitmq.seed;
+    ctx.restart_progress.send_if_modified(|p| {
+        let newly = p.ended.insert(node.to_string());
+        let seed_now = seed && !std::mem::replace(&mut p.seed_up, true);
+        newly || seed_now
+    });
 }

@@ -102,7 +102,7 @@ pub enum Action {
         from: crate::host::Distribution,
         to: crate::host::Distribution,
     },
-    /// Starts RabbitMQ once every RabbitMQ node of the run has stopped.
+    /// Starts RabbitMQ after a `StopForDistribution`: the seed first, then one at a time.
     StartTogether,
     /// Makes a running RabbitMQ read its TLS certificate, key and CA files again, without a
     /// restart: Erlang's PEM cache is cleared, new TLS connections (AMQPS, HTTPS) read the
@@ -213,8 +213,8 @@ impl Action {
                 from.as_str(),
                 to.as_str()
             ),
-            Action::StartTogether => "start rabbitmq-server once every RabbitMQ node has \
-                                      stopped (all start together), wait for it in the cluster"
+            Action::StartTogether => "start rabbitmq-server, wait for it in the cluster (the seed \
+                                      first, it stopped last; then the others, one at a time)"
                 .into(),
             Action::RollingRestart => "restart rabbitmq-server (rolling: drained in HAProxy and \
                                         in maintenance mode first, revived after)"

@@ -63,7 +63,7 @@ pub fn build_ctx(
         balancers: std::sync::OnceLock::new(),
         lbs_done: tokio::sync::watch::Sender::new(Default::default()),
         restart_cluster: false,
-        rabbits_stopped: tokio::sync::watch::Sender::new(Default::default()),
+        restart_progress: tokio::sync::watch::Sender::new(Default::default()),
     })
 }
 

@@ -73,9 +73,8 @@ pub struct Ctx {
     pub lbs_done: tokio::sync::watch::Sender<std::collections::BTreeSet<String>>,
     /// `up --restart-cluster`: a change that cannot roll may restart the cluster as a whole.
     pub restart_cluster: bool,
-    /// The RabbitMQ nodes stopped for a whole-cluster restart, or whose per-host steps ended
-    /// (`crate::cluster_restart`).
-    pub rabbits_stopped: tokio::sync::watch::Sender<std::collections::BTreeSet<String>>,
+    /// How far a whole-cluster restart has come (`crate::cluster_restart`).
+    pub restart_progress: tokio::sync::watch::Sender<crate::cluster_restart::Progress>,
 }
 
 /// The seed's first boot, as the other nodes of a first-boot run wait for it.

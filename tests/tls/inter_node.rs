@@ -1,6 +1,7 @@
 //! Step 8 of the TLS test: Erlang distribution over TLS (`tls.inter_node_tls`) turned on in
 //! the running cluster. Refused without `--restart-cluster` (nothing written); with it every
-//! node stops and all start together, exactly as the dry run planned. Then: the CLI tools
+//! node stops (the seed last) and starts again (the seed first), exactly as the dry run
+//! planned. Then: the CLI tools
 //! talk to their node over TLS, the cluster is healthy, a plain-TCP Erlang node holding the
 //! cluster's cookie is refused where one with a node certificate is let in (before the change
 //! the plain one was let in: the check can fail), and a re-run changes nothing. The cost is
@@ -64,7 +65,7 @@ pub fn turn_on(lab: &Lab, inventory: &Path) {
         "{done:?}"
     );
     assert_eq!(
-        count("once every RabbitMQ node has stopped"),
+        count("the seed first, it stopped last"),
         RABBITS.len(),
         "{done:?}"
     );
