@@ -20,25 +20,19 @@ use std::time::Duration;
 /// How long a node waits for the others' stop, or for the seed's start.
 const WAIT: Duration = Duration::from_secs(600);
 
-/// The distribution the inventory wants.
-pub fn wanted(ctx: &Ctx) -> Distribution {
-    match ctx.loaded.inventory.inter_node_tls() {
+/// Step `distribution`, from the node's read (`running`: its distribution, None when it does
+/// not run): stops it when it runs another distribution than the inventory wants (and this run
+/// may restart the cluster); else nothing. Unless hactl writes rabbitmq-env.conf, the
+/// distribution is the operator's.
+pub fn plan(ctx: &Ctx, node: &str, running: Option<Distribution>) -> anyhow::Result<Vec<Action>> {
+    let inv = &ctx.loaded.inventory;
+    let to = match inv.inter_node_tls() {
         true => Distribution::Tls,
         false => Distribution::Tcp,
-    }
-}
-
-/// Step `distribution`: stops the running node when it runs another distribution than the
-/// inventory wants (and this run may restart the cluster); else nothing. Unless hactl writes
-/// rabbitmq-env.conf, the distribution is the operator's.
-pub async fn plan(ctx: &Ctx, host: &Host) -> anyhow::Result<Vec<Action>> {
-    if !ctx.loaded.inventory.manages_rabbitmq_env() {
-        return Ok(Vec::new());
-    }
-    let to = wanted(ctx);
-    match host.rabbitmq_distribution().await? {
-        Some(from) if from != to => {
-            allowed(ctx, host.name(), from, to)?;
+    };
+    match running {
+        Some(from) if from != to && inv.manages_rabbitmq_env() => {
+            allowed(ctx, node, from, to)?;
             Ok(vec![Action::StopForDistribution { from, to }])
         }
         _ => Ok(Vec::new()),

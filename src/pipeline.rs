@@ -209,17 +209,21 @@ async fn converge_steps(
     }
     if h.node.is_rabbitmq() && scope == Scope::Full {
         let cookie = runner::execute(ctx, opts, h, "cookie", cookie::plan(ctx, h)).await?;
-        let mut stopped = match cookie.iter().any(|a| a.stops_rabbitmq()) {
-            true => rabbitmq::Stopped::ForCookie,
-            false => rabbitmq::Stopped::No,
-        };
-        if stopped == rabbitmq::Stopped::No {
-            // Before the config files: the CLI tools follow rabbitmq-env.conf.
-            let dist = cluster_restart::plan(ctx, h);
+        let mut node = rabbitmq::NodeState::Down;
+        if !cookie.iter().any(|a| a.stops_rabbitmq()) {
+            // One read says whether the node runs and on which distribution; a change of it
+            // stops the node before the config files (the CLI tools follow rabbitmq-env.conf).
+            let mut running = None;
+            let dist = async {
+                running = h.rabbitmq_distribution().await?;
+                cluster_restart::plan(ctx, h.name(), running)
+            };
             let dist = runner::execute(ctx, opts, h, "distribution", dist).await?;
-            if !dist.is_empty() {
-                stopped = rabbitmq::Stopped::ForDistribution;
-            }
+            node = match (running, dist.is_empty()) {
+                (None, _) => rabbitmq::NodeState::Down,
+                (Some(_), true) => rabbitmq::NodeState::Up,
+                (Some(_), false) => rabbitmq::NodeState::StoppedForDistribution,
+            };
             n += dist.len();
         }
         let config = rabbitmq::config(ctx, h, installing);
@@ -242,7 +246,7 @@ async fn converge_steps(
                 }
                 return Ok(actions);
             }
-            rabbitmq::service(h, rabbitmq::ConfigChange::of(&config), stopped).await
+            anyhow::Ok(rabbitmq::service(rabbitmq::ConfigChange::of(&config), node))
         };
         n += cookie.len() + config.len();
         // A running member restarts through the rolling path when the run has the load

@@ -35,14 +35,14 @@ pub async fn config(ctx: &Ctx, host: &Host, installing: &[&str]) -> anyhow::Resu
     files::plan_all(host, &files, installing).await
 }
 
-/// Whether an earlier step of the run stops RabbitMQ, and why.
+/// The node as the service step finds it, after the earlier steps of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
-    No,
-    /// It runs with another cookie: started alone again.
-    ForCookie,
-    /// Its Erlang distribution changes: started with the others.
-    ForDistribution,
+pub enum NodeState {
+    /// Not running, or stopped by the cookie step (started alone again).
+    Down,
+    Up,
+    /// Stopped because its Erlang distribution changes: started with the others.
+    StoppedForDistribution,
 }
 
 /// What a run changes of RabbitMQ's config files (`config`'s plan).
@@ -73,32 +73,24 @@ impl ConfigChange {
     }
 }
 
-/// Starts RabbitMQ when it is not running (or an earlier step stopped it), restarts it when
+/// Starts RabbitMQ when it is down (or an earlier step stopped it), restarts it when
 /// its config changes, reloads its TLS files when only they change. Restarts roll one node at
 /// a time (see `Action::apply`). After a stop for a new Erlang distribution, the nodes start
 /// together (`crate::cluster_restart`).
-pub async fn service(
-    host: &Host,
-    change: ConfigChange,
-    stopped: Stopped,
-) -> anyhow::Result<Vec<Action>> {
-    let running = match stopped {
-        Stopped::No => host.rabbitmq_running().await?,
-        Stopped::ForCookie => false,
-        Stopped::ForDistribution => return Ok(vec![Action::StartTogether]),
-    };
-    let verb = match (running, change) {
-        (false, _) => Verb::Start,
-        (true, ConfigChange::Config) => Verb::Restart,
-        (true, ConfigChange::TlsFiles) => return Ok(vec![Action::ReloadTls]),
-        (true, ConfigChange::None) => return Ok(Vec::new()),
+pub fn service(change: ConfigChange, node: NodeState) -> Vec<Action> {
+    let verb = match (node, change) {
+        (NodeState::StoppedForDistribution, _) => return vec![Action::StartTogether],
+        (NodeState::Down, _) => Verb::Start,
+        (NodeState::Up, ConfigChange::Config) => Verb::Restart,
+        (NodeState::Up, ConfigChange::TlsFiles) => return vec![Action::ReloadTls],
+        (NodeState::Up, ConfigChange::None) => return Vec::new(),
     };
     // Debian's init script and systemd unit both return once the node has booted.
-    Ok(vec![Action::Service {
+    vec![Action::Service {
         name: "rabbitmq-server",
         verb,
         because: None,
-    }])
+    }]
 }
 
 #[cfg(test)]
