@@ -1,9 +1,31 @@
-//! Asking the operator for a password on the terminal: prompted once, never echoed, never read
-//! from a pipe or a file (a password piped in by accident would be taken silently).
+//! Asking the operator on the terminal: a confirmation before something destructive, and a
+//! password (prompted once, never echoed, never read from a pipe or a file: a password piped
+//! in by accident would be taken silently).
 
 use crate::exit::InvalidInput;
 use crate::secret::Secret;
 use std::io::IsTerminal;
+
+/// Before something destructive: on a terminal, `name` (the cluster's) typed back; elsewhere
+/// nobody can answer, and it is refused (invalid input) before any host is contacted.
+pub fn confirm_by_name(what: &str, name: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(InvalidInput(format!(
+            "{what}; standard input is not a terminal, so hactl cannot ask: pass --yes to \
+             confirm (nothing was contacted)"
+        ))
+        .into());
+    }
+    eprint!("hactl: {what}.\nType the cluster's name to go on: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != name {
+        return Err(InvalidInput("not confirmed; nothing was contacted".into()).into());
+    }
+    Ok(())
+}
 
 /// Asks with `prompt` on the terminal (/dev/tty). Without one (standard input or error not a
 /// terminal), or on an empty answer, invalid input naming `flag`.

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 on Debian/Ubuntu hosts over SSH, with HAProxy and Keepalived in front.\n\n\
 Exit codes: 0 success, 1 a host or step failed, 2 invalid input (inventory, flags, refused \
 host key), 3 another run holds the cluster's lock, 4 partial (`up --skip-unreachable` left \
-unreachable hosts out)."
+unreachable hosts out), 5 `drill` found the HA promise broken, 130 `drill` was interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -68,6 +68,12 @@ pub enum Command {
     /// The virtual IP: `vip move --to LB` moves it to another load balancer in one VRRP
     /// transition (Keepalived stopped on the holder, started again as BACKUP).
     Vip(VipArgs),
+    /// Prove the cluster's HA promise with numbers: through the VIP, as a temporary user, publish
+    /// numbered persistent messages with confirms to a temporary replicated queue and consume
+    /// them; report throughput, confirm latency, outages, lost and duplicated messages, and
+    /// whether the queue was replicated. Everything it sets up is removed, also on failure and
+    /// Ctrl-C. Exit 0 promise held, 5 broken, 130 interrupted, 1 the drill could not run.
+    Drill(DrillArgs),
     /// Print a shell completion script to standard output.
     Completions(CompletionsArgs),
     /// Write man pages (hactl.1 and one per subcommand) into a directory.
@@ -156,6 +162,7 @@ impl Command {
             Command::Init(_) => "init",
             Command::Endpoints(_) => "endpoints",
             Command::Vip(_) => "vip move",
+            Command::Drill(_) => "drill",
             Command::Completions(_) => "completions",
             Command::Man(_) => "man",
         }
@@ -179,6 +186,7 @@ impl Command {
             Command::Vip(VipArgs {
                 command: VipCommand::Move(m),
             }) => m.connect.json,
+            Command::Drill(a) => a.connect.json,
             Command::Completions(_) | Command::Man(_) => false,
         }
     }
@@ -384,6 +392,48 @@ pub struct VipMoveArgs {
     pub to: String,
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// How long messages are published, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+    /// At most this many messages.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub messages: u64,
+    /// At most about this many messages per second (one in flight at a time).
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub rate: u64,
+    /// A client cut off for longer than this many seconds breaks the promise.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = max_outage)]
+    pub max_outage: f64,
+    /// Inject this fault while traffic flows (repeat for several, one after another), then
+    /// repair it (the convergence `up` does for that host) and check the recovery.
+    /// Destructive: asks first; off a terminal it needs --yes.
+    #[arg(long, value_name = "KIND")]
+    pub fault: Vec<crate::drill::fault::Fault>,
+    /// Don't ask before injecting faults (required when standard input is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// How long `--fault lb-link` keeps the link down, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub link_down: u64,
+    /// Directory of `*.tera` files overriding built-in templates by name, as given to `up`
+    /// (a repair renders what `up` would).
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+fn max_outage(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err("seconds from 0 to 3600".into()),
+    }
 }
 
 #[derive(Debug, Args)]

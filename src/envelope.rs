@@ -24,7 +24,8 @@ pub struct Envelope {
 /// One entry of `errors`: the command's error, each failed step, each located problem.
 #[derive(Debug, Default, Serialize, PartialEq)]
 pub struct ErrorEntry {
-    /// `invalid_input`, `failed`, `locked` or `degraded`: the exit code's meaning.
+    /// `invalid_input`, `failed`, `locked`, `degraded`, `partial`, `broken` or `interrupted`:
+    /// the exit code's meaning.
     pub kind: &'static str,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -9,6 +9,12 @@ pub const INVALID_INPUT: i32 = 2;
 pub const LOCKED: i32 = 3;
 /// `up --skip-unreachable` converged the hosts it reached and left unreachable ones out.
 pub const PARTIAL: i32 = 4;
+/// `drill`: the cluster broke a promise (a confirmed message lost, replication missing, an
+/// outage over `--max-outage`). The run itself worked and cleaned up.
+pub const BROKEN: i32 = 5;
+/// `drill` was interrupted (SIGINT); what it had set up was removed. 128 + SIGINT, as a shell
+/// reports it.
+pub const INTERRUPTED: i32 = 130;
 
 /// An error that knows which exit code it means. Anything else exits `FAILED`.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +30,16 @@ pub struct Locked(pub String);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Partial(pub String);
+
+/// A drill found the HA promise broken (exit [`BROKEN`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Broken(pub String);
+
+/// A drill was interrupted (exit [`INTERRUPTED`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
 
 /// Invalid input found in a file, every problem located (exit [`INVALID_INPUT`]); `--json`
 /// lists them one by one.
@@ -47,6 +63,10 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
         LOCKED
     } else if err.downcast_ref::<Partial>().is_some() {
         PARTIAL
+    } else if err.downcast_ref::<Broken>().is_some() {
+        BROKEN
+    } else if err.downcast_ref::<Interrupted>().is_some() {
+        INTERRUPTED
     } else {
         FAILED
     }
@@ -58,6 +78,8 @@ pub fn outcome(err: &anyhow::Error) -> &'static str {
         INVALID_INPUT => "invalid_input",
         LOCKED => "locked",
         PARTIAL => "partial",
+        BROKEN => "broken",
+        INTERRUPTED => "interrupted",
         _ if err.downcast_ref::<Degraded>().is_some() => "degraded",
         _ => "failed",
     }
@@ -77,6 +99,8 @@ pub fn with_message(err: &anyhow::Error, msg: String) -> anyhow::Error {
         INVALID_INPUT => InvalidInput(msg).into(),
         LOCKED => Locked(msg).into(),
         PARTIAL => Partial(msg).into(),
+        BROKEN => Broken(msg).into(),
+        INTERRUPTED => Interrupted(msg).into(),
         _ => anyhow::anyhow!(msg),
     }
 }
@@ -95,5 +119,11 @@ mod tests {
         let bad: anyhow::Error = InvalidInput("x".into()).into();
         assert_eq!(code_for(&with_message(&bad, "y".into())), INVALID_INPUT);
         assert_eq!(code_for(&anyhow::anyhow!("z")), FAILED);
+        let broken: anyhow::Error = Broken("lost 1".into()).into();
+        let redacted = with_message(&broken.context("drill"), "lost 1".into());
+        assert_eq!(
+            (code_for(&redacted), outcome(&redacted)),
+            (BROKEN, "broken")
+        );
     }
 }

@@ -28,6 +28,7 @@ fn main() {
         Command::Init(a) => commands::init::run(a, &mut out),
         Command::Endpoints(a) => commands::endpoints::run(a, &mut out),
         Command::Vip(a) => commands::vip::run(a, &mut out),
+        Command::Drill(a) => commands::drill::run(a, &mut out),
         Command::Completions(a) => commands::completions::run(a),
         Command::Man(a) => commands::man::run(a),
     });

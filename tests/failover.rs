@@ -7,6 +7,7 @@
 //! One test walks through the scenarios on one cluster (building it costs a minute), 5 last;
 //! after each scenario the cluster is checked back to health before the next one starts:
 //!
+//! 0. `hactl drill`: read-only on the healthy cluster, on one missing a replica, interrupted;
 //! 1. load balancer failover under load (HAProxy killed on the VIP holder; Keepalived stopped);
 //! 2. RabbitMQ node loss under load (`kill -9` of the queue master's node; a node unplugged and
 //!    powered off, which the others notice only through Erlang's net tick), with 4a (a host
@@ -23,14 +24,16 @@
 //! 8. multicast dropped by the network, unicast VRRP: HAProxy killed on the holder under load
 //!    moves the VIP, its comeback does not.
 //!
-//! The load is tests/common/traffic.rs; its report (counts, outage windows, a timeline of faults,
-//! errors and VIP neighbour-entry changes) is printed after each loaded scenario, and every
-//! figure again at the end. `HACTL_FAILOVER_SCENARIOS=1,3` runs only those scenarios (for work
+//! The load is hactl's own client (src/traffic, as `hactl drill` uses it); its report (counts,
+//! outage windows, a timeline of faults, errors and VIP neighbour-entry changes) is printed
+//! after each loaded scenario, and every figure again at the end. `HACTL_FAILOVER_SCENARIOS=1,3` runs only those scenarios (for work
 //! on one of them). `failover_benchmark` (ignored; `tests/bench/failover`) repeats every
 //! scenario's fault and prints the distribution of its figures. Needs root; without it the
 //! tests skip loudly (see common::lab).
 
 mod common;
+#[path = "failover/drill.rs"]
+mod drill;
 
 use common::amqp::{self, Target};
 use common::exec_audit::{ExecAudit, lab_secrets};
@@ -2275,7 +2278,8 @@ fn ha_promise(flavour: &Flavour) {
 
     // Scenario 5 runs last: it leaves rabbitmq.conf changed (`partition_handling: autoheal`),
     // and the next `up` would restart every node to put the inventory's back.
-    let phases: [(&str, Scenario); 8] = [
+    let phases: [(&str, Scenario); 9] = [
+        ("0 drill", drill::drill),
         ("1 LB failover", lb_failover),
         ("2 RabbitMQ node loss (+4a)", rabbit_loss),
         ("3 split VIP", split_vip),

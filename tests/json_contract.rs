@@ -102,6 +102,10 @@ fn commands_without_hosts_print_valid_envelopes() {
     assert_eq!(v["outcome"], "invalid_input");
     let v = envelope(&["reset", &inv, "--json"], 2);
     assert!(first_error(&v).contains("--yes"), "{v}");
+    // A drill's faults are destructive: off a terminal they need --yes (nothing contacted).
+    let v = envelope(&["drill", &inv, "--fault", "haproxy", "--json"], 2);
+    assert_eq!(v["command"], "drill");
+    assert!(first_error(&v).contains("--yes"), "{v}");
     // restart of a node that is no RabbitMQ node, and without a node: refused before any
     // host is contacted.
     let v = envelope(&["restart", &inv, "node9", "--json"], 2);
@@ -151,6 +155,8 @@ fn invalid_input_is_an_envelope_with_located_errors_for_every_command() {
         &["set-policy", "-i", bad, "ha-all"],
         &["set-policy", bad, "--remove", "ha-all"],
         &["endpoints", bad],
+        &["drill", bad],
+        &["drill", bad, "--fault", "rabbit-node", "--yes"],
     ];
     for args in commands {
         let mut argv = args.to_vec();

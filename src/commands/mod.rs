@@ -3,6 +3,7 @@
 pub mod add_node;
 pub mod completions;
 pub mod drain;
+pub mod drill;
 pub mod endpoints;
 pub mod init;
 pub mod man;

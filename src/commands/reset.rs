@@ -5,13 +5,11 @@
 
 use crate::cli::ResetArgs;
 use crate::envelope::Envelope;
-use crate::exit::InvalidInput;
 use crate::host::Host;
 use crate::report::Reporter;
 use crate::runner::{self, Options};
 use crate::steps::{self, Ctx, facts, reset};
 use anyhow::anyhow;
-use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
 pub fn run(args: &ResetArgs, out: &mut Envelope) -> anyhow::Result<()> {
@@ -28,27 +26,15 @@ pub fn run(args: &ResetArgs, out: &mut Envelope) -> anyhow::Result<()> {
 /// On a terminal, the cluster's name typed back; elsewhere nobody can answer: refused.
 fn confirm(ctx: &Ctx) -> anyhow::Result<()> {
     let inv = &ctx.loaded.inventory;
-    let what = format!(
-        "reset stops RabbitMQ, HAProxy and Keepalived and deletes RabbitMQ's data and every \
-         file hactl wrote on the {} host(s) of cluster {}",
-        inv.nodes.len(),
-        inv.cluster.name
-    );
-    if !std::io::stdin().is_terminal() {
-        return Err(InvalidInput(format!(
-            "{what}; standard input is not a terminal, so hactl cannot ask: pass --yes to \
-             confirm (nothing was contacted)"
-        ))
-        .into());
-    }
-    eprint!("hactl: {what}.\nType the cluster's name to go on: ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() != inv.cluster.name {
-        return Err(InvalidInput("not confirmed; nothing was contacted".into()).into());
-    }
-    Ok(())
+    crate::ask::confirm_by_name(
+        &format!(
+            "reset stops RabbitMQ, HAProxy and Keepalived and deletes RabbitMQ's data and every \
+             file hactl wrote on the {} host(s) of cluster {}",
+            inv.nodes.len(),
+            inv.cluster.name
+        ),
+        &inv.cluster.name,
+    )
 }
 
 async fn reset_all(

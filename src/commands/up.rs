@@ -55,10 +55,22 @@ pub async fn converge_clients(
 /// Brings the selected hosts (every host of the inventory, unless `--limit` says otherwise)
 /// to their desired state.
 pub async fn converge(
+    ctx: Arc<Ctx>,
+    reporter: Arc<Reporter>,
+    opts: &Options,
+    sel: &Selection,
+) -> anyhow::Result<()> {
+    converge_with(ctx, reporter, opts, sel, None).await
+}
+
+/// [`converge`] for a command that holds the cluster's run lock already (`drill` repairing
+/// what it broke): `held` is that lock, and no other is taken.
+pub async fn converge_with(
     mut ctx: Arc<Ctx>,
     reporter: Arc<Reporter>,
     opts: &Options,
     sel: &Selection,
+    held: Option<&crate::lock::RunLock>,
 ) -> anyhow::Result<()> {
     let reached = selection::reach(&ctx.loaded.inventory, sel, &reporter, opts).await?;
     // Before the context is shared: who is left out, and the seed of this run.
@@ -76,7 +88,10 @@ pub async fn converge(
         .iter()
         .find(|h| h.name() == inv.rabbitmq.seed)
         .ok_or_else(|| anyhow!("the seed {} is not connected", inv.rabbitmq.seed))?;
-    let _lock = crate::lock::acquire(seed, &inv.cluster.name, "up").await?;
+    let _lock = match held {
+        Some(_) => None,
+        None => Some(crate::lock::acquire(seed, &inv.cluster.name, "up").await?),
+    };
     let missing: BTreeSet<String> = inv
         .rabbitmq_nodes()
         .filter(|n| reached.unreachable.contains(&n.name))

@@ -20,20 +20,19 @@ pub struct Endpoints {
 }
 
 pub fn endpoints(inv: &Inventory, user: Option<&str>, password: Option<&str>) -> Endpoints {
-    let (address, mut amqp_port, management_port) = match &inv.loadbalancer {
+    let (address, management_port) = match &inv.loadbalancer {
         Some(lb) => (
             lb.vip.split('/').next().unwrap_or(&lb.vip).to_string(),
-            lb.amqp_port,
             lb.management_port,
         ),
         None => (
             inv.node(&inv.rabbitmq.seed)
                 .map(|n| n.address.clone())
                 .unwrap_or_default(),
-            inv.rabbitmq.amqp_port,
             inv.rabbitmq.management_port,
         ),
     };
+    let amqp_port = amqp_port(inv);
     let host = if address.contains(':') {
         format!("[{address}]")
     } else {
@@ -46,7 +45,7 @@ pub fn endpoints(inv: &Inventory, user: Option<&str>, password: Option<&str>) ->
     };
     let (mut scheme, mut web, mut management_port) = ("amqp", "http", management_port);
     if let Some(tls) = &inv.tls {
-        (scheme, amqp_port) = ("amqps", tls.port);
+        scheme = "amqps";
         (web, management_port) = ("https", tls.management_port);
     }
     Endpoints {
@@ -56,6 +55,16 @@ pub fn endpoints(inv: &Inventory, user: Option<&str>, password: Option<&str>) ->
         host,
         user: user.map(str::to_string),
         nodes: inv.rabbitmq_nodes().map(|n| n.name.clone()).collect(),
+    }
+}
+
+/// The port clients connect to: the TLS port with TLS, else the VIP's (the seed's without a
+/// load balancer).
+pub fn amqp_port(inv: &Inventory) -> u16 {
+    match (&inv.tls, &inv.loadbalancer) {
+        (Some(tls), _) => tls.port,
+        (None, Some(lb)) => lb.amqp_port,
+        (None, None) => inv.rabbitmq.amqp_port,
     }
 }
 

@@ -24,7 +24,7 @@ pub mod vip_interface;
 use crate::host::Host;
 use crate::inventory::{Loaded, Secrets};
 use crate::render::RenderedFile;
-use crate::report::{Status, StepRecord};
+use crate::report::{Reporter, Status, StepRecord};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
@@ -153,15 +153,28 @@ pub async fn step<T, F>(host: &Host, name: &str, fut: F) -> anyhow::Result<T>
 where
     F: Future<Output = anyhow::Result<(T, Changes)>>,
 {
-    let reporter = &host.reporter;
-    reporter.step_started(host.name(), name);
+    step_of(&host.reporter, host.name(), name, fut).await
+}
+
+/// [`step`] for work that is not on one host, e.g. `drill`'s traffic through the VIP: `label`
+/// stands where a host's name would.
+pub async fn step_of<T, F>(
+    reporter: &Reporter,
+    label: &str,
+    name: &str,
+    fut: F,
+) -> anyhow::Result<T>
+where
+    F: Future<Output = anyhow::Result<(T, Changes)>>,
+{
+    reporter.step_started(label, name);
     let started = Instant::now();
     let result = fut.await;
     let duration_ms = started.elapsed().as_millis();
     match result {
         Ok((value, changes)) => {
             reporter.step_finished(StepRecord {
-                host: host.name().to_string(),
+                host: label.to_string(),
                 step: name.to_string(),
                 status: if changes.is_empty() {
                     Status::Ok
@@ -179,7 +192,7 @@ where
         Err(err) => {
             let message = format!("{err:#}");
             reporter.step_finished(StepRecord {
-                host: host.name().to_string(),
+                host: label.to_string(),
                 step: name.to_string(),
                 status: Status::Failed,
                 changes: Vec::new(),
@@ -188,10 +201,7 @@ where
                 duration_ms,
                 error: Some(message.clone()),
             });
-            Err(anyhow::anyhow!(
-                "{}: step {name} failed: {message}",
-                host.name()
-            ))
+            Err(anyhow::anyhow!("{}: step {name} failed: {message}", label))
         }
     }
 }

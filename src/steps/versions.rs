@@ -63,7 +63,7 @@ pub async fn check(ctx: &Ctx, hosts: &[Host], dry_run: bool) -> anyhow::Result<(
     .into())
 }
 
-async fn read(host: &Host, pinned: Option<&str>) -> anyhow::Result<NodeVersion> {
+pub async fn read(host: &Host, pinned: Option<&str>) -> anyhow::Result<NodeVersion> {
     let out = host.probe(&Cmd::sh(SCRIPT, [] as [&str; 0])).await?;
     Ok(parse(host.name(), &out.stdout, pinned))
 }
