@@ -1,7 +1,7 @@
 //! `hactl drill FILE`: traffic through the VIP as a temporary user, to a temporary replicated
 //! queue, measured; then everything set up is removed. It holds the cluster's run lock, so no
-//! `up` removes the drill's user or policy meanwhile. SIGINT ends the traffic early and goes
-//! straight to the cleanup.
+//! `up` removes the drill's user or policy meanwhile. SIGINT ends the traffic early; a fault in
+//! place is repaired first, then the cleanup runs.
 
 use crate::cli::DrillArgs;
 use crate::drill::exercise::{Cluster, FaultReport, exercise};
