@@ -1,4 +1,4 @@
-//! HTTP GET to a port of the host itself, through a `direct-tcpip` channel of the open
+//! HTTP requests to a port of the host itself, through a `direct-tcpip` channel of the open
 //! connection: no remote process is started, so nothing (a password in particular) appears in
 //! any argv, and no new TCP connection from hactl's machine is needed.
 
@@ -18,31 +18,47 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
+/// One request: `method path` (already percent-encoded), with a JSON body or none.
+pub struct HttpRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub json: Option<&'a str>,
+}
+
 impl Connection {
-    /// `GET path` (already percent-encoded) on `address:port` as the host sees it, with HTTP
-    /// basic authentication, bounded by the command timeout. HTTP/1.0, so the body is neither
-    /// chunked nor kept alive: it ends when the server closes.
-    pub async fn http_get(
+    /// `req` on `address:port` as the host sees it, with HTTP basic authentication, bounded by
+    /// the command timeout. HTTP/1.0, so the response is neither chunked nor kept alive: it
+    /// ends when the server closes.
+    pub async fn http(
         &self,
         address: &str,
         port: u16,
-        path: &str,
+        req: &HttpRequest<'_>,
         user: &str,
         password: &Secret,
     ) -> Result<HttpResponse, SshError> {
+        let HttpRequest { method, path, json } = *req;
         let target = self.target();
         let failed = |reason: String| SshError::Channel {
             host: target.host.clone(),
-            reason: format!("GET {path} on {address} port {port}: {reason}"),
+            reason: format!("{method} {path} on {address} port {port}: {reason}"),
         };
         let _permit = self.channel_slot().await?;
         let credentials = base64::engine::general_purpose::STANDARD
             .encode(format!("{user}:{}", password.expose()));
         let host = crate::render::host_port(address, i64::from(port));
-        let request = format!(
-            "GET {path} HTTP/1.0\r\nHost: {host}\r\nAuthorization: Basic {credentials}\r\n\
-             Accept: application/json\r\n\r\n"
+        let mut request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {host}\r\nAuthorization: Basic {credentials}\r\n\
+             Accept: application/json\r\n"
         );
+        if let Some(body) = json {
+            request.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ));
+        } else {
+            request.push_str("\r\n");
+        }
         let work = async {
             let open = self.inner.handle.channel_open_direct_tcpip(
                 address,
@@ -74,7 +90,7 @@ impl Connection {
             .map_err(|_| SshError::Timeout {
                 host: target.host.clone(),
                 what: format!(
-                    "GET {path} on {address} port {port} did not finish within {} s",
+                    "{method} {path} on {address} port {port} did not finish within {} s",
                     secs(target.command_timeout)
                 ),
             })?

@@ -28,7 +28,7 @@ mod upload;
 
 pub use auth::{PASSPHRASE_ENV, ask_passphrases};
 pub use exec::{Held, Hold};
-pub use http::HttpResponse;
+pub use http::{HttpRequest, HttpResponse};
 pub use jump::Jumps;
 pub use lookup::Lookup;
 pub use quote::{Cmd, quote};

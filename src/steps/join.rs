@@ -184,18 +184,28 @@ pub async fn apply(
 }
 
 /// Waits until the seed sees every inventory RabbitMQ node running; free when `seed_status`,
-/// read before any join, already shows them all.
+/// read before any join, already shows them all, and no VM when the management API shows
+/// them all now (each join's `start_app` returned once that node ran).
 pub async fn await_online(
     ctx: &Ctx,
     seed: &Host,
     seed_status: Option<&ClusterStatus>,
 ) -> anyhow::Result<((), Changes)> {
-    let all_running = seed_status.is_some_and(|s| {
+    let all_running = |s: &ClusterStatus| {
         ctx.expected_rabbits()
             .all(|n| s.running_nodes.contains(&node_name(&n.name)))
-    });
-    if all_running {
+    };
+    if seed_status.is_some_and(all_running) {
         return Ok(((), Changes::none()));
+    }
+    if let Some(api) = ctx.api.as_deref() {
+        match api.nodes(seed).await {
+            Ok(nodes) if all_running(&management::cluster_status(&nodes)) => {
+                return Ok(((), Changes::none()));
+            }
+            Ok(_) => {}
+            Err(e) => management::fell_back(seed, &e),
+        }
     }
     let n = ctx.expected_rabbits().count();
     let secs = seed.conn.target().command_timeout.as_secs().max(1);

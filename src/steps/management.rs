@@ -1,9 +1,9 @@
-//! Reads of a node's live state through its management API, over the host's own SSH
-//! connection (a `direct-tcpip` channel to the node's management port): a few milliseconds
-//! where each `rabbitmqctl` call starts an Erlang VM (~1 s, more under load). Used when the
-//! inventory enables the management plugin and has a user tagged `administrator` whose
-//! password it knows; every caller falls back to `rabbitmqctl` when a read fails (plugin not
-//! running, user not created yet, password changed in the inventory).
+//! Reads of a node's live state, and changes to the definitions, through its management API,
+//! over the host's own SSH connection (a `direct-tcpip` channel to the node's management port):
+//! a few milliseconds where each `rabbitmqctl` call starts an Erlang VM (~1 s, more under
+//! load). Used when the inventory enables the management plugin and has a user tagged
+//! `administrator` whose password it knows; every caller falls back to `rabbitmqctl` when a
+//! request fails (plugin not running, user not created yet, password changed in the inventory).
 //! The password travels only inside the SSH connection: no remote process, no argv.
 
 use super::join::ClusterStatus;
@@ -12,6 +12,7 @@ use crate::inventory::endpoints::percent_encode;
 use crate::inventory::{Inventory, User};
 use crate::rabbitmq::feature_flags::Flag;
 use crate::secret::Secret;
+use crate::ssh::{HttpRequest, HttpResponse};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use serde_json::Value;
@@ -85,23 +86,56 @@ impl Api {
 
     /// `GET path` on `host`'s own management listener, as JSON.
     pub async fn get(&self, host: &Host, path: &str) -> anyhow::Result<Value> {
-        let address = self.loopback.unwrap_or(&host.node.address);
-        host.reporter.command(
-            host.name(),
-            format_args!(
-                "GET {path} (management API on {address} port {}, as {})",
-                self.port, self.user
-            ),
-        );
-        let r = host
-            .conn
-            .http_get(address, self.port, path, &self.user, &self.password)
-            .await?;
+        let r = self.send(host, "GET", path, None).await?;
         if r.status != 200 {
             bail!("management API: GET {path} answered HTTP {}", r.status);
         }
         serde_json::from_slice(&r.body)
             .with_context(|| format!("management API: GET {path} is not JSON"))
+    }
+
+    /// `method path` with the JSON body `json` (or none): a change, done when the API answers
+    /// 2xx.
+    pub async fn change(
+        &self,
+        host: &Host,
+        method: &str,
+        path: &str,
+        json: Option<&Value>,
+    ) -> anyhow::Result<()> {
+        let body = json.map(Value::to_string);
+        let r = self.send(host, method, path, body.as_deref()).await?;
+        if !(200..300).contains(&r.status) {
+            let why = String::from_utf8_lossy(&r.body);
+            bail!(
+                "management API: {method} {path} answered HTTP {}: {}",
+                r.status,
+                why.trim()
+            );
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        host: &Host,
+        method: &str,
+        path: &str,
+        json: Option<&str>,
+    ) -> anyhow::Result<HttpResponse> {
+        let address = self.loopback.unwrap_or(&host.node.address);
+        host.reporter.command(
+            host.name(),
+            format_args!(
+                "{method} {path} (management API on {address} port {}, as {})",
+                self.port, self.user
+            ),
+        );
+        let req = HttpRequest { method, path, json };
+        Ok(host
+            .conn
+            .http(address, self.port, &req, &self.user, &self.password)
+            .await?)
     }
 
     /// Every member as `host` sees it (`GET /api/nodes`).

@@ -8,12 +8,14 @@ use super::management::Api;
 use crate::host::Host;
 use crate::inventory::{Inventory, Policy, QueueType, Secrets};
 use crate::rabbitmq::ctl;
-use crate::ssh::Cmd;
 use anyhow::Context;
 use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
 use std::collections::{BTreeMap, BTreeSet};
+
+mod commands;
+pub use commands::{action_cmd, apply, clear_policy_cmd, set_policy_cmd};
 
 /// One change to the cluster's definitions.
 #[derive(Debug, Clone)]
@@ -127,29 +129,6 @@ pub fn policy_matches(current: &Value, p: &Policy) -> bool {
         && str_of(current, "apply-to") == p.apply_to.as_str()
         && current.get("priority").and_then(Value::as_i64) == Some(i64::from(p.priority))
         && def == p.definition
-}
-
-/// `rabbitmqctl set_policy` for `p`. Here and below `--` ends the options, so a pattern,
-/// regex or tag starting with `-` stays a positional argument (checked on rabbitmqctl 3.10.8).
-pub fn set_policy_cmd(p: &Policy) -> Cmd {
-    ctl([
-        "set_policy",
-        "-p",
-        &p.vhost,
-        "--priority",
-        &p.priority.to_string(),
-        "--apply-to",
-        p.apply_to.as_str(),
-        "--",
-        &p.name,
-        &p.pattern,
-        &definition_json(p),
-    ])
-}
-
-/// `rabbitmqctl clear_policy` for the policy `name` on `vhost`.
-pub fn clear_policy_cmd(name: &str, vhost: &str) -> Cmd {
-    ctl(["clear_policy", "-p", vhost, "--", name])
 }
 
 /// Whether `password` matches a RabbitMQ password hash as exported.
@@ -349,75 +328,6 @@ pub fn plan_for(ctx: &Ctx, current: Option<Value>) -> anyhow::Result<Vec<crate::
         .collect())
 }
 
-/// The command that performs `action`; `add_user` and `change_password` read the password
-/// from standard input.
-pub fn action_cmd(action: &Action) -> Cmd {
-    match action {
-        Action::AddVhost {
-            name,
-            default_queue_type: None,
-        } => ctl(["add_vhost", "--", name]),
-        Action::AddVhost {
-            name,
-            default_queue_type: Some(t),
-        } => ctl(["add_vhost", "--default-queue-type", t.as_str(), "--", name]),
-        Action::SetDefaultQueueType {
-            vhost, queue_type, ..
-        } => ctl([
-            "update_vhost_metadata",
-            "--default-queue-type",
-            queue_type.as_str(),
-            "--",
-            vhost,
-        ]),
-        // No `--` here: RabbitMQ's rabbitmqctl wrapper (3.13+) lets these read the password
-        // from stdin only when the user name is the sole argument; otherwise the CLI waits on
-        // a closed input forever. User names are validated not to start with `-`.
-        Action::AddUser(u) => ctl(["add_user", u]),
-        Action::ChangePassword(u) => ctl(["change_password", u]),
-        Action::SetTags(u, tags) => ctl(["set_user_tags", "--", u]).args(tags),
-        Action::DeleteUser(u) => ctl(["delete_user", "--", u]),
-        Action::SetPermissions {
-            user,
-            vhost,
-            configure,
-            write,
-            read,
-        } => ctl([
-            "set_permissions",
-            "-p",
-            vhost,
-            "--",
-            user,
-            configure,
-            write,
-            read,
-        ]),
-        Action::SetPolicy(p) => set_policy_cmd(p),
-        Action::ClearPolicy { name, vhost } => clear_policy_cmd(name, vhost),
-    }
-}
-
-/// Carries out one definition action through `seed`.
-pub async fn apply(ctx: &Ctx, seed: &Host, action: &Action) -> anyhow::Result<()> {
-    let cmd = action_cmd(action);
-    match action {
-        Action::AddUser(u) | Action::ChangePassword(u) => {
-            let password = ctx
-                .secrets
-                .user_passwords
-                .get(u)
-                .map(|s| s.expose().as_bytes().to_vec())
-                .unwrap_or_default();
-            seed.run_with_stdin(&cmd, &password).await?;
-        }
-        _ => {
-            seed.run(&cmd).await?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,69 +380,6 @@ mod tests {
             set_policy_cmd(&p).to_string(),
             "/usr/sbin/rabbitmqctl set_policy -p / --priority 0 --apply-to queues -- ha-all \
              '^ha\\.' '{\"ha-mode\":\"all\",\"ha-sync-mode\":\"automatic\"}'"
-        );
-    }
-
-    #[test]
-    fn positionals_follow_double_dash_so_a_leading_dash_is_no_option() {
-        let p: Policy = serde_json::from_value(serde_json::json!({
-            "name": "p", "pattern": "--vhost=/", "definition": {"max-length": 1}
-        }))
-        .unwrap();
-        let cases = [
-            (
-                Action::AddVhost {
-                    name: "v".into(),
-                    default_queue_type: None,
-                },
-                "add_vhost -- v",
-            ),
-            (
-                Action::AddVhost {
-                    name: "-v".into(),
-                    default_queue_type: Some(QueueType::Quorum),
-                },
-                "add_vhost --default-queue-type quorum -- -v",
-            ),
-            (
-                Action::SetDefaultQueueType {
-                    vhost: "-v".into(),
-                    queue_type: QueueType::Stream,
-                    was: "classic".into(),
-                },
-                "update_vhost_metadata --default-queue-type stream -- -v",
-            ),
-            (Action::AddUser("u".into()), "add_user u"),
-            (Action::ChangePassword("u".into()), "change_password u"),
-            (
-                Action::SetTags("u".into(), vec!["--node".into(), "-q".into()]),
-                "set_user_tags -- u --node -q",
-            ),
-            (Action::DeleteUser("u".into()), "delete_user -- u"),
-            (
-                Action::SetPermissions {
-                    user: "u".into(),
-                    vhost: "/".into(),
-                    configure: "--vhost=/".into(),
-                    write: "-q".into(),
-                    read: ".*".into(),
-                },
-                "set_permissions -p / -- u --vhost=/ -q '.*'",
-            ),
-            (
-                Action::SetPolicy(p),
-                "set_policy -p / --priority 0 --apply-to all -- p --vhost=/ '{\"max-length\":1}'",
-            ),
-        ];
-        for (action, want) in cases {
-            assert_eq!(
-                action_cmd(&action).to_string(),
-                format!("/usr/sbin/rabbitmqctl {want}")
-            );
-        }
-        assert_eq!(
-            clear_policy_cmd("-p", "/").to_string(),
-            "/usr/sbin/rabbitmqctl clear_policy -p / -- -p"
         );
     }
 
