@@ -1500,7 +1500,8 @@ fn faults_during_up(w: &mut World) {
         ("at `join: started`", "node6 join: started", false),
         (
             "during the join command",
-            "node6 $ sh -c 'if [ \"$2\" = ram ]; then /usr/sbin/rabbitmqctl join_cluster",
+            // The last line of the join command (`-v` prints a script whole).
+            "start_app' sh rabbit@node1 disc",
             true,
         ),
     ] {

@@ -846,6 +846,12 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         !runs[i].stdout().contains("join_cluster"),
         "a blank cluster is formed without join_cluster"
     );
+    // The definitions go through the management API: as `guest`, the blank seed's only user,
+    // until the inventory's administrator exists (the re-run below logs in as that one).
+    assert_eq!(
+        cold["vm_starts"], 0,
+        "a first-boot up starts no Erlang VM (definitions and reads through the API)"
+    );
     let conf = lab.ssh_ok("node2", "cat /etc/rabbitmq/rabbitmq.conf");
     assert!(
         !conf.contains("cluster_formation"),

@@ -98,8 +98,8 @@ impl Cmd {
 
     /// How many Erlang VMs this command starts: one for each RabbitMQ CLI it names, as its
     /// program or as a word of a script (a script's calls are counted as written: a
-    /// conditional call counts, a loop counts once; hactl's scripts call no CLI, so the
-    /// count of their calls is exact).
+    /// conditional call counts, a loop counts once, a CLI named once in a variable counts
+    /// once: the join scripts, exact before RabbitMQ 3.13 without a reset).
     pub fn vm_starts(&self) -> u32 {
         let names = |text: &str| {
             text.split(|c: char| {

@@ -306,7 +306,7 @@ async fn listening(host: &Host, port: u16, deadline: std::time::Instant) -> anyh
         if std::time::Instant::now() > deadline {
             anyhow::bail!("{}: RabbitMQ did not listen on port {port}", host.name());
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 

@@ -133,22 +133,39 @@ async fn check_resolves(host: &Host, seed: &Host) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the node runs RabbitMQ older than 3.13: there the CLI's `stop_app`,
+/// `join_cluster` and `start_app` are one call each on the node (`rabbit:stop/0`,
+/// `rabbit_mnesia:join_cluster/2`, `rabbit:start/0`, as in rabbitmqctl 3.10.8), so one
+/// `rabbitmqctl eval` does two of them with one Erlang VM instead of two.
+const OLD: &str = r#"v=$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null)
+old() { [ -n "$v" ] && dpkg --compare-versions "$v" lt 3.13; }"#;
+
 /// stop_app [and reset]: the part of a join that needs no turn. `$1` reset|keep.
 /// Before RabbitMQ 3.13 the management plugin's stats handler waits out a 5 s call while the
-/// app stops (fixed by rabbitmq-server PR 11070): it is removed first (an OTP call; start_app
-/// adds it back), so stop_app takes under a second instead of over 5.
+/// app stops (fixed by rabbitmq-server PR 11070): it is removed first (start_app adds it
+/// back), so stop_app takes under a second instead of over 5; both in one VM.
 const PREPARE: &str = r#"c=/usr/sbin/rabbitmqctl
-v=$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null) &&
-  dpkg --compare-versions "$v" lt 3.13 &&
-  "$c" eval 'gen_event:delete_handler(rabbit_event, rabbit_mgmt_db_handler, []).' >/dev/null 2>&1
-"$c" stop_app || exit
+if old; then
+  "$c" eval 'gen_event:delete_handler(rabbit_event, rabbit_mgmt_db_handler, []), ok = rabbit:stop().' >/dev/null || exit
+else
+  "$c" stop_app || exit
+fi
 if [ "$1" = reset ]; then exec "$c" reset; fi"#;
 
 /// join_cluster [--ram] -- SEED, then start_app (returns once the app has booted), in one
-/// exec. `$1` seed, `$2` ram|disc.
-const JOIN: &str = r#"if [ "$2" = ram ]; then /usr/sbin/rabbitmqctl join_cluster --ram -- "$1" || exit
-else /usr/sbin/rabbitmqctl join_cluster -- "$1" || exit; fi
-exec /usr/sbin/rabbitmqctl start_app"#;
+/// exec, and before 3.13 in one VM. `$1` seed, `$2` ram|disc. A failed join is an error
+/// (eval itself exits 0 on any value it returns); the seed's name is checked before it goes
+/// into the expression (inventory names are letters, digits and `-`).
+const JOIN: &str = r#"c=/usr/sbin/rabbitmqctl
+if old; then
+  case $1 in *[!A-Za-z0-9@-]*) echo "bad node name $1" >&2; exit 2;; esac
+  exec "$c" eval "case rabbit_mnesia:join_cluster('$1', $2) of
+    ok -> ok = rabbit:start(); {ok, already_member} -> ok = rabbit:start();
+    E -> erlang:error({join_cluster, E}) end."
+fi
+if [ "$2" = ram ]; then "$c" join_cluster --ram -- "$1" || exit
+else "$c" join_cluster -- "$1" || exit; fi
+exec "$c" start_app"#;
 
 /// Joins `host` to the seed's cluster. stop_app (and reset) runs at once, beside the other
 /// joiners' turns; join_cluster and start_app run in turn, one node at a time. After a
@@ -161,7 +178,8 @@ pub async fn apply(
     reset: bool,
 ) -> anyhow::Result<()> {
     let reset = if reset { "reset" } else { "keep" };
-    host.run(&Cmd::sh(PREPARE, [reset])).await?;
+    host.run(&Cmd::sh(&format!("{OLD}\n{PREPARE}"), [reset]))
+        .await?;
     let mut failed = ctx.joins.lock().await;
     if let Some(first) = failed.clone() {
         host.run(&ctl(["start_app"])).await?;
@@ -175,7 +193,10 @@ pub async fn apply(
         NodeType::Disc => "disc",
     };
     let joined = host
-        .run(&Cmd::sh(JOIN, [node_name(seed).as_str(), mode]))
+        .run(&Cmd::sh(
+            &format!("{OLD}\n{JOIN}"),
+            [node_name(seed).as_str(), mode],
+        ))
         .await;
     if joined.is_err() {
         *failed = Some(host.name().to_string());

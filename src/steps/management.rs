@@ -5,6 +5,12 @@
 //! `administrator` whose password it knows; every caller falls back to `rabbitmqctl` when a
 //! request fails (plugin not running, user not created yet, password changed in the inventory).
 //! The password travels only inside the SSH connection: no remote process, no argv.
+//!
+//! Before the inventory's administrator exists (a node's first boot), a request it is refused
+//! is sent again as RabbitMQ's built-in `guest`, whose well-known password is no secret and
+//! which may log in from loopback only: so only where hactl reaches the node on loopback.
+//! That is how the definitions create that administrator (and delete `guest`) without an
+//! Erlang VM.
 
 use super::join::ClusterStatus;
 use crate::host::Host;
@@ -22,9 +28,14 @@ pub struct Api {
     user: String,
     password: Secret,
     port: u16,
+    /// The node's loopback address (`127.0.0.1`, or `::1` for an IPv6 cluster).
+    loopback: &'static str,
     /// With TLS, plain HTTP listens on the node's loopback only.
-    loopback: Option<&'static str>,
+    tls: bool,
 }
+
+/// RabbitMQ's built-in user, created with this password on a blank node's first boot.
+const GUEST: &str = "guest";
 
 /// One node as `GET /api/nodes` lists it (a stopped member has only name, type, running).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -77,11 +88,22 @@ impl Api {
             user: user.name.clone(),
             password: password(user)?,
             port: inv.rabbitmq.management_port,
-            loopback: inv.tls.as_ref().map(|_| match inv.rabbitmq_ipv6() {
+            loopback: match inv.rabbitmq_ipv6() {
                 true => "::1",
                 false => "127.0.0.1",
-            }),
+            },
+            tls: inv.tls.is_some(),
         })
+    }
+
+    /// Where `host`'s management listener is reached, and whether that is loopback: with TLS
+    /// and on a plain RabbitMQ host (listening on every address) it is; a host that is also a
+    /// load balancer listens on its own address only (rabbitmq.conf.tera).
+    fn address<'a>(&'a self, host: &'a Host) -> (&'a str, bool) {
+        match self.tls || !host.node.is_loadbalancer() {
+            true => (self.loopback, true),
+            false => (&host.node.address, false),
+        }
     }
 
     /// `GET path` on `host`'s own management listener, as JSON.
@@ -116,6 +138,34 @@ impl Api {
         Ok(())
     }
 
+    /// Creates or updates the user `name` with the salted SHA-256 `password_hash` (RabbitMQ's
+    /// default hashing) and `tags`. The body derives from a password: an error names the
+    /// status only, never what the node echoed of it.
+    pub async fn put_user(
+        &self,
+        host: &Host,
+        name: &str,
+        password_hash: &Secret,
+        tags: &[String],
+    ) -> anyhow::Result<()> {
+        let body = Secret::new(
+            serde_json::json!({
+                "password_hash": password_hash.expose(),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": tags.join(","),
+            })
+            .to_string(),
+        );
+        let path = format!("/api/users/{}", percent_encode(name));
+        let r = self.send(host, "PUT", &path, Some(body.expose())).await?;
+        if !(200..300).contains(&r.status) {
+            bail!("management API: PUT {path} answered HTTP {}", r.status);
+        }
+        Ok(())
+    }
+
+    /// The request as the inventory's administrator; refused that (HTTP 401) on loopback, as
+    /// `guest` (see the module doc).
     async fn send(
         &self,
         host: &Host,
@@ -123,18 +173,36 @@ impl Api {
         path: &str,
         json: Option<&str>,
     ) -> anyhow::Result<HttpResponse> {
-        let address = self.loopback.unwrap_or(&host.node.address);
+        let (address, loopback) = self.address(host);
+        let req = HttpRequest { method, path, json };
+        let r = self
+            .send_as(host, address, &req, &self.user, &self.password)
+            .await?;
+        if r.status == 401 && loopback && self.user != GUEST {
+            let guest = Secret::new(GUEST.to_string());
+            return self.send_as(host, address, &req, GUEST, &guest).await;
+        }
+        Ok(r)
+    }
+
+    async fn send_as(
+        &self,
+        host: &Host,
+        address: &str,
+        req: &HttpRequest<'_>,
+        user: &str,
+        password: &Secret,
+    ) -> anyhow::Result<HttpResponse> {
         host.reporter.command(
             host.name(),
             format_args!(
-                "{method} {path} (management API on {address} port {}, as {})",
-                self.port, self.user
+                "{} {} (management API on {address} port {}, as {user})",
+                req.method, req.path, self.port
             ),
         );
-        let req = HttpRequest { method, path, json };
         Ok(host
             .conn
-            .http(address, self.port, &req, &self.user, &self.password)
+            .http(address, self.port, req, user, password)
             .await?)
     }
 

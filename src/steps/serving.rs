@@ -7,7 +7,7 @@ use crate::status::read::loadbalancer::{Backend, read_lb};
 use anyhow::bail;
 use std::time::{Duration, Instant};
 
-/// How long HAProxy may take to mark a booted node UP (checks every 0.5 s while down, rise 2,
+/// How long HAProxy may take to mark a booted node UP (checks every 0.25 s while down, rise 2,
 /// plus a loaded machine's slack).
 const WAIT: Duration = Duration::from_secs(30);
 

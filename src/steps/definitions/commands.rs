@@ -2,13 +2,16 @@
 //! only way in a dry run's report and the fallback) and, where it has one, the management API
 //! request that does the same.
 
-use super::{Action, definition_json};
+use super::{Action, definition_json, password_hash};
 use crate::host::Host;
-use crate::inventory::Policy;
 use crate::inventory::endpoints::percent_encode;
+use crate::inventory::{Policy, User};
 use crate::rabbitmq::ctl;
+use crate::secret::Secret;
 use crate::ssh::Cmd;
 use crate::steps::Ctx;
+use crate::steps::management::Api;
+use anyhow::Context;
 use serde_json::Value;
 
 /// `rabbitmqctl set_policy` for `p`. Here and below `--` ends the options, so a pattern,
@@ -83,11 +86,32 @@ pub fn action_cmd(action: &Action) -> Cmd {
     }
 }
 
-/// The management API request that performs `action` as `rabbitmqctl` would: method, path,
-/// body. None for what stays with `rabbitmqctl`: passwords (on its stdin), tags (the API
-/// replaces a user whole) and vhosts (the API grants their creator permissions there).
-fn api_request(action: &Action) -> Option<(&'static str, String, Option<Value>)> {
+/// A management API request that does what an action's `rabbitmqctl` command does.
+#[derive(Debug, PartialEq)]
+enum Request {
+    /// Method, percent-encoded path and JSON body.
+    Json(&'static str, String, Option<Value>),
+    /// `PUT /api/users/NAME`: the user with a fresh salted hash of the inventory's password and
+    /// the inventory's tags. The API sets a user whole, so one request serves `add_user`,
+    /// `change_password` and `set_user_tags` alike: each leaves the user as the inventory has
+    /// it, and the plan lists all that differs.
+    User { name: String, tags: Vec<String> },
+}
+
+/// The management API request for `action`, or None for what stays with `rabbitmqctl`:
+/// vhosts (the API grants their creator permissions there), and users `users` (the
+/// inventory's) does not list.
+fn api_request(action: &Action, users: &[User]) -> Option<Request> {
     let enc = percent_encode;
+    let user = |name: &str| {
+        users
+            .iter()
+            .find(|u| u.name == name)
+            .map(|u| Request::User {
+                name: u.name.clone(),
+                tags: u.tags.clone(),
+            })
+    };
     match action {
         Action::SetPermissions {
             user,
@@ -95,13 +119,17 @@ fn api_request(action: &Action) -> Option<(&'static str, String, Option<Value>)>
             configure,
             write,
             read,
-        } => Some((
+        } => Some(Request::Json(
             "PUT",
             format!("/api/permissions/{}/{}", enc(vhost), enc(user)),
             Some(serde_json::json!({"configure": configure, "write": write, "read": read})),
         )),
-        Action::DeleteUser(u) => Some(("DELETE", format!("/api/users/{}", enc(u)), None)),
-        Action::SetPolicy(p) => Some((
+        Action::DeleteUser(u) => Some(Request::Json(
+            "DELETE",
+            format!("/api/users/{}", enc(u)),
+            None,
+        )),
+        Action::SetPolicy(p) => Some(Request::Json(
             "PUT",
             format!("/api/policies/{}/{}", enc(&p.vhost), enc(&p.name)),
             Some(serde_json::json!({
@@ -111,26 +139,48 @@ fn api_request(action: &Action) -> Option<(&'static str, String, Option<Value>)>
                 "apply-to": p.apply_to.as_str(),
             })),
         )),
-        Action::ClearPolicy { name, vhost } => Some((
+        Action::ClearPolicy { name, vhost } => Some(Request::Json(
             "DELETE",
             format!("/api/policies/{}/{}", enc(vhost), enc(name)),
             None,
         )),
-        Action::AddVhost { .. }
-        | Action::SetDefaultQueueType { .. }
-        | Action::AddUser(_)
-        | Action::ChangePassword(_)
-        | Action::SetTags(..) => None,
+        Action::AddUser(u) | Action::ChangePassword(u) | Action::SetTags(u, _) => user(u),
+        Action::AddVhost { .. } | Action::SetDefaultQueueType { .. } => None,
+    }
+}
+
+/// Four random bytes from the kernel: a password hash's salt.
+fn salt() -> anyhow::Result<[u8; 4]> {
+    use std::io::Read;
+    let mut salt = [0u8; 4];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
+    Ok(salt)
+}
+
+/// Sends `req` to `seed`'s management API.
+async fn send(ctx: &Ctx, api: &Api, seed: &Host, req: Request) -> anyhow::Result<()> {
+    match req {
+        Request::Json(method, path, body) => api.change(seed, method, &path, body.as_ref()).await,
+        Request::User { name, tags } => {
+            let password = ctx
+                .secrets
+                .user_passwords
+                .get(&name)
+                .with_context(|| format!("no password for user {name}"))?;
+            let hash = Secret::new(password_hash(password.expose(), salt()?));
+            api.put_user(seed, &name, &hash, &tags).await
+        }
     }
 }
 
 /// Carries out one definition action through `seed`: through the management API where it can
 /// (milliseconds, where each `rabbitmqctl` starts an Erlang VM that competes with booting and
-/// joining nodes for the CPU), else, or when the API fails (its user not created yet, plugin
-/// off), with `rabbitmqctl`.
+/// joining nodes for the CPU), else, or when the API fails (plugin off, no user it may log in
+/// as), with `rabbitmqctl`.
 pub async fn apply(ctx: &Ctx, seed: &Host, action: &Action) -> anyhow::Result<()> {
-    if let (Some(api), Some((method, path, body))) = (ctx.api.as_deref(), api_request(action)) {
-        match api.change(seed, method, &path, body.as_ref()).await {
+    let users = &ctx.loaded.inventory.rabbitmq.users;
+    if let (Some(api), Some(req)) = (ctx.api.as_deref(), api_request(action, users)) {
+        match send(ctx, api, seed, req).await {
             Ok(()) => return Ok(()),
             Err(e) => seed.reporter.command(
                 seed.name(),
@@ -233,7 +283,15 @@ mod tests {
             "priority": 3, "definition": {"ha-mode": "all"}
         }))
         .unwrap();
-        let req = |a: &Action| api_request(a).map(|(m, p, b)| (m, p, b.map(|b| b.to_string())));
+        let users: Vec<User> = serde_json::from_value(serde_json::json!([
+            {"name": "app", "password": {"env": "P"}, "tags": ["administrator", "monitoring"]}
+        ]))
+        .unwrap();
+        let req = |a: &Action| match api_request(a, &users) {
+            Some(Request::Json(m, p, b)) => Some((m, p, b.map(|b| b.to_string()))),
+            Some(other) => panic!("{other:?}"),
+            None => None,
+        };
         assert_eq!(
             req(&Action::SetPolicy(p)),
             Some((
@@ -271,16 +329,31 @@ mod tests {
             }),
             Some(("DELETE", "/api/policies/%2F/p".into(), None))
         );
+        // Every user action sets the user whole, as the inventory has it.
+        let app = Request::User {
+            name: "app".into(),
+            tags: vec!["administrator".into(), "monitoring".into()],
+        };
+        for user in [
+            Action::AddUser("app".into()),
+            Action::ChangePassword("app".into()),
+            Action::SetTags("app".into(), vec!["administrator".into()]),
+        ] {
+            assert_eq!(api_request(&user, &users).as_ref(), Some(&app));
+        }
         for only_ctl in [
-            Action::AddUser("u".into()),
-            Action::ChangePassword("u".into()),
-            Action::SetTags("u".into(), vec![]),
+            Action::AddUser("other".into()),
             Action::AddVhost {
                 name: "v".into(),
                 default_queue_type: None,
             },
+            Action::SetDefaultQueueType {
+                vhost: "v".into(),
+                queue_type: QueueType::Quorum,
+                was: "classic".into(),
+            },
         ] {
-            assert_eq!(req(&only_ctl), None);
+            assert_eq!(api_request(&only_ctl, &users), None);
         }
     }
 }

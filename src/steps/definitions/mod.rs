@@ -149,6 +149,16 @@ pub fn password_matches(hash_b64: &str, algorithm: &str, password: &str) -> bool
     }
 }
 
+/// RabbitMQ's default password hash (`rabbit_password_hashing_sha256`) of `password` with
+/// `salt`: base64 of the salt followed by SHA-256(salt ++ password), as the node computes it.
+pub fn password_hash(password: &str, salt: [u8; 4]) -> String {
+    let mut input = salt.to_vec();
+    input.extend_from_slice(password.as_bytes());
+    let mut raw = salt.to_vec();
+    raw.extend_from_slice(Sha256::digest(&input).as_slice());
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
 fn str_of(v: &Value, key: &str) -> String {
     v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
 }
@@ -334,12 +344,12 @@ mod tests {
 
     #[test]
     fn password_hash_roundtrip() {
-        let salt = [1u8, 2, 3, 4];
-        let mut input = salt.to_vec();
-        input.extend_from_slice(b"pw");
-        let mut raw = salt.to_vec();
-        raw.extend_from_slice(&Sha256::digest(&input));
-        let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+        let b64 = password_hash("pw", [1, 2, 3, 4]);
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&b64)
+            .unwrap();
+        assert_eq!(&raw[..4], &[1, 2, 3, 4]);
+        assert_eq!(&raw[4..], Sha256::digest(b"\x01\x02\x03\x04pw").as_slice());
         assert!(password_matches(
             &b64,
             "rabbit_password_hashing_sha256",
