@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod plan;
 mod procs;
 pub mod rabbitmq;
+pub mod random;
 pub mod redact;
 pub mod render;
 pub mod report;

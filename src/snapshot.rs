@@ -65,9 +65,7 @@ done"#;
 
 /// A fresh marker: 128 random bits in hex.
 pub fn marker() -> anyhow::Result<String> {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let bytes: [u8; 16] = crate::random::bytes()?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

@@ -149,14 +149,6 @@ fn api_request(action: &Action, users: &[User]) -> Option<Request> {
     }
 }
 
-/// Four random bytes from the kernel: a password hash's salt.
-fn salt() -> anyhow::Result<[u8; 4]> {
-    use std::io::Read;
-    let mut salt = [0u8; 4];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
-    Ok(salt)
-}
-
 /// Sends `req` to `seed`'s management API.
 async fn send(ctx: &Ctx, api: &Api, seed: &Host, req: Request) -> anyhow::Result<()> {
     match req {
@@ -167,7 +159,7 @@ async fn send(ctx: &Ctx, api: &Api, seed: &Host, req: Request) -> anyhow::Result
                 .user_passwords
                 .get(&name)
                 .with_context(|| format!("no password for user {name}"))?;
-            let hash = Secret::new(password_hash(password.expose(), salt()?));
+            let hash = Secret::new(password_hash(password.expose(), crate::random::bytes()?));
             api.put_user(seed, &name, &hash, &tags).await
         }
     }

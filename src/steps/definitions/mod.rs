@@ -1,7 +1,8 @@
-//! Cluster-wide definitions on the seed: vhosts, users (passwords on stdin), tags,
-//! permissions and policies. One `export_definitions` read gives the current state, so an
-//! unchanged cluster costs one rabbitmqctl call; passwords are checked against the exported
-//! salted hashes, locally, so a changed password is applied and an unchanged one is not.
+//! Cluster-wide definitions on the seed: vhosts, users, tags, permissions and policies. One
+//! read of the definitions (management API, else `export_definitions`) gives the current
+//! state; passwords are checked against the exported salted hashes, locally, so a changed
+//! password is applied and an unchanged one is not. Changes go through the API where they can
+//! (a user as a salted hash hactl computes), else `rabbitmqctl` (passwords on stdin).
 
 use super::Ctx;
 use super::management::Api;
