@@ -2,8 +2,8 @@
 //! list of names, `[name]:port` forms, `*`/`?` wildcards, `|1|salt|hash` hashed names, and
 //! `!` negations (a matching negation refuses the host whatever else matches).
 //!
-//! russh matches only exact and hashed names, and only on lines without a marker; hactl needs
-//! the full form for `@revoked` and `@cert-authority` lines, which commonly use wildcards.
+//! Plain lines match only exact and hashed names, as russh's matcher does ([`exactly`]);
+//! `@revoked` and `@cert-authority` lines, which commonly use wildcards, match in full.
 
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
@@ -29,6 +29,17 @@ pub(crate) fn matches(host: &str, patterns: &str) -> bool {
         matched |= hit;
     }
     matched
+}
+
+/// Whether one entry of `patterns` is `host` itself or its hash (no wildcards, no negations).
+pub(crate) fn exactly(host: &str, patterns: &str) -> bool {
+    patterns.split(',').any(|entry| {
+        if entry.starts_with("|1|") {
+            hashed_matches(host, entry)
+        } else {
+            entry == host
+        }
+    })
 }
 
 /// `|1|base64(salt)|base64(HMAC-SHA1(salt, host))`.
@@ -90,5 +101,17 @@ mod tests {
         assert!(matches("10.0.0.5", hashed));
         assert!(!matches("10.0.0.6", hashed));
         assert!(!matches("10.0.0.5", "|1|bad|bad"));
+    }
+
+    #[test]
+    fn plain_lines_match_names_and_hashes_only() {
+        assert!(exactly("10.0.0.5", "other,10.0.0.5"));
+        assert!(exactly("[10.0.0.5]:2222", "[10.0.0.5]:2222"));
+        assert!(!exactly("10.0.0.5", "10.0.0.*"));
+        assert!(!exactly("10.0.0.5", "!10.0.0.5"));
+        assert!(exactly(
+            "10.0.0.5",
+            "|1|c2FsdHNhbHRzYWx0c2FsdHNhbHQ=|1haJ3jTbxpkBvpsMPfDDhcPrNL8="
+        ));
     }
 }

@@ -1,13 +1,13 @@
-//! Host-key policy on top of `russh::keys::known_hosts`.
+//! Host-key policy: OpenSSH's known_hosts, read once per login.
 //!
-//! russh's matcher knows exact hosts, `|1|` hashed hosts and `[host]:port`; no wildcards, no
-//! markers. It also counts only non-comment lines when it reports a line, which we map back to
-//! the real line number for messages. Marker lines are read here (with OpenSSH's full host
-//! patterns): `@revoked` keys are refused, also when new keys are accepted; a host vouched for
-//! by `@cert-authority` is refused with a message, since hactl does not check certificates.
+//! Plain lines match as russh's matcher does (exact and `|1|` hashed names, `[host]:port`; no
+//! wildcards), and a host is judged as russh judges it. Marker lines are read too (with
+//! OpenSSH's full host patterns): `@revoked` keys are refused, also when new keys are
+//! accepted; a host vouched for by `@cert-authority` is refused with a message, since hactl
+//! does not check certificates. One read serves both the host-key algorithms offered and the
+//! check of the key the host shows: each hashed line costs an HMAC to match, and a user's file
+//! can hold thousands.
 
-use russh::keys::Error as KeysError;
-use russh::keys::known_hosts::{check_known_hosts_path, known_host_keys_path};
 use russh::keys::ssh_key::{Algorithm, HashAlg, PublicKey};
 use std::path::Path;
 use std::sync::Mutex;
@@ -38,78 +38,6 @@ pub(crate) fn key_type(key: &PublicKey) -> String {
     key.algorithm().as_str().to_string()
 }
 
-/// Keys recorded for `host:port`, with their real (1-based) line numbers.
-pub(crate) fn recorded(
-    host: &str,
-    port: u16,
-    path: &Path,
-) -> Result<Vec<(usize, PublicKey)>, String> {
-    let entries = known_host_keys_path(host, port, path).map_err(|e| e.to_string())?;
-    if entries.is_empty() {
-        return Ok(entries);
-    }
-    let map = line_map(path);
-    Ok(entries
-        .into_iter()
-        .map(|(n, k)| (real_line(&map, n), k))
-        .collect())
-}
-
-/// Judges `offered` against the file, with `check_known_hosts_path` as the authority.
-pub(crate) fn check(
-    host: &str,
-    port: u16,
-    offered: &PublicKey,
-    path: &Path,
-) -> Result<Verdict, String> {
-    let marked = marked_lines(host, port, path)?;
-    if let Some(m) = marked
-        .iter()
-        .find(|m| m.marker == Marker::Revoked && m.key.key_data() == offered.key_data())
-    {
-        return Ok(Verdict::Revoked { line: m.line });
-    }
-    let map = line_map(path);
-    match check_known_hosts_path(host, port, offered, path) {
-        Ok(true) => Ok(Verdict::Known),
-        Ok(false) => {
-            let others = known_host_keys_path(host, port, path).map_err(|e| e.to_string())?;
-            match others.into_iter().next() {
-                None => Ok(marked
-                    .iter()
-                    .find(|m| m.marker == Marker::CertAuthority)
-                    .map_or(Verdict::Unknown, |m| Verdict::CertAuthority {
-                        line: m.line,
-                    })),
-                Some((n, expected)) => Ok(Verdict::Changed {
-                    expected,
-                    line: real_line(&map, n),
-                }),
-            }
-        }
-        Err(KeysError::KeyChanged { line }) => {
-            let entries = known_host_keys_path(host, port, path).map_err(|e| e.to_string())?;
-            let expected = entries
-                .iter()
-                .find(|(n, _)| *n == line)
-                .or_else(|| {
-                    entries
-                        .iter()
-                        .find(|(_, k)| k.algorithm() == offered.algorithm())
-                })
-                .map(|(_, k)| k.clone())
-                .ok_or_else(|| {
-                    format!("key changed at line {line}, but that line cannot be read back")
-                })?;
-            Ok(Verdict::Changed {
-                expected,
-                line: real_line(&map, line),
-            })
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Marker {
     Revoked,
@@ -123,12 +51,19 @@ struct Marked {
     key: PublicKey,
 }
 
-/// The `@revoked` and `@cert-authority` lines whose host patterns match `host:port`. A line
-/// that matches but whose key cannot be read is an error: a revocation must not be skipped.
-fn marked_lines(host: &str, port: u16, path: &Path) -> Result<Vec<Marked>, String> {
+/// The lines of one known_hosts file that name one host.
+pub(crate) struct HostLines {
+    /// Plain lines: (real 1-based line number, key).
+    keys: Vec<(usize, PublicKey)>,
+    marked: Vec<Marked>,
+}
+
+/// Reads `path` (absent: nothing recorded) for `host:port`. A line that names the host but
+/// whose key cannot be read is an error: a revocation or a changed key must not be skipped.
+pub(crate) fn read(host: &str, port: u16, path: &Path) -> Result<HostLines, String> {
     let text = match std::fs::read(path) {
         Ok(t) => String::from_utf8_lossy(&t).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("cannot read: {e}")),
     };
     let host_port = if port == 22 {
@@ -136,41 +71,110 @@ fn marked_lines(host: &str, port: u16, path: &Path) -> Result<Vec<Marked>, Strin
     } else {
         format!("[{host}]:{port}")
     };
-    let mut out = Vec::new();
+    let mut out = HostLines {
+        keys: Vec::new(),
+        marked: Vec::new(),
+    };
     for (i, line) in text.lines().enumerate() {
+        if line.starts_with('#') {
+            continue;
+        }
         let mut fields = line.split_whitespace();
-        let marker = match fields.next() {
-            Some("@revoked") => Marker::Revoked,
-            Some("@cert-authority") => Marker::CertAuthority,
-            _ => continue,
+        let first = fields.next();
+        let marker = match first {
+            Some("@revoked") => Some(Marker::Revoked),
+            Some("@cert-authority") => Some(Marker::CertAuthority),
+            Some(m) if m.starts_with('@') => continue,
+            _ => None,
         };
-        let (Some(patterns), key_type, key) = (fields.next(), fields.next(), fields.next()) else {
+        let patterns = match marker {
+            Some(_) => fields.next(),
+            None => first,
+        };
+        let (Some(patterns), key_type, key) = (patterns, fields.next(), fields.next()) else {
             continue;
         };
-        if !super::host_pattern::matches(&host_port, patterns) {
+        let named = match marker {
+            Some(_) => super::host_pattern::matches(&host_port, patterns),
+            None => super::host_pattern::exactly(&host_port, patterns),
+        };
+        if !named {
             continue;
         }
         let key = key
             .and_then(|k| russh::keys::parse_public_key_base64(k).ok())
             .ok_or_else(|| {
+                let what = match marker {
+                    Some(Marker::Revoked) => "@revoked key",
+                    Some(Marker::CertAuthority) => "@cert-authority key",
+                    None => "key",
+                };
                 format!(
-                    "line {}: the {} key for this host cannot be read ({})",
+                    "line {}: the {what} for this host cannot be read ({})",
                     i + 1,
-                    if marker == Marker::Revoked {
-                        "@revoked"
-                    } else {
-                        "@cert-authority"
-                    },
                     key_type.unwrap_or("no key type")
                 )
             })?;
-        out.push(Marked {
-            line: i + 1,
-            marker,
-            key,
-        });
+        match marker {
+            Some(marker) => out.marked.push(Marked {
+                line: i + 1,
+                marker,
+                key,
+            }),
+            None => out.keys.push((i + 1, key)),
+        }
     }
     Ok(out)
+}
+
+impl HostLines {
+    /// Keys recorded for the host, with their real line numbers.
+    pub(crate) fn recorded(&self) -> &[(usize, PublicKey)] {
+        &self.keys
+    }
+
+    /// Judges `offered`. A recorded key of the offered type that differs is a changed key,
+    /// even when another line holds the offered one (russh's rule, stricter than OpenSSH's).
+    pub(crate) fn verdict(&self, offered: &PublicKey) -> Verdict {
+        if let Some(m) = self
+            .marked
+            .iter()
+            .find(|m| m.marker == Marker::Revoked && m.key.key_data() == offered.key_data())
+        {
+            return Verdict::Revoked { line: m.line };
+        }
+        let same_type = |k: &PublicKey| k.algorithm() == offered.algorithm();
+        if let Some((line, expected)) = self
+            .keys
+            .iter()
+            .find(|(_, k)| same_type(k) && k.key_data() != offered.key_data())
+        {
+            return Verdict::Changed {
+                expected: expected.clone(),
+                line: *line,
+            };
+        }
+        if self
+            .keys
+            .iter()
+            .any(|(_, k)| k.key_data() == offered.key_data())
+        {
+            return Verdict::Known;
+        }
+        match self.keys.first() {
+            Some((line, expected)) => Verdict::Changed {
+                expected: expected.clone(),
+                line: *line,
+            },
+            None => self
+                .marked
+                .iter()
+                .find(|m| m.marker == Marker::CertAuthority)
+                .map_or(Verdict::Unknown, |m| Verdict::CertAuthority {
+                    line: m.line,
+                }),
+        }
+    }
 }
 
 /// Serialises appends from the many connections of one run.
@@ -240,25 +244,6 @@ pub(crate) fn preferred_algorithms(recorded: &[(usize, PublicKey)]) -> Vec<Algor
     out
 }
 
-/// For each line russh counts (every line not starting with `#`), its real line number.
-fn line_map(path: &Path) -> Vec<usize> {
-    let Ok(text) = std::fs::read(path) else {
-        return Vec::new();
-    };
-    text.split_inclusive(|b| *b == b'\n')
-        .enumerate()
-        .filter(|(_, l)| l.first() != Some(&b'#'))
-        .map(|(i, _)| i + 1)
-        .collect()
-}
-
-fn real_line(map: &[usize], russh_line: usize) -> usize {
-    russh_line
-        .checked_sub(1)
-        .and_then(|i| map.get(i).copied())
-        .unwrap_or(russh_line)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +251,10 @@ mod tests {
 
     const ED1: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
     const ED2: &str = "AAAAC3NzaC1lZDI1NTE5AAAAILIG2T/B0l0gaqj3puu510tu9N1OkQ4znY3LYuEm5zCF";
+
+    fn check(host: &str, port: u16, offered: &PublicKey, path: &Path) -> Result<Verdict, String> {
+        read(host, port, path).map(|lines| lines.verdict(offered))
+    }
 
     #[test]
     fn verdicts_and_real_line_numbers() {
@@ -293,9 +282,49 @@ mod tests {
             }
             other => panic!("expected Changed, got {other:?}"),
         }
-        let rec = recorded("10.0.0.5", 2222, &path).unwrap();
-        assert_eq!(rec.len(), 1);
-        assert_eq!(rec[0].0, 4);
+        let lines = read("10.0.0.5", 2222, &path).unwrap();
+        assert_eq!(lines.recorded().len(), 1);
+        assert_eq!(lines.recorded()[0].0, 4);
+    }
+
+    #[test]
+    fn hashed_names_and_a_second_key_of_the_same_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        // `ssh-keygen -H` of `10.0.0.5` with a fixed salt; a wildcard on a plain line matches
+        // nothing (only marker lines take patterns).
+        let hashed = "|1|c2FsdHNhbHRzYWx0c2FsdHNhbHQ=|1haJ3jTbxpkBvpsMPfDDhcPrNL8=";
+        std::fs::write(
+            &path,
+            format!("10.0.0.* ssh-ed25519 {ED2}\n{hashed} ssh-ed25519 {ED1}\n"),
+        )
+        .unwrap();
+        let k1 = parse_public_key_base64(ED1).unwrap();
+        let k2 = parse_public_key_base64(ED2).unwrap();
+        assert!(matches!(
+            check("10.0.0.5", 22, &k1, &path),
+            Ok(Verdict::Known)
+        ));
+        assert!(matches!(
+            check("10.0.0.5", 22, &k2, &path),
+            Ok(Verdict::Changed { line: 2, .. })
+        ));
+        // Two keys of one type: the one that differs makes it a changed key.
+        std::fs::write(
+            &path,
+            format!("10.0.0.5 ssh-ed25519 {ED1}\n10.0.0.5 ssh-ed25519 {ED2}\n"),
+        )
+        .unwrap();
+        assert!(matches!(
+            check("10.0.0.5", 22, &k1, &path),
+            Ok(Verdict::Changed { line: 2, .. })
+        ));
+        std::fs::write(&path, "10.0.0.5 ssh-ed25519 AAAAnotakey\n").unwrap();
+        let err = check("10.0.0.5", 22, &k1, &path).unwrap_err();
+        assert!(
+            err.contains("line 1") && err.contains("cannot be read"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -129,8 +129,9 @@ pub(super) struct Client {
     host: String,
     address: String,
     port: u16,
-    /// Checked in order; unknown keys are learnt into the first.
-    known_hosts: Vec<std::path::PathBuf>,
+    /// Each file as read for this login, checked in order; unknown keys are learnt into the
+    /// first.
+    known_hosts: Vec<(std::path::PathBuf, known_hosts::HostLines)>,
     policy: HostKeyPolicy,
     /// Why the key was refused; `connect` reports this instead of russh's bare "unknown key".
     refusal: Arc<Mutex<Option<SshError>>>,
@@ -139,19 +140,12 @@ pub(super) struct Client {
 impl Client {
     /// Every file's verdict counts as OpenSSH's do: revoked anywhere refuses, known anywhere
     /// passes, then the first changed or CA-only verdict; else the key is unknown.
-    fn verdict(&self, offered: &PublicKey) -> Result<(Verdict, &Path), SshError> {
-        let mut verdicts = Vec::new();
-        for path in &self.known_hosts {
-            let v =
-                known_hosts::check(&self.address, self.port, offered, path).map_err(|reason| {
-                    SshError::KnownHosts {
-                        host: self.host.clone(),
-                        path: path.clone(),
-                        reason,
-                    }
-                })?;
-            verdicts.push((v, path.as_path()));
-        }
+    fn verdict(&self, offered: &PublicKey) -> (Verdict, &Path) {
+        let mut verdicts: Vec<(Verdict, &Path)> = self
+            .known_hosts
+            .iter()
+            .map(|(path, lines)| (lines.verdict(offered), path.as_path()))
+            .collect();
         let rank = |v: &Verdict| match v {
             Verdict::Revoked { .. } => 0,
             Verdict::Known => 1,
@@ -164,15 +158,15 @@ impl Client {
         let first = self
             .known_hosts
             .first()
-            .map_or(Path::new(""), |p| p.as_path());
-        Ok(verdicts
+            .map_or(Path::new(""), |(p, _)| p.as_path());
+        verdicts
             .into_iter()
             .next()
-            .unwrap_or((Verdict::Unknown, first)))
+            .unwrap_or((Verdict::Unknown, first))
     }
 
     fn judge(&self, offered: &PublicKey) -> Result<(), SshError> {
-        let (verdict, file) = self.verdict(offered)?;
+        let (verdict, file) = self.verdict(offered);
         let file = file.to_path_buf();
         match verdict {
             Verdict::Known => Ok(()),
@@ -269,18 +263,21 @@ pub(super) async fn login(
     let policy = policy.max(target.host_keys);
     // Keys are read first: a bad key file is reported without touching the network.
     let identities = super::auth::load(target);
-    let mut recorded = Vec::new();
+    let mut files = Vec::new();
     for path in &target.known_hosts {
-        recorded.extend(
-            known_hosts::recorded(&target.address, target.port, path).map_err(|reason| {
-                SshError::KnownHosts {
-                    host: target.host.clone(),
-                    path: path.clone(),
-                    reason,
-                }
-            })?,
-        );
+        let lines = known_hosts::read(&target.address, target.port, path).map_err(|reason| {
+            SshError::KnownHosts {
+                host: target.host.clone(),
+                path: path.clone(),
+                reason,
+            }
+        })?;
+        files.push((path.clone(), lines));
     }
+    let recorded: Vec<_> = files
+        .iter()
+        .flat_map(|(_, lines)| lines.recorded().iter().cloned())
+        .collect();
     let mut config = client::Config {
         keepalive_interval: (!target.keepalive.is_zero()).then_some(target.keepalive),
         keepalive_max: KEEPALIVE_MAX,
@@ -295,7 +292,7 @@ pub(super) async fn login(
         host: target.host.clone(),
         address: target.address.clone(),
         port: target.port,
-        known_hosts: target.known_hosts.clone(),
+        known_hosts: files,
         policy,
         refusal: refusal.clone(),
     };
