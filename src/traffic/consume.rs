@@ -17,7 +17,6 @@ pub(super) struct ConsumerSession {
 impl ConsumerSession {
     pub(super) async fn open(s: &Settings) -> anyhow::Result<ConsumerSession> {
         let props = ConnectionProperties::default().with_connection_name("hactl-consumer".into());
-        // A short heartbeat: a dead connection is noticed after two.
         let mut target = s.target();
         target.heartbeat = Some(HEARTBEAT_SECS);
         let conn = bounded(

@@ -46,7 +46,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
-/// AMQP heartbeat the consumer asks for (seconds): a dead connection is noticed after two.
+/// AMQP heartbeat both connections ask for (seconds): a dead connection is noticed after two.
+/// A connection that only waits (the publisher, for a confirm) sends nothing else: when
+/// Keepalived stops on the VIP holder, the old holder no longer has the VIP to answer from,
+/// and only the next heartbeat, which the new holder refuses, ends the wait (without one the
+/// publisher waited for its 10 s confirm timeout, once in CI).
 const HEARTBEAT_SECS: u16 = 5;
 /// Longest a stopping publisher keeps re-publishing unconfirmed numbers.
 const FLUSH: Duration = Duration::from_secs(20);
@@ -201,7 +205,8 @@ impl Traffic {
         let session = rt.block_on(retry(Duration::from_secs(30), || {
             ConsumerSession::open(&settings)
         }))?;
-        let target = settings.target();
+        let mut target = settings.target();
+        target.heartbeat = Some(HEARTBEAT_SECS);
         let publisher = rt.block_on(retry(Duration::from_secs(30), || {
             Publisher::connect(&target, &settings.queue, &settings.tag)
         }))?;
