@@ -358,8 +358,8 @@ pub struct UpArgs {
     #[arg(long)]
     pub skip_unreachable: bool,
     /// Allow a change that cannot roll one node at a time (the Erlang distribution, TCP to TLS
-    /// or back) to stop every RabbitMQ node and start them together: no client is served
-    /// meanwhile. Without it such a change is refused.
+    /// or back; a running cluster's Erlang cookie) to stop every RabbitMQ node and start them
+    /// together: no client is served meanwhile. Without it such a change is refused.
     #[arg(long)]
     pub restart_cluster: bool,
     #[command(flatten)]

@@ -1,14 +1,16 @@
 //! A whole-cluster restart (`up --restart-cluster`), for what cannot roll: a change of the
-//! Erlang distribution (TCP to TLS or back). Nodes on different distributions cannot talk, so
-//! a node restarted alone onto the other one would wait for its peers in vain; and the CLI
-//! tools follow rabbitmq-env.conf, so a node must stop before its new one is written.
+//! Erlang distribution (TCP to TLS or back), or of the Erlang cookie of a running cluster.
+//! Nodes on different distributions or cookies cannot talk, so a node restarted alone onto
+//! the new one would wait for its peers in vain; and the CLI tools follow rabbitmq-env.conf
+//! and the cookie file, so a node must stop before its new ones are written.
 //!
-//! Step `distribution`, before the config files: the other RabbitMQ nodes of the run stop, then
-//! the seed, last (so it boots first without waiting for a peer's tables). Step
+//! Step `distribution` (or `cookie`), before the files: the other RabbitMQ nodes of the run
+//! stop, then the seed, last (so it boots first without waiting for a peer's tables). Step
 //! `rabbitmq_service`: the seed starts; once it runs, the others start one at a time. (Started
 //! all at once, RabbitMQ 3.10.8 nodes asked each other for feature flags while still booting
-//! and one failed with `incompatible_feature_flags`, seen in the lab.) Clients lose the whole
-//! cluster meanwhile: the operator asks for it by the flag.
+//! and one failed with `incompatible_feature_flags`, or `badmap` in
+//! `do_sync_feature_flags_with_node`, both seen in the lab.) Clients lose the whole cluster
+//! meanwhile: the operator asks for it by the flag.
 
 use crate::host::{Distribution, Host};
 use crate::plan::Action;
@@ -16,6 +18,36 @@ use crate::steps::Ctx;
 use anyhow::bail;
 use std::collections::BTreeSet;
 use std::time::Duration;
+
+/// Why the whole cluster restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    Distribution {
+        from: Distribution,
+        to: Distribution,
+    },
+    /// The node runs with another cookie than the inventory's; `peers`: the RabbitMQ nodes of
+    /// the inventory running in its cluster, which stop before the seed.
+    Cookie { peers: Vec<String> },
+}
+
+impl Cause {
+    /// The plan's words for the stop.
+    pub fn describe(&self) -> String {
+        let why = match self {
+            Cause::Distribution { from, to } => format!(
+                "the Erlang distribution changes from {} to {}",
+                from.as_str(),
+                to.as_str()
+            ),
+            Cause::Cookie { .. } => "it and its cluster run with another Erlang cookie".into(),
+        };
+        format!(
+            "stop rabbitmq-server ({why}, which cannot roll: the whole cluster restarts, no \
+             client is served until it is back)"
+        )
+    }
+}
 
 /// How long a node waits for the others' stop, or for the seed's start.
 const WAIT: Duration = Duration::from_secs(600);
@@ -32,22 +64,26 @@ pub fn plan(ctx: &Ctx, node: &str, running: Option<Distribution>) -> anyhow::Res
     };
     match running {
         Some(from) if from != to && inv.manages_rabbitmq_env() => {
-            allowed(ctx, node, from, to)?;
-            Ok(vec![Action::StopForDistribution { from, to }])
+            allowed(
+                ctx,
+                format!(
+                    "{node} runs its Erlang distribution over {}, the inventory wants {} \
+                     (tls.inter_node_tls): nodes on different distributions cannot talk, so no \
+                     node can restart alone",
+                    from.as_str(),
+                    to.as_str()
+                ),
+            )?;
+            Ok(vec![Action::StopWithCluster {
+                cause: Cause::Distribution { from, to },
+            }])
         }
         _ => Ok(Vec::new()),
     }
 }
 
-/// Whether this run may restart the cluster as a whole; else why not.
-fn allowed(ctx: &Ctx, node: &str, from: Distribution, to: Distribution) -> anyhow::Result<()> {
-    let why = format!(
-        "{node} runs its Erlang distribution over {}, the inventory wants {} \
-         (tls.inter_node_tls): nodes on different distributions cannot talk, so no node can \
-         restart alone",
-        from.as_str(),
-        to.as_str()
-    );
+/// Whether this run may restart the cluster as a whole (`why` it must); else why not.
+pub fn allowed(ctx: &Ctx, why: String) -> anyhow::Result<()> {
     if !ctx.restart_cluster {
         bail!(
             "{why}. `hactl up --restart-cluster` stops every RabbitMQ node and starts them \
@@ -87,15 +123,15 @@ pub struct Progress {
     seed_up: bool,
 }
 
-/// `Action::StopForDistribution`: the seed waits until the others have stopped.
-pub async fn stop(ctx: &Ctx, node: &Host) -> anyhow::Result<()> {
+/// `Action::StopWithCluster`: the seed waits until the others have stopped.
+pub async fn stop(ctx: &Ctx, node: &Host, cause: &Cause) -> anyhow::Result<()> {
     let seed = &ctx.loaded.inventory.rabbitmq.seed;
     if node.name() == seed {
-        let others: Vec<String> = ctx
-            .expected_rabbits()
-            .map(|n| n.name.clone())
-            .filter(|n| n != seed)
-            .collect();
+        let others: Vec<String> = match cause {
+            Cause::Distribution { .. } => ctx.expected_rabbits().map(|n| n.name.clone()).collect(),
+            Cause::Cookie { peers } => peers.clone(),
+        };
+        let others: Vec<String> = others.into_iter().filter(|n| n != seed).collect();
         let settled = |p: &Progress| {
             others
                 .iter()
@@ -114,9 +150,13 @@ pub async fn stop(ctx: &Ctx, node: &Host) -> anyhow::Result<()> {
         };
         if !failed.is_empty() {
             bail!(
-                "{} did not stop (it failed, or already ran the new distribution): the seed keeps \
-                 running on its distribution",
-                failed.join(", ")
+                "{} did not stop (it failed, or already ran the new {what}): the seed keeps \
+                 running on its {what}",
+                failed.join(", "),
+                what = match cause {
+                    Cause::Distribution { .. } => "distribution",
+                    Cause::Cookie { .. } => "cookie",
+                }
             );
         }
     }

@@ -210,7 +210,12 @@ async fn converge_steps(
     if h.node.is_rabbitmq() && scope == Scope::Full {
         let cookie = runner::execute(ctx, opts, h, "cookie", cookie::plan(ctx, h)).await?;
         let mut node = rabbitmq::NodeState::Down;
-        if !cookie.iter().any(|a| a.stops_rabbitmq()) {
+        if cookie
+            .iter()
+            .any(|a| matches!(a, Action::StopWithCluster { .. }))
+        {
+            node = rabbitmq::NodeState::StoppedWithCluster;
+        } else if !cookie.iter().any(|a| a.stops_rabbitmq()) {
             // One read says whether the node runs and on which distribution; a change of it
             // stops the node before the config files (the CLI tools follow rabbitmq-env.conf).
             let mut running = None;
@@ -222,7 +227,7 @@ async fn converge_steps(
             node = match (running, dist.is_empty()) {
                 (None, _) => rabbitmq::NodeState::Down,
                 (Some(_), true) => rabbitmq::NodeState::Up,
-                (Some(_), false) => rabbitmq::NodeState::StoppedForDistribution,
+                (Some(_), false) => rabbitmq::NodeState::StoppedWithCluster,
             };
             n += dist.len();
         }

@@ -96,13 +96,12 @@ pub enum Action {
     /// Restarts the running RabbitMQ of a cluster member through the rolling path
     /// (`crate::rolling`): drained in HAProxy and in maintenance mode first, revived after.
     RollingRestart,
-    /// Stops RabbitMQ before its config files change: the Erlang distribution changes, the
-    /// whole cluster restarts (`crate::cluster_restart`).
-    StopForDistribution {
-        from: crate::host::Distribution,
-        to: crate::host::Distribution,
+    /// Stops RabbitMQ before its files change, for a change that cannot roll: the whole
+    /// cluster restarts (`crate::cluster_restart`).
+    StopWithCluster {
+        cause: crate::cluster_restart::Cause,
     },
-    /// Starts RabbitMQ after a `StopForDistribution`: the seed first, then one at a time.
+    /// Starts RabbitMQ after a `StopWithCluster`: the seed first, then one at a time.
     StartTogether,
     /// Makes a running RabbitMQ read its TLS certificate, key and CA files again, without a
     /// restart: Erlang's PEM cache is cleared, new TLS connections (AMQPS, HTTPS) read the
@@ -207,12 +206,7 @@ impl Action {
             Action::ReloadTls => "reload the TLS files (rabbitmqctl eval ssl:clear_pem_cache(): \
                                    new connections use them, no restart)"
                 .into(),
-            Action::StopForDistribution { from, to } => format!(
-                "stop rabbitmq-server (the Erlang distribution changes from {} to {}, which \
-                 cannot roll: the whole cluster restarts, no client is served until it is back)",
-                from.as_str(),
-                to.as_str()
-            ),
+            Action::StopWithCluster { cause } => cause.describe(),
             Action::StartTogether => "start rabbitmq-server, wait for it in the cluster (the seed \
                                       first, it stopped last; then the others, one at a time)"
                 .into(),
@@ -300,7 +294,7 @@ impl Action {
         match self {
             Action::Service { verb, .. } => *verb != Verb::Start,
             Action::RollingRestart
-            | Action::StopForDistribution { .. }
+            | Action::StopWithCluster { .. }
             | Action::ReloadTls
             | Action::Join { .. }
             | Action::LeaveCluster { .. } => true,
@@ -316,7 +310,7 @@ impl Action {
                 name: "rabbitmq-server",
                 verb: Verb::Stop,
                 ..
-            } | Action::StopForDistribution { .. }
+            } | Action::StopWithCluster { .. }
         )
     }
 
@@ -387,7 +381,9 @@ impl Action {
                 Ok(())
             }
             Action::RollingRestart => crate::rolling::restart_in_run(ctx, host).await,
-            Action::StopForDistribution { .. } => crate::cluster_restart::stop(ctx, host).await,
+            Action::StopWithCluster { cause } => {
+                crate::cluster_restart::stop(ctx, host, cause).await
+            }
             Action::StartTogether => crate::cluster_restart::start(ctx, host).await,
             Action::ReloadTls => crate::rolling::reload_tls_in_run(ctx, host).await,
             Action::StartForming {
@@ -464,13 +460,23 @@ mod tests {
         assert!(service("haproxy", Verb::Reload).restarts());
         assert!(service("rabbitmq-server", Verb::Stop).stops_rabbitmq());
         assert!(!service("haproxy", Verb::Stop).stops_rabbitmq());
+        use crate::cluster_restart::Cause;
         use crate::host::Distribution;
-        let stop = Action::StopForDistribution {
-            from: Distribution::Tcp,
-            to: Distribution::Tls,
+        let stop = Action::StopWithCluster {
+            cause: Cause::Distribution {
+                from: Distribution::Tcp,
+                to: Distribution::Tls,
+            },
         };
         assert!(stop.stops_rabbitmq() && stop.restarts());
         assert!(stop.describe().contains("changes from TCP to TLS"));
+        let stop = Action::StopWithCluster {
+            cause: Cause::Cookie {
+                peers: vec!["node2".into()],
+            },
+        };
+        assert!(stop.stops_rabbitmq() && stop.restarts());
+        assert!(stop.describe().contains("another Erlang cookie"));
         assert!(!Action::StartTogether.restarts());
         let sysctl = Action::Sysctl {
             key: "net.ipv4.ip_nonlocal_bind".into(),

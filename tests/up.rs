@@ -1201,10 +1201,22 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         .map(|(n, v)| (format!("old {n}"), v))
         .collect();
     old_and_new.extend(new_secrets);
+    // A running cluster's new cookie cannot roll: refused without the flag, before the
+    // RabbitMQ hosts change.
+    let i = hactl(
+        &mut runs,
+        "up --dry-run (secrets rotated, no --restart-cluster)",
+        &[&rotated, "--dry-run"],
+    );
+    let refused = runs[i].expect_code(1).stderr();
+    for want in ["another Erlang cookie", "--restart-cluster"] {
+        assert!(refused.contains(want), "no {want:?} in:\n{refused}");
+    }
+    assert_no_form_printed(&old_and_new, &runs[i]);
     let i = hactl(
         &mut runs,
         "up --dry-run --json (secrets rotated)",
-        &[&rotated, "--dry-run", "--json"],
+        &[&rotated, "--dry-run", "--json", "--restart-cluster"],
     );
     let rotation_plan = runs[i].expect_code(0).json();
     let shown = diffs(&rotation_plan);
@@ -1219,7 +1231,7 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
     let i = hactl(
         &mut runs,
         "up -v --json (secrets rotated)",
-        &[&rotated, "-v", "--json"],
+        &[&rotated, "-v", "--json", "--restart-cluster"],
     );
     let report = runs[i].expect_code(0).json();
     assert!(
@@ -1227,6 +1239,16 @@ fn up_builds_the_cluster_and_a_rerun_changes_nothing() {
         "the rotating run's --json report carries its diffs"
     );
     assert_dry_run_was_the_plan(&rotation_plan, &report, "secrets rotated");
+    // Every node stopped with the cluster (the seed last) and started again (the seed first).
+    let done = actions(&report);
+    for want in ["another Erlang cookie", "the seed first, it stopped last"] {
+        assert_eq!(
+            done.iter().filter(|a| a.contains(want)).count(),
+            RABBIT_NODES.len(),
+            "{want:?} on every RabbitMQ node: {done:#?}"
+        );
+    }
+    assert_cluster_complete(&lab, "after the cookie rotation");
     assert_no_form_printed(&old_and_new, &runs[i]);
     timings.push(("up -v, secrets rotated".into(), runs[i].took));
     eprintln!(

@@ -41,8 +41,9 @@ pub enum NodeState {
     /// Not running, or stopped by the cookie step (started alone again).
     Down,
     Up,
-    /// Stopped because its Erlang distribution changes: started with the others.
-    StoppedForDistribution,
+    /// Stopped for a change that cannot roll (`crate::cluster_restart`): started with the
+    /// others.
+    StoppedWithCluster,
 }
 
 /// What a run changes of RabbitMQ's config files (`config`'s plan).
@@ -75,11 +76,11 @@ impl ConfigChange {
 
 /// Starts RabbitMQ when it is down (or an earlier step stopped it), restarts it when
 /// its config changes, reloads its TLS files when only they change. Restarts roll one node at
-/// a time (see `Action::apply`). After a stop for a new Erlang distribution, the nodes start
-/// together (`crate::cluster_restart`).
+/// a time (see `Action::apply`). After a whole-cluster stop, the nodes start together
+/// (`crate::cluster_restart`).
 pub fn service(change: ConfigChange, node: NodeState) -> Vec<Action> {
     let verb = match (node, change) {
-        (NodeState::StoppedForDistribution, _) => return vec![Action::StartTogether],
+        (NodeState::StoppedWithCluster, _) => return vec![Action::StartTogether],
         (NodeState::Down, _) => Verb::Start,
         (NodeState::Up, ConfigChange::Config) => Verb::Restart,
         (NodeState::Up, ConfigChange::TlsFiles) => return vec![Action::ReloadTls],
